@@ -1,0 +1,304 @@
+package framework
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// DefaultEnvPrefix is the environment variable prefix LoadConfig uses when
+// given an empty prefix: JETKIT_NATS_URL, JETKIT_ACK_WAIT, ...
+const DefaultEnvPrefix = "JETKIT"
+
+// AckMode selects how a subscription acknowledges a handled message.
+type AckMode string
+
+const (
+	// AckModeAsync acks without waiting for the server's confirmation. Fastest;
+	// a lost ack means one redelivery (handlers should be idempotent).
+	AckModeAsync AckMode = "async"
+	// AckModeSync waits for the server to confirm the ack (DoubleAck) before the
+	// message counts as done.
+	AckModeSync AckMode = "sync"
+)
+
+// Config is everything a jetkit service reads from its environment. Load it
+// with LoadConfig; build it in code with DefaultConfig and edit the fields.
+// Every field names its variable (with the prefix, e.g. JETKIT_NATS_URL).
+type Config struct {
+	// ServiceName identifies the service: the CloudEvents source, the NATS
+	// client name (unless ClientName is set) and the OTel service name.
+	ServiceName string `envconfig:"SERVICE_NAME" default:"jetkit"`
+	// URLs are the NATS servers, comma separated: nats://host:4222,...
+	URLs []string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
+	// ClientName is the connection name the server shows; defaults to ServiceName.
+	ClientName string `envconfig:"NATS_CLIENT_NAME"`
+
+	// CredsFile is a JWT user credentials file (.creds).
+	CredsFile string `envconfig:"NATS_CREDS_FILE"`
+	// NKeyFile is a file holding an NKey user seed.
+	NKeyFile string `envconfig:"NATS_NKEY_FILE"`
+	// User and Password authenticate with a username and password.
+	User     string `envconfig:"NATS_USER"`
+	Password Secret `envconfig:"NATS_PASSWORD"`
+	// Token authenticates with a bearer token.
+	Token Secret `envconfig:"NATS_TOKEN"`
+
+	// TLSCAFile is a PEM CA bundle that verifies the server.
+	TLSCAFile string `envconfig:"NATS_TLS_CA_FILE"`
+	// TLSCertFile and TLSKeyFile are the client certificate for mutual TLS.
+	TLSCertFile string `envconfig:"NATS_TLS_CERT_FILE"`
+	TLSKeyFile  string `envconfig:"NATS_TLS_KEY_FILE"`
+	// TLSServerName overrides the name verified in the server certificate.
+	TLSServerName string `envconfig:"NATS_TLS_SERVER_NAME"`
+
+	// ConnectTimeout bounds each dial to a server.
+	ConnectTimeout time.Duration `envconfig:"NATS_CONNECT_TIMEOUT" default:"5s"`
+	// ReconnectWait is the pause between reconnect attempts to one server.
+	ReconnectWait time.Duration `envconfig:"NATS_RECONNECT_WAIT" default:"1s"`
+	// MaxReconnects is how many reconnect attempts to make; -1 is forever.
+	MaxReconnects int `envconfig:"NATS_MAX_RECONNECTS" default:"-1"`
+	// RetryOnFailedConnect keeps trying when no server answers at start-up
+	// instead of failing Connect.
+	RetryOnFailedConnect bool `envconfig:"NATS_RETRY_ON_FAILED_CONNECT" default:"false"`
+	// RequestTimeout bounds JetStream API calls and sync publishes.
+	RequestTimeout time.Duration `envconfig:"NATS_REQUEST_TIMEOUT" default:"5s"`
+
+	// Replicas is the replica count of streams the service declares (1 or 3 typically).
+	Replicas int `envconfig:"STREAM_REPLICAS" default:"1"`
+	// DeadLetterStream is the stream dead-lettered messages are copied to.
+	DeadLetterStream string `envconfig:"DEAD_LETTER_STREAM" default:"DEADLETTER"`
+
+	// AckWait is how long the server waits for an ack before redelivering.
+	AckWait time.Duration `envconfig:"ACK_WAIT" default:"30s"`
+	// MaxDeliver is how many times a message is delivered before it is
+	// dead-lettered.
+	MaxDeliver int `envconfig:"MAX_DELIVER" default:"5"`
+	// Concurrency is the default number of handlers running at once per subscription.
+	Concurrency int `envconfig:"CONCURRENCY" default:"1"`
+	// AckMode is the default ack mode: "async" or "sync".
+	AckMode AckMode `envconfig:"ACK_MODE" default:"async"`
+	// RetryInitial is the first redelivery delay after a transient failure.
+	RetryInitial time.Duration `envconfig:"RETRY_INITIAL" default:"1s"`
+	// RetryMax caps the redelivery delay.
+	RetryMax time.Duration `envconfig:"RETRY_MAX" default:"1m"`
+	// ShutdownTimeout is the budget in-flight handlers get at shutdown before
+	// their messages are handed back; it fits Kubernetes' 30 s grace period.
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s"`
+	// PublishAsyncMaxPending bounds un-acknowledged async publishes.
+	PublishAsyncMaxPending int `envconfig:"PUBLISH_ASYNC_MAX_PENDING" default:"4000"`
+}
+
+// DefaultConfig returns the configuration LoadConfig produces from an empty
+// environment: the `default` tags above. It reads no environment variable.
+func DefaultConfig() Config {
+	var cfg Config
+	v := reflect.ValueOf(&cfg).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		def, ok := t.Field(i).Tag.Lookup("default")
+		if !ok {
+			continue
+		}
+		f := v.Field(i)
+		switch {
+		case f.Type() == reflect.TypeOf(time.Duration(0)):
+			d, _ := time.ParseDuration(def)
+			f.SetInt(int64(d))
+		case f.Kind() == reflect.Int:
+			n, _ := strconv.Atoi(def)
+			f.SetInt(int64(n))
+		case f.Kind() == reflect.Bool:
+			b, _ := strconv.ParseBool(def)
+			f.SetBool(b)
+		case f.Kind() == reflect.String:
+			f.SetString(def)
+		case f.Kind() == reflect.Slice:
+			f.Set(reflect.ValueOf(strings.Split(def, ",")))
+		}
+	}
+	return cfg
+}
+
+// LoadConfig reads the configuration from environment variables named
+// PREFIX_FIELD (prefix "" means DefaultEnvPrefix) and validates it. The
+// error lists every problem at once, naming each variable and the form it
+// expects, and never contains a secret value.
+func LoadConfig(prefix string) (Config, error) {
+	if prefix == "" {
+		prefix = DefaultEnvPrefix
+	}
+	// envconfig stops at the first unparsable variable; check them all first
+	// so that one typo does not hide the next.
+	if problems := parseProblems(prefix); len(problems) > 0 {
+		cfg := DefaultConfig()
+		return cfg, &ConfigError{Problems: problems}
+	}
+	var cfg Config
+	if err := envconfig.Process(prefix, &cfg); err != nil {
+		return cfg, &ConfigError{Problems: []string{err.Error()}}
+	}
+	return cfg, cfg.validate(prefix)
+}
+
+// parseProblems reports every set variable whose value does not parse as
+// its field's type.
+func parseProblems(prefix string) []string {
+	var problems []string
+	t := reflect.TypeOf(Config{})
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key := prefix + "_" + f.Tag.Get("envconfig")
+		val, ok := os.LookupEnv(key)
+		if !ok {
+			continue
+		}
+		var err error
+		expect := ""
+		switch {
+		case f.Type == reflect.TypeOf(time.Duration(0)):
+			_, err = time.ParseDuration(val)
+			expect = "a Go duration such as 500ms, 30s or 2m"
+		case f.Type.Kind() == reflect.Int:
+			_, err = strconv.Atoi(val)
+			expect = "a whole number"
+		case f.Type.Kind() == reflect.Bool:
+			_, err = strconv.ParseBool(val)
+			expect = "true or false"
+		}
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s=%q: not %s", key, val, expect))
+		}
+	}
+	return problems
+}
+
+// ConfigError lists every problem found in a configuration.
+type ConfigError struct {
+	// Problems are human-readable, one per variable, naming the variable.
+	Problems []string
+}
+
+// Error implements error.
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("%s (%d problem(s)):\n  - %s", ErrInvalidConfig, len(e.Problems), strings.Join(e.Problems, "\n  - "))
+}
+
+// Unwrap lets errors.Is(err, ErrInvalidConfig) match.
+func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
+
+// Validate checks the configuration and reports every problem at once,
+// naming the JETKIT_ variable of each field.
+func (c Config) Validate() error { return c.validate(DefaultEnvPrefix) }
+
+func (c Config) validate(prefix string) error {
+	var p []string
+	add := func(field, format string, args ...any) {
+		p = append(p, prefix+"_"+field+": "+fmt.Sprintf(format, args...))
+	}
+	if c.ServiceName == "" {
+		add("SERVICE_NAME", "must not be empty; set a short name such as \"order\"")
+	} else if err := ValidateToken(c.ServiceName); err != nil {
+		add("SERVICE_NAME", "%q must be one subject token (no spaces, dots or wildcards)", c.ServiceName)
+	}
+	if len(c.URLs) == 0 {
+		add("NATS_URL", "must list at least one server, e.g. nats://127.0.0.1:4222")
+	}
+	for _, raw := range c.URLs {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		switch {
+		case err != nil || u.Host == "":
+			add("NATS_URL", "%q is not a URL; expected nats://host:port (comma separated for several)", redactURL(raw))
+		case u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss":
+			add("NATS_URL", "%q has scheme %q; expected nats, tls, ws or wss", redactURL(raw), u.Scheme)
+		}
+	}
+	fileMustExist := func(field, path string) {
+		if path == "" {
+			return
+		}
+		if _, err := os.Stat(path); err != nil {
+			add(field, "file %q cannot be read: %v", path, errors.Unwrap(err))
+		}
+	}
+	fileMustExist("NATS_CREDS_FILE", c.CredsFile)
+	fileMustExist("NATS_NKEY_FILE", c.NKeyFile)
+	fileMustExist("NATS_TLS_CA_FILE", c.TLSCAFile)
+	fileMustExist("NATS_TLS_CERT_FILE", c.TLSCertFile)
+	fileMustExist("NATS_TLS_KEY_FILE", c.TLSKeyFile)
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		add("NATS_TLS_CERT_FILE", "and %s_NATS_TLS_KEY_FILE must be set together for mutual TLS", prefix)
+	}
+	methods := 0
+	for _, set := range []bool{c.CredsFile != "", c.NKeyFile != "", c.User != "" || c.Password != "", c.Token != ""} {
+		if set {
+			methods++
+		}
+	}
+	if methods > 1 {
+		add("NATS_USER", "set only one of credentials file, NKey seed file, user/password or token")
+	}
+	if (c.User == "") != (c.Password == "") {
+		add("NATS_USER", "and %s_NATS_PASSWORD must be set together", prefix)
+	}
+	positive := func(field string, d time.Duration) {
+		if d <= 0 {
+			add(field, "must be a positive duration such as 5s, got %s", d)
+		}
+	}
+	positive("NATS_CONNECT_TIMEOUT", c.ConnectTimeout)
+	positive("NATS_REQUEST_TIMEOUT", c.RequestTimeout)
+	positive("ACK_WAIT", c.AckWait)
+	positive("RETRY_INITIAL", c.RetryInitial)
+	positive("SHUTDOWN_TIMEOUT", c.ShutdownTimeout)
+	if c.ReconnectWait < 0 {
+		add("NATS_RECONNECT_WAIT", "must not be negative, got %s", c.ReconnectWait)
+	}
+	if c.RetryMax < c.RetryInitial {
+		add("RETRY_MAX", "(%s) must be at least %s_RETRY_INITIAL (%s)", c.RetryMax, prefix, c.RetryInitial)
+	}
+	if c.MaxReconnects < -1 {
+		add("NATS_MAX_RECONNECTS", "must be -1 (forever) or more, got %d", c.MaxReconnects)
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		add("STREAM_REPLICAS", "must be between 1 and 5, got %d", c.Replicas)
+	}
+	if c.DeadLetterStream == "" || strings.ContainsAny(c.DeadLetterStream, ".*> \t") {
+		add("DEAD_LETTER_STREAM", "%q must be a stream name without spaces, dots or wildcards", c.DeadLetterStream)
+	}
+	if c.MaxDeliver < 1 {
+		add("MAX_DELIVER", "must be at least 1, got %d", c.MaxDeliver)
+	}
+	if c.Concurrency < 1 || c.Concurrency > 4096 {
+		add("CONCURRENCY", "must be between 1 and 4096, got %d", c.Concurrency)
+	}
+	if c.AckMode != AckModeAsync && c.AckMode != AckModeSync {
+		add("ACK_MODE", "%q is not an ack mode; expected \"async\" or \"sync\"", c.AckMode)
+	}
+	if c.PublishAsyncMaxPending < 1 {
+		add("PUBLISH_ASYNC_MAX_PENDING", "must be at least 1, got %d", c.PublishAsyncMaxPending)
+	}
+	if len(p) > 0 {
+		return &ConfigError{Problems: p}
+	}
+	return nil
+}
+
+// redactURL drops any user:password from a URL before it is shown.
+func redactURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.User == nil {
+		if i := strings.LastIndex(raw, "@"); i >= 0 {
+			return "[redacted]@" + raw[i+1:]
+		}
+		return raw
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,119 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Dead-letter headers added to the copy of a dead-lettered message.
+const (
+	// DeadLetterSubjectPrefix roots the dead-letter subjects:
+	// jetkit.deadletter.<stream>.<consumer>.
+	DeadLetterSubjectPrefix = "jetkit.deadletter"
+
+	HeaderDLQReason      = "Jetkit-Dlq-Reason"       // decode, permanent, max-deliver
+	HeaderDLQError       = "Jetkit-Dlq-Error"        // the handler's error, one line
+	HeaderDLQSubject     = "Jetkit-Dlq-Subject"      // original subject
+	HeaderDLQStream      = "Jetkit-Dlq-Stream"       // original stream
+	HeaderDLQConsumer    = "Jetkit-Dlq-Consumer"     // consumer that gave up
+	HeaderDLQStreamSeq   = "Jetkit-Dlq-Stream-Seq"   // original stream sequence
+	HeaderDLQDelivered   = "Jetkit-Dlq-Delivered"    // deliveries made
+	HeaderDLQTime        = "Jetkit-Dlq-Time"         // when it was dead-lettered (RFC 3339)
+	maxDLQErrorHeaderLen = 1024
+)
+
+// Dead-letter reasons, the value of HeaderDLQReason.
+const (
+	ReasonDecode     = "decode"
+	ReasonPermanent  = "permanent"
+	ReasonMaxDeliver = "max-deliver"
+)
+
+// DeadLetterSubject is where messages of stream/consumer are dead-lettered.
+func DeadLetterSubject(stream, consumer string) string {
+	return DeadLetterSubjectPrefix + "." + stream + "." + consumer
+}
+
+// EnsureDeadLetterStream declares the dead-letter stream named in the config.
+func EnsureDeadLetterStream(ctx context.Context, c *Conn) (jetstream.Stream, error) {
+	return EnsureStream(ctx, c, StreamSpec{Name: c.cfg.DeadLetterStream, Subjects: []string{DeadLetterSubjectPrefix + ".>"}})
+}
+
+func deadLetterReason(err error) string {
+	var me *maxDeliverError
+	switch {
+	case errors.Is(err, ErrDecode):
+		return ReasonDecode
+	case errors.As(err, &me):
+		return ReasonMaxDeliver
+	case IsPermanent(err):
+		return ReasonPermanent
+	default:
+		return ReasonMaxDeliver
+	}
+}
+
+// oneLine makes an error safe for a header value: no line breaks, bounded.
+func oneLine(s string, limit int) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' || r == '\t' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > limit {
+		s = s[:limit] + "…"
+	}
+	return s
+}
+
+// deadLetter copies m with reason headers to the dead-letter stream, then
+// terminates it. If the copy cannot be stored the message is retried later
+// instead: it is never dropped.
+func (s *Subscription) deadLetter(m *Message, cause error) {
+	reason := deadLetterReason(cause)
+	errText := oneLine(cause.Error(), maxDLQErrorHeaderLen)
+	h := make(nats.Header, len(m.Header)+9)
+	for k, v := range m.Header {
+		if k == nats.MsgIdHdr || strings.HasPrefix(k, "Nats-Expected") {
+			continue
+		}
+		h[k] = v
+	}
+	h[HeaderDLQReason] = []string{reason}
+	h[HeaderDLQError] = []string{errText}
+	h[HeaderDLQSubject] = []string{m.Subject}
+	h[HeaderDLQStream] = []string{m.Stream}
+	h[HeaderDLQConsumer] = []string{m.Consumer}
+	h[HeaderDLQStreamSeq] = []string{strconv.FormatUint(m.StreamSeq, 10)}
+	h[HeaderDLQDelivered] = []string{strconv.FormatUint(m.NumDelivered, 10)}
+	h[HeaderDLQTime] = []string{time.Now().UTC().Format(time.RFC3339Nano)}
+	// One dead-letter copy per stream message, even if this runs twice.
+	h[nats.MsgIdHdr] = []string{"dlq." + m.Stream + "." + m.Consumer + "." + strconv.FormatUint(m.StreamSeq, 10)}
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.conn.cfg.RequestTimeout)
+	_, err := s.conn.JS.PublishMsg(ctx, &nats.Msg{Subject: DeadLetterSubject(m.Stream, m.Consumer), Data: m.Data, Header: h})
+	cancel()
+	if err != nil {
+		s.stats.deadLetterFailed.Add(1)
+		delay := s.opts.backoff.Delay(m.NumDelivered)
+		_ = m.raw.NakWithDelay(delay)
+		s.log.Error("dead-letter failed; message kept and retried", "event_id", m.Envelope.ID, "subject", m.Subject,
+			"stream_seq", m.StreamSeq, "dead_letter_stream", s.conn.cfg.DeadLetterStream, "retry_in", delay, "error", err)
+		return
+	}
+	if terr := m.raw.TermWithReason(oneLine(reason+": "+errText, 200)); terr != nil {
+		// The copy is stored; a redelivery is dead-lettered again and
+		// de-duplicated by its Msg-Id, so nothing is doubled.
+		s.log.Warn("term after dead-letter failed", "subject", m.Subject, "stream_seq", m.StreamSeq, "error", terr)
+	}
+	s.stats.deadLettered.Add(1)
+	s.log.Warn("dead-lettered", "event_id", m.Envelope.ID, "type", m.Envelope.Type, "subject", m.Subject,
+		"stream_seq", m.StreamSeq, "delivery", m.NumDelivered, "reason", reason, "error", errText)
+}

@@ -1,0 +1,66 @@
+package framework_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/testenv"
+)
+
+type orderCreated struct {
+	ID    string `json:"id"`
+	Qty   int    `json:"qty"`
+	Note  string `json:"note,omitempty"`
+	Index int    `json:"index"`
+}
+
+var ordersStream = framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}
+
+var created = framework.NewTopic[orderCreated]("orders.created.v1")
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// newService starts a service on srv with the ORDERS stream declared and
+// test-sized retry delays; it is shut down at cleanup.
+func newService(t *testing.T, srv *testenv.Server, name string, edit ...func(*framework.Config)) *framework.Service {
+	t.Helper()
+	cfg := srv.Config(name)
+	cfg.RetryInitial = 20 * time.Millisecond
+	cfg.RetryMax = 200 * time.Millisecond
+	cfg.ShutdownTimeout = 5 * time.Second
+	for _, e := range edit {
+		e(&cfg)
+	}
+	ctx := context.Background()
+	svc, err := framework.New(ctx, cfg, framework.WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatalf("framework.New: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = svc.Shutdown(ctx)
+	})
+	if _, err := svc.EnsureStream(ctx, ordersStream); err != nil {
+		t.Fatalf("EnsureStream: %v", err)
+	}
+	return svc
+}
+
+func publishN(t *testing.T, svc *framework.Service, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := created.PublishAsync(context.Background(), svc, orderCreated{ID: "o", Qty: 1, Index: i}); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := svc.Conn().FlushAsync(ctx); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+}

@@ -1,0 +1,198 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel"
+)
+
+// Publisher is what a Topic publishes through: a *Service or a *Conn.
+type Publisher interface {
+	publishConn() *Conn
+}
+
+func (c *Conn) publishConn() *Conn { return c }
+
+// PubAck is the server's acknowledgement of a stored event.
+type PubAck struct {
+	// EventID is the CloudEvents id (and Nats-Msg-Id) of the event.
+	EventID string
+	// Subject is the subject the event was published to.
+	Subject string
+	// Stream is the stream that stored it.
+	Stream string
+	// Sequence is its stream sequence.
+	Sequence uint64
+	// Duplicate is true when the server already had this event id inside
+	// the stream's duplicates window and did not store it again.
+	Duplicate bool
+}
+
+// PublishOption adjusts one publish.
+type PublishOption func(*publishOptions)
+
+type publishOptions struct {
+	id      string
+	key     string
+	keySet  bool
+	at      time.Time
+	headers map[string]string
+}
+
+// WithEventID sets the event id (default: a new unique id). Publishing the
+// same id twice inside the stream's duplicates window stores it once.
+func WithEventID(id string) PublishOption { return func(o *publishOptions) { o.id = id } }
+
+// WithKey appends one validated token to the subject: orders.created.v1.<key>.
+// An empty key is an error, not "no key".
+func WithKey(key string) PublishOption {
+	return func(o *publishOptions) { o.key, o.keySet = key, true }
+}
+
+// WithTime sets the event time (default: now).
+func WithTime(t time.Time) PublishOption { return func(o *publishOptions) { o.at = t } }
+
+// WithHeader adds an application header. Envelope headers cannot be overridden.
+func WithHeader(key, value string) PublishOption {
+	return func(o *publishOptions) {
+		if o.headers == nil {
+			o.headers = map[string]string{}
+		}
+		o.headers[key] = value
+	}
+}
+
+// Publish encodes ev, sends it and waits for the server to store it.
+func (t *Topic[T]) Publish(ctx context.Context, p Publisher, ev T, opts ...PublishOption) (PubAck, error) {
+	c := p.publishConn()
+	msg, env, err := t.message(ctx, c, ev, opts)
+	if err != nil {
+		return PubAck{}, err
+	}
+	ack, err := c.JS.PublishMsg(ctx, msg)
+	if err != nil {
+		return PubAck{}, publishError(t.eventType, env.ID, msg.Subject, err)
+	}
+	return PubAck{EventID: env.ID, Subject: msg.Subject, Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// PublishAsync encodes ev and sends it without waiting; the returned future
+// resolves when the server stores it. At most Config.PublishAsyncMaxPending
+// publishes are outstanding; beyond that PublishAsync waits (bounded by ctx).
+// Conn.FlushAsync waits for all of them and reports every failure.
+func (t *Topic[T]) PublishAsync(ctx context.Context, p Publisher, ev T, opts ...PublishOption) (jetstream.PubAckFuture, error) {
+	c := p.publishConn()
+	msg, env, err := t.message(ctx, c, ev, opts)
+	if err != nil {
+		return nil, err
+	}
+	f, err := c.JS.PublishMsgAsync(msg)
+	if err != nil {
+		return nil, publishError(t.eventType, env.ID, msg.Subject, err)
+	}
+	return f, nil
+}
+
+func publishError(eventType, id, subject string, err error) error {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		err = fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
+	}
+	return fmt.Errorf("publish %s event %s to %q: %w", eventType, id, subject, err)
+}
+
+// message builds the NATS message: subject, envelope headers, trace context
+// and encoded payload. Nothing is sent if any part is invalid.
+func (t *Topic[T]) message(ctx context.Context, c *Conn, ev T, opts []PublishOption) (*nats.Msg, Envelope, error) {
+	var o publishOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	subject := t.subject
+	if o.keySet {
+		if err := ValidateToken(o.key); err != nil {
+			return nil, Envelope{}, fmt.Errorf("publish %s: key: %w", t.eventType, err)
+		}
+		subject += "." + o.key
+	}
+	env := Envelope{ID: o.id, Type: t.eventType, Source: c.cfg.ServiceName, Time: o.at, ContentType: t.codec.ContentType()}
+	if env.ID == "" {
+		env.ID = nuid.Next()
+	} else if err := validateEventID(env.ID); err != nil {
+		return nil, env, fmt.Errorf("publish %s: %w", t.eventType, err)
+	}
+	if env.Time.IsZero() {
+		env.Time = time.Now()
+	}
+	data, err := t.codec.Marshal(ev)
+	if err != nil {
+		return nil, env, fmt.Errorf("publish %s: encode %T with %s: %w", t.eventType, ev, t.codec.ContentType(), err)
+	}
+	if max := c.NC.MaxPayload(); max > 0 && int64(len(data)) > max {
+		return nil, env, fmt.Errorf("publish %s event %s: %w: payload is %d bytes, the server's max_payload is %d", t.eventType, env.ID, ErrMessageTooLarge, len(data), max)
+	}
+	h := make(nats.Header, 8+len(o.headers))
+	for k, v := range o.headers {
+		h[k] = []string{v}
+	}
+	writeEnvelope(h, env)
+	otel.GetTextMapPropagator().Inject(ctx, HeaderCarrier(h))
+	return &nats.Msg{Subject: subject, Data: data, Header: h}, env, nil
+}
+
+func validateEventID(id string) error {
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return fmt.Errorf("event id %q: byte %d is not printable ASCII; ids travel in headers", id, i)
+		}
+	}
+	return nil
+}
+
+// FlushAsync waits until every async publish made on c so far is
+// acknowledged or failed, bounded by ctx, and returns every failure since
+// the previous FlushAsync (nil if all were stored).
+func (c *Conn) FlushAsync(ctx context.Context) error {
+	select {
+	case <-c.JS.PublishAsyncComplete():
+	case <-ctx.Done():
+		return fmt.Errorf("flush async publishes: %d still pending: %w", c.JS.PublishAsyncPending(), ctx.Err())
+	}
+	return c.asyncErrs.take()
+}
+
+// asyncErrors collects async publish failures until the next FlushAsync.
+type asyncErrors struct {
+	mu     sync.Mutex
+	errs   []error
+	missed int
+}
+
+const maxKeptAsyncErrors = 100
+
+func (a *asyncErrors) record(_ jetstream.JetStream, msg *nats.Msg, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.errs) >= maxKeptAsyncErrors {
+		a.missed++
+		return
+	}
+	a.errs = append(a.errs, publishError(headerValue(msg.Header, HeaderType), headerValue(msg.Header, HeaderID), msg.Subject, err))
+}
+
+func (a *asyncErrors) take() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	errs := a.errs
+	if a.missed > 0 {
+		errs = append(errs, fmt.Errorf("and %d more async publish failures", a.missed))
+	}
+	a.errs, a.missed = nil, 0
+	return errors.Join(errs...)
+}

@@ -1,0 +1,151 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamSpec declares a stream in code. EnsureStream creates it if missing,
+// updates fields JetStream can change, and refuses incompatible changes.
+type StreamSpec struct {
+	// Name of the stream, e.g. ORDERS.
+	Name string
+	// Subjects it stores, e.g. orders.>.
+	Subjects []string
+	// Storage is file (default) or memory.
+	Storage jetstream.StorageType
+	// Retention is limits (default), interest or work queue.
+	Retention jetstream.RetentionPolicy
+	// Replicas; 0 takes Config.Replicas.
+	Replicas int
+	// MaxAge discards older messages; 0 keeps them.
+	MaxAge time.Duration
+	// MaxBytes bounds the stream's size; 0 is unlimited.
+	MaxBytes int64
+	// MaxMsgs bounds the message count; 0 is unlimited.
+	MaxMsgs int64
+	// MaxMsgSize bounds one message; 0 is the server's max_payload.
+	MaxMsgSize int32
+	// Duplicates is the de-duplication window for event ids; 0 is 2 minutes.
+	Duplicates time.Duration
+}
+
+const defaultDuplicates = 2 * time.Minute
+
+func (s StreamSpec) config(defaultReplicas int) jetstream.StreamConfig {
+	cfg := jetstream.StreamConfig{
+		Name:       s.Name,
+		Subjects:   s.Subjects,
+		Storage:    s.Storage,
+		Retention:  s.Retention,
+		Replicas:   s.Replicas,
+		MaxAge:     s.MaxAge,
+		MaxBytes:   s.MaxBytes,
+		MaxMsgs:    s.MaxMsgs,
+		MaxMsgSize: s.MaxMsgSize,
+		Duplicates: s.Duplicates,
+		Discard:    jetstream.DiscardOld,
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = defaultReplicas
+	}
+	if cfg.Duplicates == 0 {
+		cfg.Duplicates = defaultDuplicates
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = -1
+	}
+	if cfg.MaxMsgs == 0 {
+		cfg.MaxMsgs = -1
+	}
+	if cfg.MaxMsgSize == 0 {
+		cfg.MaxMsgSize = -1
+	}
+	return cfg
+}
+
+func (s StreamSpec) validate() error {
+	var errs []error
+	if s.Name == "" {
+		errs = append(errs, errors.New("name is empty"))
+	} else if err := ValidateToken(s.Name); err != nil {
+		errs = append(errs, fmt.Errorf("name: %w", err))
+	}
+	if len(s.Subjects) == 0 {
+		errs = append(errs, errors.New("no subjects; declare e.g. orders.>"))
+	}
+	for _, subj := range s.Subjects {
+		if err := ValidateFilter(subj); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stream %q: %w", s.Name, err)
+	}
+	return nil
+}
+
+// EnsureStream reconciles the declared stream with the server: creates it
+// if missing, updates compatible changes (subjects, limits, replicas), and
+// returns ErrIncompatibleChange naming the field when the server's stream
+// differs in one JetStream cannot update (storage, retention).
+func EnsureStream(ctx context.Context, c *Conn, spec StreamSpec) (jetstream.Stream, error) {
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	want := spec.config(c.cfg.Replicas)
+	st, err := c.JS.Stream(ctx, spec.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		st, err = c.JS.CreateStream(ctx, want)
+		if err != nil {
+			return nil, fmt.Errorf("create stream %s (subjects %v): %w", spec.Name, spec.Subjects, err)
+		}
+		c.log.Info("stream created", "stream", spec.Name, "subjects", spec.Subjects, "replicas", want.Replicas)
+		return st, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up stream %s: %w", spec.Name, err)
+	}
+	have := st.CachedInfo().Config
+	if err := compareImmutable("stream "+spec.Name, []immutableField{
+		{"Storage", have.Storage.String(), want.Storage.String()},
+		{"Retention", have.Retention.String(), want.Retention.String()},
+	}); err != nil {
+		return nil, err
+	}
+	merged := have
+	merged.Subjects, merged.Replicas, merged.MaxAge = want.Subjects, want.Replicas, want.MaxAge
+	merged.MaxBytes, merged.MaxMsgs, merged.MaxMsgSize, merged.Duplicates = want.MaxBytes, want.MaxMsgs, want.MaxMsgSize, want.Duplicates
+	if streamConfigEqual(have, merged) {
+		return st, nil
+	}
+	st, err = c.JS.UpdateStream(ctx, merged)
+	if err != nil {
+		return nil, fmt.Errorf("update stream %s: %w", spec.Name, err)
+	}
+	c.log.Info("stream updated", "stream", spec.Name, "subjects", want.Subjects, "replicas", want.Replicas)
+	return st, nil
+}
+
+func streamConfigEqual(a, b jetstream.StreamConfig) bool {
+	return slices.Equal(a.Subjects, b.Subjects) && a.Replicas == b.Replicas && a.MaxAge == b.MaxAge &&
+		a.MaxBytes == b.MaxBytes && a.MaxMsgs == b.MaxMsgs && a.MaxMsgSize == b.MaxMsgSize && a.Duplicates == b.Duplicates
+}
+
+type immutableField struct{ name, have, want string }
+
+func compareImmutable(what string, fields []immutableField) error {
+	var errs []error
+	for _, f := range fields {
+		if f.have != f.want {
+			errs = append(errs, fmt.Errorf("%w: %s field %s: server has %q, code declares %q; JetStream cannot change it in place: declare the server's value, or delete and recreate (data loss)",
+				ErrIncompatibleChange, what, f.name, f.have, f.want))
+		}
+	}
+	return errors.Join(errs...)
+}

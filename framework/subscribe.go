@@ -1,0 +1,127 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Subscribe consumes topic with the durable consumer named durable and
+// runs h for each event. Services that each want every event use different
+// durable names (fan-out); instances of one service use the same name and
+// split the work (competing consumers).
+//
+//	framework.Subscribe(svc, OrderCreated, "inventory", reserveStock,
+//		framework.Concurrency(16), framework.AckSync())
+//
+// A payload that does not decode into T, or an event of another type, is
+// dead-lettered at once.
+func Subscribe[T any](svc *Service, topic *Topic[T], durable string, h TypedHandler[T], opts ...SubscribeOption) (*Subscription, error) {
+	if h == nil {
+		return nil, fmt.Errorf("subscribe %s as %q: nil handler", topic.subject, durable)
+	}
+	inner := HandlerFunc(func(ctx context.Context, m *Message) error {
+		if m.Envelope.Type != topic.eventType {
+			return decodeError("event type %q on subject %s, expected %q", m.Envelope.Type, m.Subject, topic.eventType)
+		}
+		var ev T
+		if err := topic.codec.Unmarshal(m.Data, &ev); err != nil {
+			return decodeError("payload of %s event %s as %T: %v", m.Envelope.Type, m.Envelope.ID, ev, err)
+		}
+		return h(ctx, ev, m)
+	})
+	return svc.subscribe(topic.filters(), durable, inner, opts)
+}
+
+// SubscribeHandler consumes filter (wildcards allowed) with an untyped
+// Handler that reads Message.Data itself.
+func SubscribeHandler(svc *Service, filter, durable string, h Handler, opts ...SubscribeOption) (*Subscription, error) {
+	if err := ValidateFilter(filter); err != nil {
+		return nil, fmt.Errorf("subscribe as %q: %w", durable, err)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("subscribe %s as %q: nil handler", filter, durable)
+	}
+	return svc.subscribe([]string{filter}, durable, h, opts)
+}
+
+func (svc *Service) subscribe(filters []string, durable string, h Handler, opts []SubscribeOption) (*Subscription, error) {
+	if err := ValidateToken(durable); err != nil {
+		return nil, fmt.Errorf("subscribe %v: durable name: %w", filters, err)
+	}
+	o := defaultSubOptions(svc.cfg)
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.finish(); err != nil {
+		return nil, fmt.Errorf("subscribe %v as %q: %w", filters, durable, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), svc.cfg.RequestTimeout)
+	defer cancel()
+	stream := o.stream
+	if stream == "" {
+		name, err := svc.conn.JS.StreamNameBySubject(ctx, filters[0])
+		if err != nil {
+			return nil, fmt.Errorf("subscribe %s as %q: no stream stores this subject (declare one with EnsureStream first): %w", filters[0], durable, err)
+		}
+		stream = name
+	}
+	cons, err := ensureConsumer(ctx, svc.conn, stream, durable, filters, o)
+	if err != nil {
+		return nil, err
+	}
+	mws := append(append([]Middleware{}, svc.middleware...), o.middleware...)
+	s := &Subscription{
+		conn: svc.conn, stream: stream, durable: durable, filters: filters, opts: o,
+		handler: Chain(h, mws...), consumer: cons,
+		log: svc.log.With("stream", stream, "consumer", durable),
+	}
+	if err := svc.track(s); err != nil {
+		return nil, err
+	}
+	if err := s.start(); err != nil {
+		svc.untrack(s)
+		return nil, err
+	}
+	s.log.Info("subscribed", "filters", filters, "concurrency", o.concurrency, "ack_mode", string(o.ackMode), "prefetch", o.prefetch)
+	return s, nil
+}
+
+// ensureConsumer creates or updates the durable pull consumer, refusing
+// changes JetStream cannot make in place.
+func ensureConsumer(ctx context.Context, c *Conn, stream, durable string, filters []string, o subOptions) (jetstream.Consumer, error) {
+	want := jetstream.ConsumerConfig{
+		Durable:        durable,
+		Description:    "jetkit consumer " + durable,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        o.ackWait,
+		MaxDeliver:     -1, // jetkit enforces MaxDeliver itself so nothing is dropped unseen
+		MaxAckPending:  o.maxAckPending,
+		FilterSubjects: filters,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	}
+	if o.deliverNew {
+		want.DeliverPolicy = jetstream.DeliverNewPolicy
+	}
+	existing, err := c.JS.Consumer(ctx, stream, durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("look up consumer %s/%s: %w", stream, durable, err)
+	default:
+		have := existing.CachedInfo().Config
+		if err := compareImmutable("consumer "+stream+"/"+durable, []immutableField{
+			{"DeliverPolicy", have.DeliverPolicy.String(), want.DeliverPolicy.String()},
+			{"AckPolicy", have.AckPolicy.String(), want.AckPolicy.String()},
+		}); err != nil {
+			return nil, err
+		}
+	}
+	cons, err := c.JS.CreateOrUpdateConsumer(ctx, stream, want)
+	if err != nil {
+		return nil, fmt.Errorf("create or update consumer %s/%s (filters %v): %w", stream, durable, filters, err)
+	}
+	return cons, nil
+}

@@ -1,0 +1,110 @@
+package framework
+
+import (
+	"fmt"
+	"time"
+)
+
+// SubscribeOption configures one subscription. Defaults come from Config.
+type SubscribeOption func(*subOptions)
+
+type subOptions struct {
+	concurrency   int
+	ackMode       AckMode
+	prefetch      int
+	ackWait       time.Duration
+	maxDeliver    int
+	maxAckPending int
+	backoff       Backoff
+	middleware    []Middleware
+	stream        string
+	deliverNew    bool
+}
+
+func defaultSubOptions(cfg Config) subOptions {
+	return subOptions{
+		concurrency: cfg.Concurrency,
+		ackMode:     cfg.AckMode,
+		ackWait:     cfg.AckWait,
+		maxDeliver:  cfg.MaxDeliver,
+		backoff:     Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax, Jitter: 0.2},
+	}
+}
+
+// Concurrency runs up to n handlers at once (default Config.Concurrency).
+// With n = 1 messages are handled strictly in stream order.
+func Concurrency(n int) SubscribeOption { return func(o *subOptions) { o.concurrency = n } }
+
+// AckSync makes a handled message count as done only once the server
+// confirms the ack (DoubleAck).
+func AckSync() SubscribeOption { return func(o *subOptions) { o.ackMode = AckModeSync } }
+
+// AckAsync acks without waiting for the server's confirmation.
+func AckAsync() SubscribeOption { return func(o *subOptions) { o.ackMode = AckModeAsync } }
+
+// Prefetch bounds how many messages the client pulls ahead of its handlers
+// (default: max(64, 2×concurrency)). A prefetched message waits up to about
+// prefetch × handler time / concurrency before a handler takes it, and its
+// AckWait runs meanwhile: for slow handlers keep that well under AckWait,
+// e.g. Prefetch(concurrency). jetkit measures handler time and logs a
+// warning naming a safe value when the bound is at risk.
+func Prefetch(n int) SubscribeOption { return func(o *subOptions) { o.prefetch = n } }
+
+// AckWait sets the consumer's ack wait (default Config.AckWait).
+func AckWait(d time.Duration) SubscribeOption { return func(o *subOptions) { o.ackWait = d } }
+
+// MaxDeliver sets how many deliveries a message gets before it is
+// dead-lettered (default Config.MaxDeliver).
+func MaxDeliver(n int) SubscribeOption { return func(o *subOptions) { o.maxDeliver = n } }
+
+// MaxAckPending bounds un-acked messages across all instances of the
+// consumer (default: enough for 8 instances at this prefetch and concurrency).
+func MaxAckPending(n int) SubscribeOption { return func(o *subOptions) { o.maxAckPending = n } }
+
+// WithBackoff sets the redelivery delays for transient failures.
+func WithBackoff(b Backoff) SubscribeOption { return func(o *subOptions) { o.backoff = b } }
+
+// Use adds middleware to this subscription, inside the service-wide middleware.
+func Use(mws ...Middleware) SubscribeOption {
+	return func(o *subOptions) { o.middleware = append(o.middleware, mws...) }
+}
+
+// FromStream names the stream to consume; by default it is the stream that
+// stores the topic's subject.
+func FromStream(name string) SubscribeOption { return func(o *subOptions) { o.stream = name } }
+
+// DeliverNew makes a newly created consumer start with messages published
+// after it is created, instead of the whole stream.
+func DeliverNew() SubscribeOption { return func(o *subOptions) { o.deliverNew = true } }
+
+func (o *subOptions) finish() error {
+	var p []string
+	if o.concurrency < 1 || o.concurrency > 4096 {
+		p = append(p, fmt.Sprintf("Concurrency(%d): must be between 1 and 4096", o.concurrency))
+	}
+	if o.ackMode != AckModeAsync && o.ackMode != AckModeSync {
+		p = append(p, fmt.Sprintf("ack mode %q: expected async or sync", o.ackMode))
+	}
+	if o.prefetch == 0 {
+		o.prefetch = max(64, 2*o.concurrency)
+	}
+	if o.prefetch < 1 {
+		p = append(p, fmt.Sprintf("Prefetch(%d): must be at least 1", o.prefetch))
+	}
+	if o.ackWait < 100*time.Millisecond {
+		p = append(p, fmt.Sprintf("AckWait(%s): must be at least 100ms", o.ackWait))
+	}
+	if o.maxDeliver < 1 {
+		p = append(p, fmt.Sprintf("MaxDeliver(%d): must be at least 1", o.maxDeliver))
+	}
+	if o.backoff.Initial <= 0 || o.backoff.Max < o.backoff.Initial {
+		p = append(p, fmt.Sprintf("Backoff{Initial: %s, Max: %s}: Initial must be positive and Max at least Initial", o.backoff.Initial, o.backoff.Max))
+	}
+	if o.maxAckPending == 0 {
+		o.maxAckPending = max(1000, 8*(o.prefetch+o.concurrency))
+	}
+	if len(p) > 0 {
+		return &ConfigError{Problems: p}
+	}
+	return nil
+}

@@ -1,0 +1,352 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Subscription is one durable pull consumer feeding a bounded pool of
+// handlers. Create it with Subscribe; the owning Service stops it.
+type Subscription struct {
+	conn     *Conn
+	log      *slog.Logger
+	stream   string
+	durable  string
+	filters  []string
+	opts     subOptions
+	handler  Handler
+	consumer jetstream.Consumer
+	cc       jetstream.ConsumeContext
+
+	work     chan jetstream.Msg
+	stopping chan struct{} // closed when shutdown starts: stop taking work
+	slots    []workerSlot
+	workers  sync.WaitGroup
+	hbDone   chan struct{}
+
+	// handlerCtx is cancelled when the shutdown budget runs out.
+	handlerCtx    context.Context
+	cancelHandler context.CancelFunc
+
+	stats      subscriptionCounters
+	avgHandler atomic.Int64 // EWMA of handler time in ns
+	warnedAt   atomic.Int64
+	stopOnce   sync.Once
+}
+
+// workerSlot is what one worker is handling now, for heartbeats and for
+// handing work back at shutdown.
+type workerSlot struct {
+	mu        sync.Mutex
+	msg       jetstream.Msg
+	lastBeat  time.Time
+	abandoned bool
+}
+
+// SubscriptionStats counts outcomes since the subscription started.
+// published = Acked + DeadLettered (+ still pending) once work settles.
+type SubscriptionStats struct {
+	Received         uint64 // deliveries handed to a handler (or settled before one)
+	Acked            uint64 // handled successfully and acked
+	Retried          uint64 // transient failure: redelivery scheduled with backoff
+	DeadLettered     uint64 // copied to the dead-letter stream and terminated
+	HandedBack       uint64 // returned unfinished at shutdown (Nak, no delay)
+	AckFailed        uint64 // ack could not be sent or confirmed: will be redelivered
+	DeadLetterFailed uint64 // dead-letter publish failed: retried later, not lost
+	InProgress       uint64 // InProgress heartbeats sent
+}
+
+type subscriptionCounters struct {
+	received, acked, retried, deadLettered, handedBack, ackFailed, deadLetterFailed, inProgress atomic.Uint64
+}
+
+// Stats returns the outcome counters.
+func (s *Subscription) Stats() SubscriptionStats {
+	c := &s.stats
+	return SubscriptionStats{
+		Received: c.received.Load(), Acked: c.acked.Load(), Retried: c.retried.Load(),
+		DeadLettered: c.deadLettered.Load(), HandedBack: c.handedBack.Load(), AckFailed: c.ackFailed.Load(),
+		DeadLetterFailed: c.deadLetterFailed.Load(), InProgress: c.inProgress.Load(),
+	}
+}
+
+// Stream is the stream consumed.
+func (s *Subscription) Stream() string { return s.stream }
+
+// Durable is the durable consumer name.
+func (s *Subscription) Durable() string { return s.durable }
+
+// Consumer is the JetStream consumer handle (for info and lag).
+func (s *Subscription) Consumer() jetstream.Consumer { return s.consumer }
+
+func (s *Subscription) start() error {
+	n := s.opts.concurrency
+	s.work = make(chan jetstream.Msg)
+	s.stopping = make(chan struct{})
+	s.hbDone = make(chan struct{})
+	s.slots = make([]workerSlot, n)
+	s.handlerCtx, s.cancelHandler = context.WithCancel(context.Background())
+	for i := range n {
+		s.workers.Add(1)
+		go s.worker(&s.slots[i])
+	}
+	cc, err := s.consumer.Consume(s.deliver,
+		jetstream.PullMaxMessages(s.opts.prefetch),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+				s.log.Warn("consume interrupted; resuming when possible", "error", err)
+				return
+			}
+			s.log.Debug("consume notice", "error", err)
+		}))
+	if err != nil {
+		close(s.stopping)
+		s.workers.Wait()
+		s.cancelHandler()
+		return fmt.Errorf("start consuming %s/%s: %w", s.stream, s.durable, err)
+	}
+	s.cc = cc
+	go s.heartbeatLoop()
+	return nil
+}
+
+// deliver is nats.go's Consume callback: it blocks until a worker is free,
+// so at most Prefetch messages wait in the client.
+func (s *Subscription) deliver(m jetstream.Msg) {
+	select {
+	case <-s.stopping:
+		s.handBack(m)
+		return
+	default:
+	}
+	select {
+	case s.work <- m:
+	case <-s.stopping:
+		s.handBack(m)
+	}
+}
+
+func (s *Subscription) handBack(m jetstream.Msg) {
+	if err := m.Nak(); err != nil {
+		s.log.Warn("hand back failed; the message returns after AckWait", "subject", m.Subject(), "error", err)
+	}
+	s.stats.handedBack.Add(1)
+}
+
+func (s *Subscription) worker(slot *workerSlot) {
+	defer s.workers.Done()
+	for {
+		select {
+		case m := <-s.work:
+			s.process(slot, m)
+		case <-s.stopping:
+			return
+		}
+	}
+}
+
+// process runs one delivery through the handler chain and settles it.
+func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) {
+	start := time.Now()
+	slot.mu.Lock()
+	slot.msg, slot.lastBeat, slot.abandoned = raw, start, false
+	slot.mu.Unlock()
+	s.stats.received.Add(1)
+
+	m, err := s.message(raw)
+	if err == nil {
+		err = s.call(m)
+	}
+	s.observe(time.Since(start))
+
+	slot.mu.Lock()
+	abandoned := slot.abandoned
+	slot.msg = nil
+	slot.mu.Unlock()
+	if abandoned { // shutdown handed it back already
+		return
+	}
+	s.settle(m, err)
+}
+
+// message builds the Message; an error here skips the handler.
+func (s *Subscription) message(raw jetstream.Msg) (*Message, error) {
+	m := &Message{Subject: raw.Subject(), Data: raw.Data(), Header: raw.Headers(), Stream: s.stream,
+		Consumer: s.durable, MaxDeliver: s.opts.maxDeliver, Attempt: 1, raw: raw}
+	md, err := raw.Metadata()
+	if err != nil {
+		return m, Permanent(fmt.Errorf("%w: JetStream metadata: %w", ErrDecode, err))
+	}
+	m.StreamSeq, m.ConsumerSeq = md.Sequence.Stream, md.Sequence.Consumer
+	m.NumDelivered, m.NumPending, m.Timestamp = md.NumDelivered, md.NumPending, md.Timestamp
+	if m.NumDelivered > uint64(s.opts.maxDeliver) {
+		return m, &maxDeliverError{delivered: m.NumDelivered, limit: s.opts.maxDeliver}
+	}
+	env, err := parseEnvelope(m.Header)
+	m.Envelope = env
+	return m, err
+}
+
+type maxDeliverError struct {
+	delivered uint64
+	limit     int
+}
+
+func (e *maxDeliverError) Error() string {
+	return fmt.Sprintf("delivered %d times, over MaxDeliver %d (a previous attempt crashed or could not be dead-lettered)", e.delivered, e.limit)
+}
+
+// call runs the handler chain, turning a panic into an error.
+func (s *Subscription) call(m *Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = newPanicError(r)
+		}
+	}()
+	return s.handler.Handle(s.handlerCtx, m)
+}
+
+// settle decides the outcome of a delivery: DESIGN.md §3.
+func (s *Subscription) settle(m *Message, err error) {
+	raw := m.raw
+	var me *maxDeliverError
+	switch {
+	case err == nil:
+		s.ack(m)
+	case s.handlerCtx.Err() != nil:
+		s.handBack(raw)
+	case IsPermanent(err) || errors.As(err, &me) || m.NumDelivered >= uint64(s.opts.maxDeliver):
+		s.deadLetter(m, err)
+	default:
+		delay := s.opts.backoff.Delay(m.NumDelivered)
+		if nerr := raw.NakWithDelay(delay); nerr != nil {
+			s.log.Warn("nak failed; the message returns after AckWait", "subject", m.Subject, "error", nerr)
+		}
+		s.stats.retried.Add(1)
+		s.log.Warn("handler failed; will retry", "event_id", m.Envelope.ID, "type", m.Envelope.Type,
+			"subject", m.Subject, "stream_seq", m.StreamSeq, "delivery", m.NumDelivered,
+			"max_deliver", s.opts.maxDeliver, "retry_in", delay, "error", err)
+	}
+}
+
+func (s *Subscription) ack(m *Message) {
+	var err error
+	if s.opts.ackMode == AckModeSync {
+		ctx, cancel := context.WithTimeout(context.Background(), s.conn.cfg.RequestTimeout)
+		err = m.raw.DoubleAck(ctx)
+		cancel()
+	} else {
+		err = m.raw.Ack()
+	}
+	if err != nil {
+		s.stats.ackFailed.Add(1)
+		s.log.Warn("ack failed; the message will be redelivered", "event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "error", err)
+		return
+	}
+	s.stats.acked.Add(1)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("handled", "event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq)
+	}
+}
+
+// observe folds a handler time into the moving average checkPrefetch reads.
+func (s *Subscription) observe(d time.Duration) {
+	old := s.avgHandler.Load()
+	s.avgHandler.Store(old + (int64(d)-old)/16)
+}
+
+// heartbeatLoop sends InProgress for handlers running long, so their
+// messages are not redelivered to another worker, and checks the prefetch.
+func (s *Subscription) heartbeatLoop() {
+	defer close(s.hbDone)
+	every := max(s.opts.ackWait/4, 10*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case now := <-t.C:
+			s.beat(now, s.opts.ackWait/3)
+			s.checkPrefetch(now)
+		}
+	}
+}
+
+func (s *Subscription) beat(now time.Time, after time.Duration) {
+	for i := range s.slots {
+		slot := &s.slots[i]
+		slot.mu.Lock()
+		if slot.msg != nil && !slot.abandoned && now.Sub(slot.lastBeat) >= after {
+			if err := slot.msg.InProgress(); err == nil {
+				s.stats.inProgress.Add(1)
+			}
+			slot.lastBeat = now
+		}
+		slot.mu.Unlock()
+	}
+}
+
+func (s *Subscription) checkPrefetch(now time.Time) {
+	avg := time.Duration(s.avgHandler.Load())
+	wait := avg * time.Duration(s.opts.prefetch) / time.Duration(s.opts.concurrency)
+	if avg == 0 || wait < s.opts.ackWait/2 {
+		return
+	}
+	last := s.warnedAt.Load()
+	if last != 0 && now.UnixNano()-last < int64(time.Minute) {
+		return
+	}
+	s.warnedAt.Store(now.UnixNano())
+	safe := max(1, int(time.Duration(s.opts.concurrency)*s.opts.ackWait/(3*avg)))
+	s.log.Warn("prefetch too large for this handler: buffered messages may outlive AckWait and be redelivered",
+		"stream", s.stream, "consumer", s.durable, "avg_handler", avg, "prefetch", s.opts.prefetch,
+		"concurrency", s.opts.concurrency, "ack_wait", s.opts.ackWait, "suggest_prefetch", safe)
+}
+
+// stop shuts the subscription down within ctx: stop pulling, hand back
+// what is buffered, let handlers finish, and when ctx ends cancel them and
+// hand back what they hold. It returns once every message it received is
+// settled.
+func (s *Subscription) stop(ctx context.Context) {
+	s.stopOnce.Do(func() { s.shutdown(ctx) })
+}
+
+func (s *Subscription) shutdown(ctx context.Context) {
+	close(s.stopping)
+	// Drain delivers what nats.go has buffered to deliver, which hands it
+	// back at once because stopping is closed.
+	s.cc.Drain()
+	select {
+	case <-s.cc.Closed():
+	case <-ctx.Done():
+		s.cc.Stop()
+	}
+	done := make(chan struct{})
+	go func() { s.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// Budget spent: cancel handlers and hand back what they hold now,
+		// so another instance can take it at once.
+		s.cancelHandler()
+		for i := range s.slots {
+			slot := &s.slots[i]
+			slot.mu.Lock()
+			if slot.msg != nil && !slot.abandoned {
+				slot.abandoned = true
+				s.handBack(slot.msg)
+			}
+			slot.mu.Unlock()
+		}
+	}
+	<-s.hbDone
+	s.cancelHandler()
+}

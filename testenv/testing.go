@@ -1,0 +1,82 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Start runs an embedded server for the test and shuts it down at cleanup.
+func Start(t testing.TB, opts ...Options) *Server {
+	t.Helper()
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.StoreDir == "" {
+		o.StoreDir = t.TempDir()
+	}
+	s, err := Run(o)
+	if err != nil {
+		t.Fatalf("testenv.Start: %v", err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// Eventually polls cond until it returns true or timeout passes, then
+// fails the test with what. It never sleeps longer than 10ms at a time, so
+// it returns soon after the condition holds.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if err := WaitFor(context.Background(), timeout, cond); err != nil {
+		t.Fatalf("timed out after %s waiting until %s", timeout, what)
+	}
+}
+
+// WaitFor polls cond until it holds, ctx ends or timeout passes.
+func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// WaitConsumerIdle waits until the consumer has nothing pending and nothing
+// awaiting an ack, or fails the test after timeout.
+func WaitConsumerIdle(t testing.TB, js jetstream.JetStream, stream, consumer string, timeout time.Duration) {
+	t.Helper()
+	var last string
+	err := WaitFor(context.Background(), timeout, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		c, err := js.Consumer(ctx, stream, consumer)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		last = fmt.Sprintf("pending=%d ack_pending=%d redelivered=%d", info.NumPending, info.NumAckPending, info.NumRedelivered)
+		return info.NumPending == 0 && info.NumAckPending == 0
+	})
+	if err != nil {
+		t.Fatalf("consumer %s/%s not idle after %s: %s", stream, consumer, timeout, last)
+	}
+}
