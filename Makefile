@@ -1,0 +1,29 @@
+# jetkit — see README.md. Needs only Go and make.
+GO ?= go
+PKGS := ./...
+
+.PHONY: run test vet fmt-check unit bench build compose-up compose-down
+
+## run: the sample system on an embedded NATS server (Ctrl-C to stop)
+run:
+	$(GO) run ./cmd/jetkit dev
+
+## test: vet, format check and the race-enabled test suite
+test: vet fmt-check unit
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+## bench: raw nats.go vs jetkit in one run, printed as ratios
+bench:
+	$(GO) run ./cmd/jetkit bench --short
+
+build:
+	$(GO) build -o bin/jetkit ./cmd/jetkit
