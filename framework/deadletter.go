@@ -17,14 +17,14 @@ const (
 	// jetkit.deadletter.<stream>.<consumer>.
 	DeadLetterSubjectPrefix = "jetkit.deadletter"
 
-	HeaderDLQReason      = "Jetkit-Dlq-Reason"       // decode, permanent, max-deliver
-	HeaderDLQError       = "Jetkit-Dlq-Error"        // the handler's error, one line
-	HeaderDLQSubject     = "Jetkit-Dlq-Subject"      // original subject
-	HeaderDLQStream      = "Jetkit-Dlq-Stream"       // original stream
-	HeaderDLQConsumer    = "Jetkit-Dlq-Consumer"     // consumer that gave up
-	HeaderDLQStreamSeq   = "Jetkit-Dlq-Stream-Seq"   // original stream sequence
-	HeaderDLQDelivered   = "Jetkit-Dlq-Delivered"    // deliveries made
-	HeaderDLQTime        = "Jetkit-Dlq-Time"         // when it was dead-lettered (RFC 3339)
+	HeaderDLQReason      = "Jetkit-Dlq-Reason"     // decode, permanent, max-deliver
+	HeaderDLQError       = "Jetkit-Dlq-Error"      // the handler's error, one line
+	HeaderDLQSubject     = "Jetkit-Dlq-Subject"    // original subject
+	HeaderDLQStream      = "Jetkit-Dlq-Stream"     // original stream
+	HeaderDLQConsumer    = "Jetkit-Dlq-Consumer"   // consumer that gave up
+	HeaderDLQStreamSeq   = "Jetkit-Dlq-Stream-Seq" // original stream sequence
+	HeaderDLQDelivered   = "Jetkit-Dlq-Delivered"  // deliveries made
+	HeaderDLQTime        = "Jetkit-Dlq-Time"       // when it was dead-lettered (RFC 3339)
 	maxDLQErrorHeaderLen = 1024
 )
 
