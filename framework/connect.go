@@ -27,6 +27,9 @@ type Conn struct {
 	log          *slog.Logger
 	asyncErrs    *asyncErrors
 	disconnected atomic.Bool
+	observer     Observer // instrumentation hooks; nil costs nothing (observer.go)
+
+	perms permissionWatch // permission violations for waiting calls (permission.go)
 }
 
 // Connect dials the servers in cfg.URLs with cfg's credentials and TLS,
@@ -124,6 +127,10 @@ func (c *Conn) natsOptions() ([]nats.Option, error) {
 			subj := ""
 			if sub != nil {
 				subj = sub.Subject
+			}
+			if c.perms.record(err) {
+				c.log.Error("nats permission denied", "error", err)
+				return
 			}
 			c.log.Error("nats async error", "subject", subj, "error", err)
 		}),

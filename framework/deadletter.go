@@ -76,7 +76,7 @@ func oneLine(s string, limit int) string {
 // deadLetter copies m with reason headers to the dead-letter stream, then
 // terminates it. If the copy cannot be stored the message is retried later
 // instead: it is never dropped.
-func (s *Subscription) deadLetter(m *Message, cause error) {
+func (s *Subscription) deadLetter(m *Message, cause error) Settlement {
 	reason := deadLetterReason(cause)
 	errText := oneLine(cause.Error(), maxDLQErrorHeaderLen)
 	h := make(nats.Header, len(m.Header)+9)
@@ -106,7 +106,7 @@ func (s *Subscription) deadLetter(m *Message, cause error) {
 		_ = m.raw.NakWithDelay(delay)
 		s.log.Error("dead-letter failed; message kept and retried", "event_id", m.Envelope.ID, "subject", m.Subject,
 			"stream_seq", m.StreamSeq, "dead_letter_stream", s.conn.cfg.DeadLetterStream, "retry_in", delay, "error", err)
-		return
+		return Settlement{Outcome: OutcomeDeadLetterFailed, Err: cause, Delay: delay, Reason: reason, SettleErr: err}
 	}
 	if terr := m.raw.TermWithReason(oneLine(reason+": "+errText, 200)); terr != nil {
 		// The copy is stored; a redelivery is dead-lettered again and
@@ -116,4 +116,5 @@ func (s *Subscription) deadLetter(m *Message, cause error) {
 	s.stats.deadLettered.Add(1)
 	s.log.Warn("dead-lettered", "event_id", m.Envelope.ID, "type", m.Envelope.Type, "subject", m.Subject,
 		"stream_seq", m.StreamSeq, "delivery", m.NumDelivered, "reason", reason, "error", errText)
+	return Settlement{Outcome: OutcomeDeadLettered, Err: cause, Reason: reason}
 }

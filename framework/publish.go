@@ -44,6 +44,7 @@ type publishOptions struct {
 	keySet  bool
 	at      time.Time
 	headers map[string]string
+	retry   *PublishRetry // nil: DefaultPublishRetry (publish_retry.go)
 }
 
 // WithEventID sets the event id (default: a new unique id). Publishing the
@@ -72,11 +73,21 @@ func WithHeader(key, value string) PublishOption {
 // Publish encodes ev, sends it and waits for the server to store it.
 func (t *Topic[T]) Publish(ctx context.Context, p Publisher, ev T, opts ...PublishOption) (PubAck, error) {
 	c := p.publishConn()
+	var end PublishEnd
+	if c.observer != nil {
+		ctx, end = c.observer.StartPublish(ctx, PublishInfo{Subject: t.subject, EventType: t.eventType})
+	}
 	msg, env, err := t.message(ctx, c, ev, opts)
 	if err != nil {
+		if end != nil {
+			end(nil, err)
+		}
 		return PubAck{}, err
 	}
-	ack, err := c.JS.PublishMsg(ctx, msg)
+	ack, err := c.publishRetrying(ctx, msg, opts)
+	if end != nil {
+		end(msg, err)
+	}
 	if err != nil {
 		return PubAck{}, publishError(t.eventType, env.ID, msg.Subject, err)
 	}
@@ -89,11 +100,21 @@ func (t *Topic[T]) Publish(ctx context.Context, p Publisher, ev T, opts ...Publi
 // Conn.FlushAsync waits for all of them and reports every failure.
 func (t *Topic[T]) PublishAsync(ctx context.Context, p Publisher, ev T, opts ...PublishOption) (jetstream.PubAckFuture, error) {
 	c := p.publishConn()
+	var end PublishEnd
+	if c.observer != nil {
+		ctx, end = c.observer.StartPublish(ctx, PublishInfo{Subject: t.subject, EventType: t.eventType, Async: true})
+	}
 	msg, env, err := t.message(ctx, c, ev, opts)
 	if err != nil {
+		if end != nil {
+			end(nil, err)
+		}
 		return nil, err
 	}
 	f, err := c.JS.PublishMsgAsync(msg)
+	if end != nil {
+		end(msg, err)
+	}
 	if err != nil {
 		return nil, publishError(t.eventType, env.ID, msg.Subject, err)
 	}

@@ -24,6 +24,7 @@ type Service struct {
 	conn       *Conn
 	ownsConn   bool
 	middleware []Middleware
+	observer   Observer
 
 	mu       sync.Mutex
 	subs     []*Subscription
@@ -68,6 +69,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 			return nil, err
 		}
 		s.conn, s.ownsConn = c, true
+	}
+	if s.observer != nil {
+		s.conn.observer = s.observer
 	}
 	if _, err := EnsureDeadLetterStream(ctx, s.conn); err != nil {
 		if s.ownsConn {

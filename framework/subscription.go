@@ -24,6 +24,7 @@ type Subscription struct {
 	handler  Handler
 	consumer jetstream.Consumer
 	cc       jetstream.ConsumeContext
+	obs      SubscriptionObserver // nil: not observed (observer.go)
 
 	work     chan jetstream.Msg
 	stopping chan struct{} // closed when shutdown starts: stop taking work
@@ -93,6 +94,9 @@ func (s *Subscription) start() error {
 	s.hbDone = make(chan struct{})
 	s.slots = make([]workerSlot, n)
 	s.handlerCtx, s.cancelHandler = context.WithCancel(context.Background())
+	if s.conn.observer != nil {
+		s.obs = s.conn.observer.Subscribed(s.subscriptionInfo())
+	}
 	for i := range n {
 		s.workers.Add(1)
 		go s.worker(&s.slots[i])
@@ -161,8 +165,12 @@ func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) {
 	s.stats.received.Add(1)
 
 	m, err := s.message(raw)
+	ctx, end := s.handlerCtx, ProcessEnd(nil)
+	if s.obs != nil {
+		ctx, end = s.obs.StartProcess(ctx, m)
+	}
 	if err == nil {
-		err = s.call(m)
+		err = s.call(ctx, m)
 	}
 	s.observe(time.Since(start))
 
@@ -171,9 +179,15 @@ func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) {
 	slot.msg = nil
 	slot.mu.Unlock()
 	if abandoned { // shutdown handed it back already
+		if end != nil {
+			end(Settlement{Outcome: OutcomeHandedBack, Err: err})
+		}
 		return
 	}
-	s.settle(m, err)
+	st := s.settle(m, err)
+	if end != nil {
+		end(st)
+	}
 }
 
 // message builds the Message; an error here skips the handler.
@@ -204,39 +218,42 @@ func (e *maxDeliverError) Error() string {
 }
 
 // call runs the handler chain, turning a panic into an error.
-func (s *Subscription) call(m *Message) (err error) {
+func (s *Subscription) call(ctx context.Context, m *Message) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = newPanicError(r)
 		}
 	}()
-	return s.handler.Handle(s.handlerCtx, m)
+	return s.handler.Handle(ctx, m)
 }
 
 // settle decides the outcome of a delivery: DESIGN.md §3.
-func (s *Subscription) settle(m *Message, err error) {
+func (s *Subscription) settle(m *Message, err error) Settlement {
 	raw := m.raw
 	var me *maxDeliverError
 	switch {
 	case err == nil:
-		s.ack(m)
+		return s.ack(m)
 	case s.handlerCtx.Err() != nil:
 		s.handBack(raw)
+		return Settlement{Outcome: OutcomeHandedBack, Err: err}
 	case IsPermanent(err) || errors.As(err, &me) || m.NumDelivered >= uint64(s.opts.maxDeliver):
-		s.deadLetter(m, err)
+		return s.deadLetter(m, err)
 	default:
 		delay := s.opts.backoff.Delay(m.NumDelivered)
-		if nerr := raw.NakWithDelay(delay); nerr != nil {
+		nerr := raw.NakWithDelay(delay)
+		if nerr != nil {
 			s.log.Warn("nak failed; the message returns after AckWait", "subject", m.Subject, "error", nerr)
 		}
 		s.stats.retried.Add(1)
 		s.log.Warn("handler failed; will retry", "event_id", m.Envelope.ID, "type", m.Envelope.Type,
 			"subject", m.Subject, "stream_seq", m.StreamSeq, "delivery", m.NumDelivered,
 			"max_deliver", s.opts.maxDeliver, "retry_in", delay, "error", err)
+		return Settlement{Outcome: OutcomeRetried, Err: err, Delay: delay, SettleErr: nerr}
 	}
 }
 
-func (s *Subscription) ack(m *Message) {
+func (s *Subscription) ack(m *Message) Settlement {
 	var err error
 	if s.opts.ackMode == AckModeSync {
 		ctx, cancel := context.WithTimeout(context.Background(), s.conn.cfg.RequestTimeout)
@@ -248,12 +265,13 @@ func (s *Subscription) ack(m *Message) {
 	if err != nil {
 		s.stats.ackFailed.Add(1)
 		s.log.Warn("ack failed; the message will be redelivered", "event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "error", err)
-		return
+		return Settlement{Outcome: OutcomeAckFailed, SettleErr: err}
 	}
 	s.stats.acked.Add(1)
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("handled", "event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq)
 	}
+	return Settlement{Outcome: OutcomeAcked}
 }
 
 // observe folds a handler time into the moving average checkPrefetch reads.
