@@ -1,0 +1,135 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// PublishRetry bounds how Topic.Publish resends an event whose store was
+// not confirmed: the ack timed out, no stream leader answered (a leader
+// election), the connection was down, or the cluster said it is
+// temporarily unavailable. Every resend carries the same event id
+// (Nats-Msg-Id), so a send that was in fact stored is de-duplicated by
+// the stream and the event is stored once. The retry ends early when the
+// caller's ctx ends.
+//
+// Resends are safe only inside the stream's duplicates window (2 minutes
+// by default); keep Attempts × (AttemptTimeout + Max) well below it.
+type PublishRetry struct {
+	// Attempts is the total number of sends, the first included; 1 sends
+	// once and never retries.
+	Attempts int
+	// Initial is the pause before the first resend; each later pause
+	// doubles, up to Max.
+	Initial time.Duration
+	// Max caps the pause between sends.
+	Max time.Duration
+	// AttemptTimeout bounds the wait for one ack; 0 uses
+	// Config.RequestTimeout (or less when ctx ends sooner).
+	AttemptTimeout time.Duration
+}
+
+// DefaultPublishRetry is the policy Publish uses unless WithPublishRetry
+// says otherwise: 8 sends with pauses of 100ms doubling to 2s, about 7s of
+// pauses, enough to ride out a JetStream leader election or a client
+// reconnecting to another node.
+func DefaultPublishRetry() PublishRetry {
+	return PublishRetry{Attempts: 8, Initial: 100 * time.Millisecond, Max: 2 * time.Second}
+}
+
+// WithPublishRetry sets the retry policy of one synchronous publish.
+// PublishRetry{Attempts: 1} disables retrying. It has no effect on
+// PublishAsync, whose failures are reported by Conn.FlushAsync.
+//
+//	_, err := topic.Publish(ctx, svc, ev, framework.WithPublishRetry(framework.PublishRetry{
+//		Attempts: 3, Initial: 50 * time.Millisecond, Max: time.Second,
+//	}))
+func WithPublishRetry(r PublishRetry) PublishOption {
+	return func(o *publishOptions) { o.retry = &r }
+}
+
+func (r PublishRetry) validate() error {
+	if r.Attempts < 1 || r.Initial < 0 || r.Max < r.Initial || r.AttemptTimeout < 0 {
+		return fmt.Errorf("publish retry %+v: Attempts must be at least 1, Initial and AttemptTimeout not negative, Max at least Initial", r)
+	}
+	return nil
+}
+
+// pause is the wait before send n+1 (n counts sends made, from 1).
+func (r PublishRetry) pause(n int) time.Duration {
+	d := r.Initial
+	for i := 1; i < n && d < r.Max; i++ {
+		d *= 2
+	}
+	return min(d, r.Max)
+}
+
+// publishRetrying sends msg and waits for its ack, resending the same
+// message (same Nats-Msg-Id) on errors that leave the outcome unknown or
+// that a leader election or reconnect cures, as the policy in opts allows.
+func (c *Conn) publishRetrying(ctx context.Context, msg *nats.Msg, opts []PublishOption) (*jetstream.PubAck, error) {
+	var o publishOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	policy := DefaultPublishRetry()
+	if o.retry != nil {
+		policy = *o.retry
+	}
+	if err := policy.validate(); err != nil {
+		return nil, err
+	}
+	per := policy.AttemptTimeout
+	if per == 0 {
+		per = c.cfg.RequestTimeout
+	}
+	for attempts := 1; ; attempts++ {
+		actx, cancel := context.WithTimeout(ctx, per)
+		ack, err := c.JS.PublishMsg(actx, msg)
+		cancel()
+		if err == nil || attempts >= policy.Attempts || ctx.Err() != nil || !retryablePublishError(err) {
+			return ack, err
+		}
+		wait := policy.pause(attempts)
+		c.log.Debug("publish not confirmed; resending with the same event id",
+			"subject", msg.Subject, "event_id", headerValue(msg.Header, HeaderID),
+			"attempt", attempts, "max_attempts", policy.Attempts, "retry_in", wait, "error", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (after %d sends; last error: %w)", ctx.Err(), attempts, err)
+		case <-t.C:
+		}
+	}
+}
+
+// JetStream API error codes that mean "try again shortly".
+const (
+	jsErrClusterNotAvailable     jetstream.ErrorCode = 10008 // no leader or quorum right now
+	jsErrExpectedLastSeqNotReady jetstream.ErrorCode = 10163 // new leader still catching up
+)
+
+// retryablePublishError reports whether err leaves the store unconfirmed
+// for a reason that passes: a lost or late ack, no stream leader, a
+// connection being re-established, or a cluster temporarily unavailable.
+// A closed or draining connection, a rejected message and the caller's
+// own cancellation are final.
+func retryablePublishError(err error) bool {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse),
+		errors.Is(err, nats.ErrDisconnected), errors.Is(err, nats.ErrConnectionReconnecting),
+		errors.Is(err, nats.ErrReconnectBufExceeded), errors.Is(err, nats.ErrStaleConnection):
+		return true
+	case errors.As(err, &apiErr):
+		return apiErr.ErrorCode == jsErrClusterNotAvailable || apiErr.ErrorCode == jsErrExpectedLastSeqNotReady
+	}
+	return false
+}
