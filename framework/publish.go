@@ -84,7 +84,10 @@ func (t *Topic[T]) Publish(ctx context.Context, p Publisher, ev T, opts ...Publi
 		}
 		return PubAck{}, err
 	}
+	ctx, perm := c.watchPermissions(ctx, msg.Subject, c.inboxPrefix()) // a refused publish fails now, naming the subject
 	ack, err := c.publishRetrying(ctx, msg, opts)
+	err = perm.explain(err)
+	perm.done()
 	if end != nil {
 		end(msg, err)
 	}

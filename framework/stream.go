@@ -94,7 +94,9 @@ func (s StreamSpec) validate() error {
 // if missing, updates compatible changes (subjects, limits, replicas), and
 // returns ErrIncompatibleChange naming the field when the server's stream
 // differs in one JetStream cannot update (storage, retention).
-func EnsureStream(ctx context.Context, c *Conn, spec StreamSpec) (jetstream.Stream, error) {
+func EnsureStream(ctx context.Context, c *Conn, spec StreamSpec) (_ jetstream.Stream, err error) {
+	ctx, perm := c.watchPermissions(ctx, c.jsPrefixes()...) // a refused API call fails now, naming the subject
+	defer func() { err = perm.explain(err); perm.done() }()
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func SubscribeHandler(svc *Service, filter, durable string, h Handler, opts ...S
 	return svc.subscribe([]string{filter}, durable, h, opts)
 }
 
-func (svc *Service) subscribe(filters []string, durable string, h Handler, opts []SubscribeOption) (*Subscription, error) {
+func (svc *Service) subscribe(filters []string, durable string, h Handler, opts []SubscribeOption) (_ *Subscription, err error) {
 	if err := ValidateToken(durable); err != nil {
 		return nil, fmt.Errorf("subscribe %v: durable name: %w", filters, err)
 	}
@@ -60,6 +60,8 @@ func (svc *Service) subscribe(filters []string, durable string, h Handler, opts 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), svc.cfg.RequestTimeout)
 	defer cancel()
+	ctx, perm := svc.conn.watchPermissions(ctx, svc.conn.jsPrefixes()...) // a refused API call fails now, naming the subject
+	defer func() { err = perm.explain(err); perm.done() }()
 	stream := o.stream
 	if stream == "" {
 		name, err := svc.conn.JS.StreamNameBySubject(ctx, filters[0])
@@ -84,6 +86,13 @@ func (svc *Service) subscribe(filters []string, durable string, h Handler, opts 
 	if err := s.start(); err != nil {
 		svc.untrack(s)
 		return nil, err
+	}
+	if err := perm.confirm(ctx); err != nil { // e.g. the first pull request was refused
+		stopCtx, stopCancel := context.WithTimeout(context.Background(), svc.cfg.RequestTimeout)
+		defer stopCancel()
+		s.stop(stopCtx)
+		svc.untrack(s)
+		return nil, fmt.Errorf("subscribe %v as %q: %w", filters, durable, err)
 	}
 	s.log.Info("subscribed", "filters", filters, "concurrency", o.concurrency, "ack_mode", string(o.ackMode), "prefetch", o.prefetch)
 	return s, nil

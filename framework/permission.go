@@ -1,0 +1,195 @@
+package framework
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+)
+
+// PermissionError is a NATS permissions violation: the server refused to
+// let this connection publish or subscribe to Subject. NATS reports it
+// asynchronously and the refused request would otherwise just time out;
+// jetkit ends the call at once and returns this instead.
+type PermissionError struct {
+	// Operation is "publish" or "subscribe".
+	Operation string
+	// Subject is the subject the server refused.
+	Subject string
+}
+
+// Error names the subject and the permission to grant.
+func (e *PermissionError) Error() string {
+	return fmt.Sprintf("%s: the NATS server refused to let this user %s %q; grant %s permission on it in the user's authorization (see README, Security)",
+		ErrPermissionDenied, e.Operation, e.Subject, e.Operation)
+}
+
+// Unwrap lets errors.Is(err, ErrPermissionDenied) and
+// errors.Is(err, nats.ErrPermissionViolation) match.
+func (e *PermissionError) Unwrap() []error {
+	return []error{ErrPermissionDenied, nats.ErrPermissionViolation}
+}
+
+// permissionRe matches the server's -ERR text, e.g.
+// Permissions Violation for Publish to "$JS.API.STREAM.CREATE.ORDERS".
+var permissionRe = regexp.MustCompile(`(?i)permissions violation for (publish|subscription) to "([^"]*)"`)
+
+// asPermissionError extracts the violation from a nats.go error, or nil.
+func asPermissionError(err error) *PermissionError {
+	var pe *PermissionError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	if err == nil || !errors.Is(err, nats.ErrPermissionViolation) {
+		return nil
+	}
+	m := permissionRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return &PermissionError{Operation: "use", Subject: "(unknown subject)"}
+	}
+	op := "publish"
+	if strings.EqualFold(m[1], "subscription") {
+		op = "subscribe"
+	}
+	return &PermissionError{Operation: op, Subject: m[2]}
+}
+
+// permissionWatch hands permission violations, which nats.go reports only
+// to the connection's error handler, to the calls waiting on them.
+type permissionWatch struct {
+	mu      sync.Mutex
+	waiters map[*permissionGuard]struct{}
+}
+
+// record offers err to every waiting call whose subjects it concerns and
+// reports whether err was a permission violation.
+func (w *permissionWatch) record(err error) bool {
+	pe := asPermissionError(err)
+	if pe == nil {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for g := range w.waiters {
+		g.offer(pe)
+	}
+	return true
+}
+
+// permissionGuard watches one call (a provisioning step, a publish) for
+// violations on the subjects it uses.
+type permissionGuard struct {
+	conn     *Conn
+	prefixes []string
+	cancel   context.CancelCauseFunc
+	before   string // the connection's last error when the call began
+
+	mu   sync.Mutex
+	seen *PermissionError
+}
+
+// watchPermissions starts a guard for subjects beginning with one of
+// prefixes; a violation on one ends the returned ctx at once. Call done
+// when the call returns, and explain on its error.
+func (c *Conn) watchPermissions(ctx context.Context, prefixes ...string) (context.Context, *permissionGuard) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	g := &permissionGuard{conn: c, prefixes: prefixes, cancel: cancel}
+	if le := c.NC.LastError(); le != nil {
+		g.before = le.Error()
+	}
+	w := &c.perms
+	w.mu.Lock()
+	if w.waiters == nil {
+		w.waiters = map[*permissionGuard]struct{}{}
+	}
+	w.waiters[g] = struct{}{}
+	w.mu.Unlock()
+	return ctx, g
+}
+
+// jsPrefixes are the subjects JetStream API calls and their replies use.
+func (c *Conn) jsPrefixes() []string { return []string{"$JS.", "$KV.", c.inboxPrefix()} }
+
+// inboxPrefix is where replies (and pulled messages) arrive.
+func (c *Conn) inboxPrefix() string {
+	if p := c.NC.Opts.InboxPrefix; p != "" {
+		return p + "."
+	}
+	return nats.InboxPrefix
+}
+
+func (g *permissionGuard) matches(subject string) bool {
+	for _, p := range g.prefixes {
+		if strings.HasPrefix(subject, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *permissionGuard) offer(pe *PermissionError) {
+	if !g.matches(pe.Subject) {
+		return
+	}
+	g.mu.Lock()
+	if g.seen == nil {
+		g.seen = pe
+	}
+	g.mu.Unlock()
+	g.cancel(pe)
+}
+
+// violation is the first violation seen for the guarded subjects: from the
+// error handler, or from the connection's last error (set synchronously,
+// so it is current right after a flush).
+func (g *permissionGuard) violation() *PermissionError {
+	g.mu.Lock()
+	seen := g.seen
+	g.mu.Unlock()
+	if seen != nil {
+		return seen
+	}
+	if le := g.conn.NC.LastError(); le != nil && le.Error() != g.before {
+		if pe := asPermissionError(le); pe != nil && g.matches(pe.Subject) {
+			return pe
+		}
+	}
+	return nil
+}
+
+// explain turns err into one naming the refused subject when a violation
+// caused it; other errors pass unchanged.
+func (g *permissionGuard) explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	if pe := g.violation(); pe != nil {
+		return fmt.Errorf("%w (the call ended because %w)", err, pe)
+	}
+	return err
+}
+
+// confirm flushes the connection, so that the server has answered every
+// request sent so far, and reports a violation among them.
+func (g *permissionGuard) confirm(ctx context.Context) error {
+	if err := g.conn.NC.FlushWithContext(ctx); err != nil {
+		return g.explain(fmt.Errorf("flush NATS connection: %w", err))
+	}
+	if pe := g.violation(); pe != nil {
+		return pe
+	}
+	return nil
+}
+
+// done stops watching.
+func (g *permissionGuard) done() {
+	w := &g.conn.perms
+	w.mu.Lock()
+	delete(w.waiters, g)
+	w.mu.Unlock()
+	g.cancel(nil)
+}
