@@ -1,0 +1,446 @@
+package capacity
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Params are the inputs an Estimator needs besides samples.
+type Params struct {
+	// Instances is c, the consumer instances running now. 0 takes the
+	// number of local subscriptions sampled, or 1. JetStream does not tell
+	// how many clients pull from a consumer, so set it for remote instances.
+	Instances int
+	// ServiceRate, when positive, is the per-instance rate μ to use instead
+	// of measuring it (messages per second).
+	ServiceRate float64
+	// TargetDrain is D, the drain time wanted (default 60s).
+	TargetDrain time.Duration
+	// StartupDelay is T₀, how long a new instance takes to work (default 15s).
+	StartupDelay time.Duration
+	// UtilisationTarget is ρ* for the steady-state replica count (default 0.8).
+	UtilisationTarget float64
+	// RateSamples is how many of the newest samples rates come from
+	// (default 0: the whole window).
+	RateSamples int
+	// StatusSamples is how many of the newest samples the status looks at
+	// (default 5): a stopped consumer is reported within that many intervals.
+	StatusSamples int
+	// MinLocalReceived is how many deliveries local subscriptions must have
+	// handled before their handler timing is trusted (default 100; the
+	// moving average starts at zero).
+	MinLocalReceived uint64
+}
+
+func (p Params) withDefaults() Params {
+	if p.TargetDrain <= 0 {
+		p.TargetDrain = time.Minute
+	}
+	if p.StartupDelay < 0 {
+		p.StartupDelay = 0
+	}
+	if p.UtilisationTarget <= 0 || p.UtilisationTarget > 1 {
+		p.UtilisationTarget = 0.8
+	}
+	if p.StatusSamples < 2 {
+		p.StatusSamples = 5
+	}
+	if p.MinLocalReceived == 0 {
+		p.MinLocalReceived = 100
+	}
+	return p
+}
+
+// Source names where a service rate came from.
+type Source string
+
+const (
+	// SourceConfigured is a rate given in Params.ServiceRate.
+	SourceConfigured Source = "configured"
+	// SourceHandlerTiming is concurrency / average handler time of local
+	// subscriptions.
+	SourceHandlerTiming Source = "handler-timing"
+	// SourceSaturated is processed throughput / instances, measured while
+	// messages were waiting the whole window (the instances were busy).
+	SourceSaturated Source = "saturated-throughput"
+	// SourceEarlierSaturated is the last saturated measurement, kept while
+	// the consumer now has spare capacity.
+	SourceEarlierSaturated Source = "earlier-saturated-throughput"
+	// SourceUnknown means μ cannot be told yet: not saturated, no local timing.
+	SourceUnknown Source = "unknown"
+)
+
+// Rate is a rate in messages per second and the window it came from.
+type Rate struct {
+	// PerSecond is the rate.
+	PerSecond float64 `json:"per_second"`
+	// From and To bound the samples it was measured over.
+	From time.Time `json:"from,omitzero"`
+	To   time.Time `json:"to,omitzero"`
+	// Samples is how many samples the window held.
+	Samples int `json:"samples"`
+	// Note qualifies the number (approximation, source).
+	Note string `json:"note,omitempty"`
+}
+
+// Seconds is a duration that encodes in JSON as seconds.
+type Seconds time.Duration
+
+// MarshalJSON encodes the duration as a number of seconds.
+func (s Seconds) MarshalJSON() ([]byte, error) {
+	return fmt.Appendf(nil, "%.3f", time.Duration(s).Seconds()), nil
+}
+
+// Estimate is everything the estimator says about a consumer at one time.
+type Estimate struct {
+	// At is the time of the newest sample.
+	At time.Time `json:"at"`
+	// Stream and Consumer name the consumer.
+	Stream   string `json:"stream"`
+	Consumer string `json:"consumer"`
+	// Status is the Burrow-style health, StatusReason says why.
+	Status       Status `json:"status"`
+	StatusReason string `json:"status_reason"`
+	// Backlog is B = Pending + AckPending now.
+	Backlog    float64 `json:"backlog"`
+	Pending    uint64  `json:"pending"`
+	AckPending int     `json:"ack_pending"`
+	// Arrival is λ, messages per second matching the consumer's filter.
+	Arrival Rate `json:"arrival"`
+	// Processed is the rate messages were acknowledged (or terminated).
+	Processed Rate `json:"processed"`
+	// ServiceRate is μ, one instance's rate; ServiceSource says how it was found.
+	ServiceRate   Rate   `json:"service_rate"`
+	ServiceSource Source `json:"service_source"`
+	// HandlerServiceRate and SaturatedServiceRate are the two measurements
+	// of μ when available (0 when not), whichever ServiceRate uses.
+	HandlerServiceRate   float64 `json:"handler_service_rate,omitempty"`
+	SaturatedServiceRate float64 `json:"saturated_service_rate,omitempty"`
+	// Instances is c.
+	Instances int `json:"instances"`
+	// Capacity is P = c·μ (0 when μ is unknown).
+	Capacity float64 `json:"capacity"`
+	// Utilisation is ρ = λ/P; -1 when something arrives and P is 0 or unknown.
+	Utilisation float64 `json:"utilisation"`
+	// TimeLag is the age of the oldest unprocessed message; TimeLagSource is
+	// "read" (its timestamp), "interpolated" (from sampled sequence/time
+	// points) or "none" (nothing unprocessed, or no way to tell).
+	TimeLag       Seconds `json:"time_lag_s"`
+	TimeLagSource string  `json:"time_lag_source"`
+	// Drain is the time to drain at the current capacity; Drains is false
+	// when it never drains (ρ ≥ 1) or μ is unknown.
+	Drain  Seconds `json:"drain_s"`
+	Drains bool    `json:"drains"`
+	// TargetDrain and StartupDelay are the plan's D and T₀.
+	TargetDrain  Seconds `json:"target_drain_s"`
+	StartupDelay Seconds `json:"startup_delay_s"`
+	// Plan is the scale-up recommendation for the target drain time.
+	Plan ScalePlan `json:"plan"`
+	// SteadyReplicas is ⌈λ/(μ·ρ*)⌉ for UtilisationTarget ρ*; -1 when unknown.
+	SteadyReplicas    int     `json:"steady_replicas"`
+	UtilisationTarget float64 `json:"utilisation_target"`
+	// Predicted is B(t) after the recommended scale-up.
+	Predicted []Point `json:"predicted,omitempty"`
+}
+
+// Estimator turns windows of samples into estimates. It remembers the last
+// saturated service rate, so keep one per consumer. It is safe for
+// concurrent use.
+type Estimator struct {
+	p Params
+
+	mu          sync.Mutex
+	lastSatRate float64
+	last        *Estimate
+}
+
+// NewEstimator returns an estimator with p (zero fields take defaults).
+func NewEstimator(p Params) *Estimator { return &Estimator{p: p.withDefaults()} }
+
+// Params returns the parameters in use, defaults filled in.
+func (e *Estimator) Params() Params { return e.p }
+
+// Last is the newest estimate made, or nil.
+func (e *Estimator) Last() *Estimate {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.last == nil {
+		return nil
+	}
+	c := *e.last
+	return &c
+}
+
+// Estimate computes an estimate from a window of samples (oldest first).
+// It needs at least one sample; rates need two.
+func (e *Estimator) Estimate(stream, consumer string, samples []Sample) (Estimate, error) {
+	if len(samples) == 0 {
+		return Estimate{}, fmt.Errorf("capacity estimate of %s/%s: no samples yet; sample at least twice", stream, consumer)
+	}
+	p := e.p
+	last := samples[len(samples)-1]
+	est := Estimate{
+		At: last.At, Stream: stream, Consumer: consumer,
+		Backlog: last.Backlog(), Pending: last.NumPending, AckPending: last.NumAckPending,
+		TargetDrain: Seconds(p.TargetDrain), StartupDelay: Seconds(p.StartupDelay),
+		UtilisationTarget: p.UtilisationTarget,
+	}
+	rw := samples
+	if p.RateSamples >= 2 && len(rw) > p.RateSamples {
+		rw = rw[len(rw)-p.RateSamples:]
+	}
+	est.Arrival, est.Processed = rates(rw)
+
+	est.Instances = p.Instances
+	if est.Instances <= 0 {
+		est.Instances = 1
+		if last.Local != nil && last.Local.Instances > 0 {
+			est.Instances = last.Local.Instances
+		}
+	}
+	e.serviceRate(&est, rw, last)
+
+	mu := est.ServiceRate.PerSecond
+	lambda := est.Arrival.PerSecond
+	est.Capacity = mu * float64(est.Instances)
+	est.Utilisation = jsonFloat(Utilisation(lambda, est.Capacity))
+	if mu > 0 {
+		d, ok := TimeToDrain(est.Backlog, lambda, est.Capacity)
+		est.Drain, est.Drains = Seconds(d), ok
+	}
+	in := ScaleInput{Backlog: est.Backlog, Lambda: lambda, Mu: mu, Current: est.Instances, Target: p.TargetDrain, Startup: p.StartupDelay}
+	est.Plan = ReplicasNeeded(in)
+	est.SteadyReplicas = SteadyReplicas(lambda, mu, p.UtilisationTarget)
+	if est.Plan.Total >= 0 {
+		horizon := p.TargetDrain
+		if est.Plan.Drains {
+			horizon = max(horizon, est.Plan.Drain)
+		}
+		horizon = horizon + horizon/5
+		est.Predicted = in.Model(est.Plan.Add).Curve(horizon, horizon/60)
+	}
+	est.TimeLag, est.TimeLagSource = timeLag(samples)
+
+	sw := samples
+	if len(sw) > p.StatusSamples {
+		sw = sw[len(sw)-p.StatusSamples:]
+	}
+	est.Status, est.StatusReason = status(sw, rw)
+
+	e.mu.Lock()
+	c := est
+	e.last = &c
+	e.mu.Unlock()
+	return est, nil
+}
+
+// serviceRate picks μ: configured, else handler timing, else saturated
+// throughput (now or earlier).
+func (e *Estimator) serviceRate(est *Estimate, rw []Sample, last Sample) {
+	if lt := last.Local; lt != nil && lt.AvgHandler > 0 && lt.Received >= e.p.MinLocalReceived {
+		est.HandlerServiceRate = lt.Concurrency / lt.AvgHandler.Seconds()
+	}
+	saturated := len(rw) >= 2
+	for _, s := range rw {
+		busy := s.NumPending > 0 || (s.MaxAckPending > 0 && s.NumAckPending >= s.MaxAckPending)
+		if !busy {
+			saturated = false
+			break
+		}
+	}
+	if saturated && est.Processed.PerSecond > 0 {
+		est.SaturatedServiceRate = est.Processed.PerSecond / float64(est.Instances)
+	}
+	e.mu.Lock()
+	if est.SaturatedServiceRate > 0 {
+		e.lastSatRate = est.SaturatedServiceRate
+	}
+	earlier := e.lastSatRate
+	e.mu.Unlock()
+
+	r := Rate{From: est.Processed.From, To: est.Processed.To, Samples: est.Processed.Samples}
+	switch {
+	case e.p.ServiceRate > 0:
+		r = Rate{PerSecond: e.p.ServiceRate, Note: "given"}
+		est.ServiceSource = SourceConfigured
+	case est.HandlerServiceRate > 0:
+		r.PerSecond = est.HandlerServiceRate
+		r.Note = fmt.Sprintf("concurrency %.0f / average handler time %s over %d local instance(s)",
+			last.Local.Concurrency, last.Local.AvgHandler.Round(time.Microsecond), last.Local.Instances)
+		est.ServiceSource = SourceHandlerTiming
+	case est.SaturatedServiceRate > 0:
+		r.PerSecond = est.SaturatedServiceRate
+		r.Note = fmt.Sprintf("processed rate / %d instance(s) while messages waited throughout the window", est.Instances)
+		est.ServiceSource = SourceSaturated
+	case earlier > 0:
+		r = Rate{PerSecond: earlier, Note: "measured earlier while saturated; the consumer has spare capacity now"}
+		est.ServiceSource = SourceEarlierSaturated
+	default:
+		r = Rate{Note: "unknown until the consumer is saturated (messages waiting throughout the window) or local handler timing is available"}
+		est.ServiceSource = SourceUnknown
+	}
+	est.ServiceRate = r
+}
+
+// arrivals counts messages matching the consumer's filter that arrived
+// between a and b. A matching message is either still pending (not yet
+// delivered) or was delivered for the first time, so
+//
+//	arrivals = Δnum_pending + first deliveries.
+//
+// For a consumer that sees the whole stream, first deliveries are the
+// advance of its read position delivered.stream_seq (every sequence in
+// between matched). For a filtered consumer sequences in between belong to
+// other subjects too, so first deliveries are counted as the advance of
+// delivered.consumer_seq, which also counts redeliveries: exact when
+// nothing is redelivered, an over-estimate by the redelivery rate when
+// something is (approx is then true). The stream's last sequence is never
+// used: it counts other subjects' messages.
+func arrivals(a, b Sample) (n float64, firstDeliveries float64, approx bool) {
+	dPending := float64(b.NumPending) - float64(a.NumPending)
+	if b.Filtered || a.Filtered {
+		firstDeliveries = float64(b.Delivered.Consumer) - float64(a.Delivered.Consumer)
+		approx = a.NumRedelivered > 0 || b.NumRedelivered > 0
+	} else {
+		firstDeliveries = float64(b.Delivered.Stream) - float64(a.Delivered.Stream)
+	}
+	firstDeliveries = max(firstDeliveries, 0)
+	return max(dPending+firstDeliveries, 0), firstDeliveries, approx
+}
+
+// rates measures λ and the processed rate between the first and last
+// samples of the window. Processed = first deliveries − Δack-pending: a
+// delivered message leaves ack-pending when it is acked or terminated.
+func rates(w []Sample) (arrival, processed Rate) {
+	if len(w) < 2 {
+		note := "needs two samples"
+		return Rate{Samples: len(w), Note: note}, Rate{Samples: len(w), Note: note}
+	}
+	a, b := w[0], w[len(w)-1]
+	dt := b.At.Sub(a.At).Seconds()
+	arrival = Rate{From: a.At, To: b.At, Samples: len(w)}
+	processed = arrival
+	if dt <= 0 {
+		arrival.Note, processed.Note = "samples share a timestamp", "samples share a timestamp"
+		return arrival, processed
+	}
+	n, first, approx := arrivals(a, b)
+	arrival.PerSecond = n / dt
+	done := max(first-(float64(b.NumAckPending)-float64(a.NumAckPending)), 0)
+	processed.PerSecond = done / dt
+	if b.Filtered {
+		arrival.Note = "filtered consumer: Δpending + Δdelivered.consumer_seq"
+	} else {
+		arrival.Note = "Δpending + Δdelivered.stream_seq"
+	}
+	if approx {
+		arrival.Note += "; redeliveries in the window count as arrivals (over-estimate)"
+		processed.Note = "redeliveries in the window count as processed (over-estimate)"
+	}
+	return arrival, processed
+}
+
+// timeLag is the age of the oldest unprocessed message at the newest
+// sample: read from its timestamp when the sampler could, else
+// interpolated from (sequence, time) points of the stream kafka-lag-
+// exporter style.
+func timeLag(samples []Sample) (Seconds, string) {
+	last := samples[len(samples)-1]
+	if last.Backlog() == 0 {
+		return 0, "none"
+	}
+	if !last.OldestTime.IsZero() {
+		return Seconds(max(last.At.Sub(last.OldestTime), 0)), "read"
+	}
+	if last.OldestSeq == 0 {
+		return 0, "none"
+	}
+	t, ok := InterpolateTime(LagTable(samples), last.OldestSeq)
+	if !ok {
+		return 0, "none"
+	}
+	return Seconds(max(last.At.Sub(t), 0)), "interpolated"
+}
+
+// SeqTime is a point (stream sequence, time it was stored).
+type SeqTime struct {
+	Seq uint64
+	At  time.Time
+}
+
+// LagTable collects the (sequence, time) points the samples know exactly:
+// each stream's first and last sequence with their stored times, ordered
+// by sequence, one time per sequence.
+func LagTable(samples []Sample) []SeqTime {
+	seen := map[uint64]time.Time{}
+	add := func(seq uint64, at time.Time) {
+		if seq == 0 || at.IsZero() {
+			return
+		}
+		if _, ok := seen[seq]; !ok {
+			seen[seq] = at
+		}
+	}
+	for _, s := range samples {
+		add(s.StreamFirstSeq, s.StreamFirstTime)
+		add(s.StreamLastSeq, s.StreamLastTime)
+		add(s.OldestSeq, s.OldestTime)
+	}
+	out := make([]SeqTime, 0, len(seen))
+	for seq, at := range seen {
+		out = append(out, SeqTime{seq, at})
+	}
+	sortSeqTimes(out)
+	return out
+}
+
+// InterpolateTime estimates when sequence seq was stored from a table
+// ordered by sequence: linear between the neighbouring points, and
+// extrapolated along the table's overall slope outside it. ok is false
+// with fewer than two points (or one point that is not seq).
+func InterpolateTime(table []SeqTime, seq uint64) (time.Time, bool) {
+	n := len(table)
+	if n == 0 {
+		return time.Time{}, false
+	}
+	for _, p := range table {
+		if p.Seq == seq {
+			return p.At, true
+		}
+	}
+	if n < 2 {
+		return time.Time{}, false
+	}
+	lo, hi := table[0], table[n-1]
+	for i := 1; i < n; i++ {
+		if table[i].Seq > seq {
+			lo, hi = table[i-1], table[i]
+			if seq < table[0].Seq {
+				lo, hi = table[0], table[n-1]
+			}
+			break
+		}
+	}
+	if hi.Seq == lo.Seq {
+		return lo.At, true
+	}
+	frac := (float64(seq) - float64(lo.Seq)) / (float64(hi.Seq) - float64(lo.Seq))
+	span := float64(hi.At.Sub(lo.At))
+	return lo.At.Add(time.Duration(frac * span)), true
+}
+
+func sortSeqTimes(t []SeqTime) {
+	slices.SortFunc(t, func(a, b SeqTime) int { return cmp.Compare(a.Seq, b.Seq) })
+}
+
+// jsonFloat keeps JSON encodable: +Inf becomes -1 ("no capacity").
+func jsonFloat(f float64) float64 {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return -1
+	}
+	return f
+}

@@ -1,0 +1,352 @@
+package capacity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/framework"
+)
+
+// Sample is one reading of a consumer and its stream.
+type Sample struct {
+	// At is when the reading was taken (the middle of the ConsumerInfo call).
+	At time.Time `json:"at"`
+	// NumPending is messages matching the filter not yet delivered.
+	NumPending uint64 `json:"num_pending"`
+	// NumAckPending is messages delivered and not yet acknowledged.
+	NumAckPending int `json:"num_ack_pending"`
+	// NumRedelivered is ack-pending messages delivered more than once.
+	NumRedelivered int `json:"num_redelivered"`
+	// NumWaiting is open pull requests: instances asking for work.
+	NumWaiting int `json:"num_waiting"`
+	// MaxAckPending is the consumer's limit on NumAckPending (-1: none).
+	MaxAckPending int `json:"max_ack_pending"`
+	// Delivered is the last delivery: consumer sequence (counts every
+	// delivery, redeliveries included) and stream sequence (the read
+	// position: every matching message up to it was delivered once).
+	Delivered jetstream.SequenceInfo `json:"delivered"`
+	// AckFloor is the highest sequence below which everything is acked.
+	AckFloor jetstream.SequenceInfo `json:"ack_floor"`
+	// Filtered is true when the consumer sees only some of the stream.
+	Filtered bool `json:"filtered"`
+	// StreamFirstSeq, StreamLastSeq and their times describe the stream.
+	StreamFirstSeq  uint64    `json:"stream_first_seq"`
+	StreamLastSeq   uint64    `json:"stream_last_seq"`
+	StreamFirstTime time.Time `json:"stream_first_ts"`
+	StreamLastTime  time.Time `json:"stream_last_ts"`
+	// OldestSeq is the stream sequence of the oldest unprocessed message
+	// (0 when nothing is unprocessed or it could not be read).
+	OldestSeq uint64 `json:"oldest_seq,omitempty"`
+	// OldestTime is that message's stored timestamp; zero when not read.
+	OldestTime time.Time `json:"oldest_ts,omitzero"`
+	// OldestErr says why the oldest message could not be read.
+	OldestErr string `json:"oldest_err,omitempty"`
+	// Local is the handler timing of subscriptions in this process, if any.
+	Local *LocalTiming `json:"local,omitempty"`
+}
+
+// Backlog is B = pending + ack-pending: everything not yet processed.
+func (s Sample) Backlog() float64 { return float64(s.NumPending) + float64(s.NumAckPending) }
+
+// LocalTiming is the handler timing of local subscriptions of the consumer.
+type LocalTiming struct {
+	// Instances is how many local subscriptions read the consumer.
+	Instances int `json:"instances"`
+	// Concurrency is the handlers running at once per instance (mean).
+	Concurrency float64 `json:"concurrency"`
+	// AvgHandler is the moving-average handler time (mean over instances).
+	AvgHandler time.Duration `json:"avg_handler_ns"`
+	// Received is deliveries handled so far (all instances).
+	Received uint64 `json:"received"`
+}
+
+// Sampler reads a consumer's and its stream's state every interval and
+// keeps the last Window samples. It uses only the JetStream API, so it
+// works with any server or cluster a jetstream.JetStream reaches.
+type Sampler struct {
+	js       jetstream.JetStream
+	stream   string
+	consumer string
+	interval time.Duration
+	window   int
+	readOld  bool
+	timeout  time.Duration
+	local    []*framework.Subscription
+
+	mu      sync.Mutex
+	samples []Sample
+	lastErr error
+	st      jetstream.Stream
+	notify  []chan<- Sample
+}
+
+// SamplerOption configures a Sampler.
+type SamplerOption func(*Sampler)
+
+// Interval sets how often Run samples (default 1s).
+func Interval(d time.Duration) SamplerOption { return func(s *Sampler) { s.interval = d } }
+
+// Window sets how many samples are kept (default 120).
+func Window(n int) SamplerOption { return func(s *Sampler) { s.window = n } }
+
+// ReadOldest controls whether each sample reads the oldest unprocessed
+// message to get its timestamp (default true). Without it, time lag is
+// interpolated from the samples.
+func ReadOldest(on bool) SamplerOption { return func(s *Sampler) { s.readOld = on } }
+
+// RequestTimeout bounds each JetStream API call (default 5s).
+func RequestTimeout(d time.Duration) SamplerOption { return func(s *Sampler) { s.timeout = d } }
+
+// Local adds subscriptions in this process that read the consumer: their
+// handler timing gives the service rate μ without waiting for saturation.
+func Local(subs ...*framework.Subscription) SamplerOption {
+	return func(s *Sampler) { s.local = append(s.local, subs...) }
+}
+
+// NewSampler prepares a sampler of stream/consumer; nothing is read until
+// Sample or Run.
+func NewSampler(js jetstream.JetStream, stream, consumer string, opts ...SamplerOption) (*Sampler, error) {
+	s := &Sampler{js: js, stream: stream, consumer: consumer, interval: time.Second, window: 120, readOld: true, timeout: 5 * time.Second}
+	for _, o := range opts {
+		o(s)
+	}
+	var errs []error
+	if js == nil {
+		errs = append(errs, errors.New("nil JetStream"))
+	}
+	if stream == "" || consumer == "" {
+		errs = append(errs, errors.New("stream and consumer names are required"))
+	}
+	if s.interval <= 0 {
+		errs = append(errs, fmt.Errorf("interval %s: must be positive", s.interval))
+	}
+	if s.window < 2 {
+		errs = append(errs, fmt.Errorf("window %d: must keep at least 2 samples to measure rates", s.window))
+	}
+	if s.timeout <= 0 {
+		errs = append(errs, fmt.Errorf("request timeout %s: must be positive", s.timeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("capacity sampler %s/%s: %w", stream, consumer, err)
+	}
+	return s, nil
+}
+
+// Stream and Consumer name what is sampled.
+func (s *Sampler) Stream() string { return s.stream }
+
+// Consumer is the durable consumer sampled.
+func (s *Sampler) Consumer() string { return s.consumer }
+
+// IntervalDuration is the sampling interval.
+func (s *Sampler) IntervalDuration() time.Duration { return s.interval }
+
+// Samples returns a copy of the window, oldest first.
+func (s *Sampler) Samples() []Sample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Sample(nil), s.samples...)
+}
+
+// Err is the error of the last failed sample, nil after a good one.
+func (s *Sampler) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr
+}
+
+// Subscribe delivers each new sample to ch without blocking (a full
+// channel misses the sample).
+func (s *Sampler) Subscribe(ch chan<- Sample) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.notify = append(s.notify, ch)
+}
+
+// Run samples every interval until ctx ends. A failed sample is kept as
+// Err and retried at the next tick; Run returns ctx's error.
+func (s *Sampler) Run(ctx context.Context) error {
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		_, _ = s.Sample(ctx)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Sample reads the consumer and stream now and adds the result to the window.
+func (s *Sampler) Sample(ctx context.Context) (Sample, error) {
+	smp, err := s.read(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastErr = err
+	if err != nil {
+		return smp, err
+	}
+	s.samples = append(s.samples, smp)
+	if over := len(s.samples) - s.window; over > 0 {
+		s.samples = append(s.samples[:0:0], s.samples[over:]...)
+	}
+	for _, ch := range s.notify {
+		select {
+		case ch <- smp:
+		default:
+		}
+	}
+	return smp, nil
+}
+
+func (s *Sampler) read(ctx context.Context) (Sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	st, err := s.streamHandle(ctx)
+	if err != nil {
+		return Sample{}, err
+	}
+	sinfo, err := st.Info(ctx)
+	if err != nil {
+		s.forgetStream()
+		return Sample{}, fmt.Errorf("read stream %s info (is it still there? check the name with `nats stream ls`): %w", s.stream, err)
+	}
+	before := time.Now()
+	// Consumer fetches the consumer's info once; CachedInfo is that reply.
+	cons, err := st.Consumer(ctx, s.consumer)
+	if err != nil {
+		return Sample{}, fmt.Errorf("read consumer %s/%s info (is the durable name right? it may have been deleted): %w", s.stream, s.consumer, err)
+	}
+	ci := cons.CachedInfo()
+	at := before.Add(time.Since(before) / 2)
+	filters := ci.Config.FilterSubjects
+	if ci.Config.FilterSubject != "" {
+		filters = append(filters, ci.Config.FilterSubject)
+	}
+	smp := Sample{
+		At: at, NumPending: ci.NumPending, NumAckPending: ci.NumAckPending,
+		NumRedelivered: ci.NumRedelivered, NumWaiting: ci.NumWaiting, MaxAckPending: ci.Config.MaxAckPending,
+		Delivered: ci.Delivered, AckFloor: ci.AckFloor, Filtered: isFiltered(filters, sinfo.Config.Subjects),
+		StreamFirstSeq: sinfo.State.FirstSeq, StreamLastSeq: sinfo.State.LastSeq,
+		StreamFirstTime: sinfo.State.FirstTime, StreamLastTime: sinfo.State.LastTime,
+	}
+	if smp.Backlog() > 0 {
+		// The oldest unprocessed message is the first one matching the
+		// filter after the ack floor: everything at or below it is acked.
+		smp.OldestSeq = max(ci.AckFloor.Stream+1, sinfo.State.FirstSeq)
+		if s.readOld {
+			s.readOldest(ctx, st, filters, &smp)
+		}
+	}
+	smp.Local = s.localTiming()
+	return smp, nil
+}
+
+// readOldest reads the first message matching the filters at or after
+// smp.OldestSeq and records its sequence and timestamp.
+func (s *Sampler) readOldest(ctx context.Context, st jetstream.Stream, filters []string, smp *Sample) {
+	if len(filters) == 0 {
+		filters = []string{">"}
+	}
+	var best *jetstream.RawStreamMsg
+	var errs []error
+	for _, f := range filters {
+		m, err := st.GetMsg(ctx, smp.OldestSeq, jetstream.WithGetMsgSubject(f))
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrMsgNotFound) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		if best == nil || m.Sequence < best.Sequence {
+			best = m
+		}
+	}
+	switch {
+	case best != nil:
+		smp.OldestSeq, smp.OldestTime = best.Sequence, best.Time
+	case len(errs) > 0:
+		smp.OldestErr = errors.Join(errs...).Error()
+	default:
+		smp.OldestErr = "no message at or after the ack floor (removed by limits, or acked meanwhile)"
+	}
+}
+
+func (s *Sampler) localTiming() *LocalTiming {
+	if len(s.local) == 0 {
+		return nil
+	}
+	lt := &LocalTiming{}
+	var conc float64
+	var avg time.Duration
+	for _, sub := range s.local {
+		if sub.Stream() != s.stream || sub.Durable() != s.consumer {
+			continue
+		}
+		lt.Instances++
+		conc += float64(sub.Concurrency())
+		avg += sub.AvgHandlerTime()
+		lt.Received += sub.Stats().Received
+	}
+	if lt.Instances == 0 {
+		return nil
+	}
+	lt.Concurrency = conc / float64(lt.Instances)
+	lt.AvgHandler = avg / time.Duration(lt.Instances)
+	return lt
+}
+
+func (s *Sampler) streamHandle(ctx context.Context) (jetstream.Stream, error) {
+	s.mu.Lock()
+	st := s.st
+	s.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	st, err := s.js.Stream(ctx, s.stream)
+	if err != nil {
+		return nil, fmt.Errorf("look up stream %s: %w", s.stream, err)
+	}
+	s.mu.Lock()
+	s.st = st
+	s.mu.Unlock()
+	return st, nil
+}
+
+func (s *Sampler) forgetStream() {
+	s.mu.Lock()
+	s.st = nil
+	s.mu.Unlock()
+}
+
+// isFiltered reports whether the consumer's filters select less than the
+// whole stream. Filters equal to the stream's subjects, or ">", do not.
+func isFiltered(filters, streamSubjects []string) bool {
+	if len(filters) == 0 {
+		return false
+	}
+	for _, f := range filters {
+		if f == ">" {
+			return false
+		}
+	}
+	if len(filters) != len(streamSubjects) {
+		return true
+	}
+	have := map[string]bool{}
+	for _, f := range streamSubjects {
+		have[f] = true
+	}
+	for _, f := range filters {
+		if !have[f] {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,87 @@
+package capacity
+
+import (
+	"fmt"
+	"time"
+)
+
+// Status is a Burrow-style verdict on a consumer over the newest samples.
+type Status string
+
+const (
+	// StatusOK: nothing waits, or the backlog is not growing.
+	StatusOK Status = "OK"
+	// StatusWarn: the backlog grew across the window and is still growing:
+	// arrivals outpace processing.
+	StatusWarn Status = "WARN"
+	// StatusStall: messages wait and instances are alive (deliveries or
+	// pull requests) but nothing was acknowledged: stuck handlers, or a
+	// message that fails again and again.
+	StatusStall Status = "STALL"
+	// StatusStop: messages wait and nobody consumes: no deliveries, no acks
+	// and no pull requests. The instances are gone.
+	StatusStop Status = "STOP"
+)
+
+// Severity orders statuses for a gauge: OK 0, WARN 1, STALL 2, STOP 3.
+func (s Status) Severity() int {
+	switch s {
+	case StatusWarn:
+		return 1
+	case StatusStall:
+		return 2
+	case StatusStop:
+		return 3
+	}
+	return 0
+}
+
+// growthShare is how much of the window's arrivals must pile up before a
+// growing backlog is a warning rather than noise.
+const growthShare = 0.05
+
+// status classifies the consumer from the status window sw (the newest
+// few samples) and the rate window rw (longer, for the growth trend).
+func status(sw, rw []Sample) (Status, string) {
+	if len(sw) < 2 {
+		return StatusOK, "needs two samples"
+	}
+	first, last := sw[0], sw[len(sw)-1]
+	span := last.At.Sub(first.At).Round(100 * time.Millisecond)
+	if last.Backlog() == 0 {
+		return StatusOK, "nothing waiting"
+	}
+	_, firstDel, approx := arrivals(first, last)
+	delivered := last.Delivered.Consumer > first.Delivered.Consumer
+	floorMoved := last.AckFloor.Stream > first.AckFloor.Stream
+	done := firstDel - (float64(last.NumAckPending) - float64(first.NumAckPending))
+	progress := floorMoved || (done > 0 && !approx)
+	if !progress {
+		if !delivered && last.NumWaiting == 0 {
+			return StatusStop, fmt.Sprintf("%.0f messages wait and nobody consumes: no deliveries, no acks and no pull requests for %s", last.Backlog(), span)
+		}
+		why := "deliveries continue"
+		if !delivered {
+			why = fmt.Sprintf("%d pull request(s) open", last.NumWaiting)
+		}
+		if last.MaxAckPending > 0 && last.NumAckPending >= last.MaxAckPending {
+			why = fmt.Sprintf("ack-pending at the limit %d", last.MaxAckPending)
+		}
+		return StatusStall, fmt.Sprintf("%.0f messages wait and nothing was acknowledged for %s although the consumer is alive (%s)", last.Backlog(), span, why)
+	}
+	// Growth: over the longer window the backlog rose by a real share of
+	// the arrivals, and it rose in most of the newest steps.
+	a, b := rw[0], rw[len(rw)-1]
+	in, _, _ := arrivals(a, b)
+	growth := b.Backlog() - a.Backlog()
+	rises := 0
+	for i := 1; i < len(sw); i++ {
+		if sw[i].Backlog() > sw[i-1].Backlog() {
+			rises++
+		}
+	}
+	if growth > 0 && growth >= growthShare*in && 2*rises > len(sw)-1 {
+		return StatusWarn, fmt.Sprintf("backlog grew by %.0f over %s and rose in %d of the last %d intervals", growth, b.At.Sub(a.At).Round(100*time.Millisecond), rises, len(sw)-1)
+	}
+	return StatusOK, "keeping up"
+}

@@ -1,0 +1,13 @@
+package framework
+
+import "time"
+
+// Concurrency is how many handlers the subscription runs at once.
+func (s *Subscription) Concurrency() int { return s.opts.concurrency }
+
+// AvgHandlerTime is the moving average (EWMA, weight 1/16) of the time a
+// handler takes, middleware included; 0 before the first message. It
+// starts from 0, so it reads low until some dozens of messages were
+// handled: check Stats().Received before trusting it. The capacity package
+// derives an instance's service rate from it: Concurrency / AvgHandlerTime.
+func (s *Subscription) AvgHandlerTime() time.Duration { return time.Duration(s.avgHandler.Load()) }
