@@ -164,11 +164,12 @@ func (g *permissionGuard) violation() *PermissionError {
 // explain turns err into one naming the refused subject when a violation
 // caused it; other errors pass unchanged.
 func (g *permissionGuard) explain(err error) error {
-	if err == nil {
-		return nil
+	var already *PermissionError
+	if err == nil || errors.As(err, &already) {
+		return err
 	}
 	if pe := g.violation(); pe != nil {
-		return fmt.Errorf("%w (the call ended because %w)", err, pe)
+		return fmt.Errorf("%w; cause: %w", err, pe)
 	}
 	return err
 }

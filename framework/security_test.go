@@ -154,3 +154,18 @@ func writeFile(t *testing.T, name, content string) string {
 	}
 	return p
 }
+
+func TestJWTUserWithLeastPrivilege(t *testing.T) {
+	op := testenv.NewOperator(t)
+	srv := testenv.Start(t, testenv.Options{Configure: op.Server()})
+
+	// JWT permissions are enforced and reported like any other.
+	cfg := op.User("order", without(servicePermissions(), "$JS.API.STREAM.CREATE.ORDERS")).Apply(srv.Config("order"))
+	cfg.RequestTimeout = time.Minute
+	svc := startService(t, cfg)
+	start := time.Now()
+	_, err := svc.EnsureStream(context.Background(), ordersStream)
+	assertPermissionError(t, err, start, "publish", "$JS.API.STREAM.CREATE.ORDERS")
+
+	roundTrip(t, op.User("order", servicePermissions()).Apply(srv.Config("order")), 3)
+}
