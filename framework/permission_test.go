@@ -21,11 +21,11 @@ func servicePermissions() *testenv.Permissions {
 	return &testenv.Permissions{
 		Publish: []string{
 			"orders.created.v1", "orders.created.v1.>", // its events
-			"$JS.API.INFO",                       // readiness (account info)
-			"$JS.API.STREAM.INFO.ORDERS",         // EnsureStream: look up
-			"$JS.API.STREAM.CREATE.ORDERS",       // EnsureStream: create
-			"$JS.API.STREAM.UPDATE.ORDERS",       // EnsureStream: update
-			"$JS.API.STREAM.NAMES",               // Subscribe: which stream stores the topic
+			"$JS.API.INFO",                 // readiness (account info)
+			"$JS.API.STREAM.INFO.ORDERS",   // EnsureStream: look up
+			"$JS.API.STREAM.CREATE.ORDERS", // EnsureStream: create
+			"$JS.API.STREAM.UPDATE.ORDERS", // EnsureStream: update
+			"$JS.API.STREAM.NAMES",         // Subscribe: which stream stores the topic
 			"$JS.API.CONSUMER.INFO.ORDERS.inventory",
 			"$JS.API.CONSUMER.CREATE.ORDERS.inventory", "$JS.API.CONSUMER.CREATE.ORDERS.inventory.>",
 			"$JS.API.CONSUMER.MSG.NEXT.ORDERS.inventory", // pull
