@@ -1,0 +1,198 @@
+// Package events declares the events the sample order and inventory
+// services exchange: their payload types, typed topics, streams and the
+// deterministic event ids that let the server's de-duplication window drop
+// a re-published event.
+//
+// The saga, in one picture:
+//
+//	order ──orders.created.v1──▶ inventory ──inventory.reserved.v1──▶ order (confirmed)
+//	                                       └─inventory.rejected.v1──▶ order (rejected)
+//	order ──orders.cancelled.v1─▶ inventory (releases a reservation exactly once)
+//
+// Every event is published with the order id as the subject key
+// (orders.created.v1.<order id>), so a consumer may filter one order.
+package events
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jetkit/jetkit/framework"
+)
+
+// Streams the sample system declares. Both services declare both streams
+// (EnsureStream is idempotent), so either may start first.
+var (
+	// OrdersStream stores what the order service publishes.
+	OrdersStream = framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}
+	// InventoryStream stores what the inventory service publishes.
+	InventoryStream = framework.StreamSpec{Name: "INVENTORY", Subjects: []string{"inventory.>"}}
+)
+
+// Typed topics, declared once and used to publish and subscribe.
+var (
+	// OrderCreatedTopic: an order was placed and waits for stock.
+	OrderCreatedTopic = framework.NewTopic[OrderCreated]("orders.created.v1")
+	// OrderCancelledTopic: an order was cancelled; any reservation must be released.
+	OrderCancelledTopic = framework.NewTopic[OrderCancelled]("orders.cancelled.v1")
+	// InventoryReservedTopic: every line of an order is reserved.
+	InventoryReservedTopic = framework.NewTopic[InventoryReserved]("inventory.reserved.v1")
+	// InventoryRejectedTopic: the order could not be reserved; nothing is held.
+	InventoryRejectedTopic = framework.NewTopic[InventoryRejected]("inventory.rejected.v1")
+)
+
+// Line is one SKU and quantity of an order.
+type Line struct {
+	// SKU is the stock keeping unit: 1-64 characters of A-Z a-z 0-9 _ -.
+	SKU string `json:"sku"`
+	// Qty is the quantity, at least 1.
+	Qty int `json:"qty"`
+}
+
+// OrderCreated is published by the order service when an order is placed.
+type OrderCreated struct {
+	// OrderID identifies the order; it is also the subject key.
+	OrderID string `json:"order_id"`
+	// CustomerID is who placed it.
+	CustomerID string `json:"customer_id"`
+	// Items are the order lines, one per SKU.
+	Items []Line `json:"items"`
+	// CreatedAt is when the order was placed.
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// OrderCancelled is published by the order service when an order is
+// cancelled, and re-published when a reservation arrives for an order that
+// is no longer waiting for one.
+type OrderCancelled struct {
+	// OrderID identifies the order.
+	OrderID string `json:"order_id"`
+	// Reason says why, for people reading the stream.
+	Reason string `json:"reason,omitempty"`
+}
+
+// InventoryReserved is published by the inventory service once every line
+// of an order is reserved.
+type InventoryReserved struct {
+	// OrderID identifies the order.
+	OrderID string `json:"order_id"`
+	// Items are the reserved lines.
+	Items []Line `json:"items"`
+}
+
+// Rejection reasons carried by InventoryRejected.Reason.
+const (
+	// ReasonUnknownSKU: a line names a SKU the inventory does not stock.
+	ReasonUnknownSKU = "unknown_sku"
+	// ReasonInsufficientStock: a line asks for more than is available.
+	ReasonInsufficientStock = "insufficient_stock"
+	// ReasonInvalidOrder: the event itself is malformed (no lines, qty < 1, bad SKU).
+	ReasonInvalidOrder = "invalid_order"
+)
+
+// InventoryRejected is published by the inventory service when an order
+// cannot be reserved in full; nothing stays reserved.
+type InventoryRejected struct {
+	// OrderID identifies the order.
+	OrderID string `json:"order_id"`
+	// Reason is one of the Reason constants.
+	Reason string `json:"reason"`
+	// SKU is the first line that failed, when the reason concerns a line.
+	SKU string `json:"sku,omitempty"`
+	// Requested and Available describe that line for insufficient stock.
+	Requested int `json:"requested,omitempty"`
+	Available int `json:"available,omitempty"`
+}
+
+// Deterministic event ids: one event per order and kind, so re-publishing
+// after a failure or a redelivery stores it once inside the stream's
+// duplicates window, and consumers can recognise it after that.
+
+// CreatedID is the event id of the OrderCreated of orderID.
+func CreatedID(orderID string) string { return "created-" + orderID }
+
+// CancelledID is the event id of the OrderCancelled of orderID.
+func CancelledID(orderID string) string { return "cancelled-" + orderID }
+
+// ReservedID is the event id of the InventoryReserved of orderID.
+func ReservedID(orderID string) string { return "reserved-" + orderID }
+
+// RejectedID is the event id of the InventoryRejected of orderID.
+func RejectedID(orderID string) string { return "rejected-" + orderID }
+
+// idPattern is what ids and SKUs may look like: safe as a subject token, a
+// KV key and a URL path segment.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidateSKU reports whether sku is 1-64 characters of A-Z a-z 0-9 _ -.
+func ValidateSKU(sku string) error {
+	if !idPattern.MatchString(sku) {
+		return fmt.Errorf("sku %q: expected 1-64 characters of A-Z a-z 0-9 _ -", sku)
+	}
+	return nil
+}
+
+// ValidateOrderID reports whether id can be an order id (same form as a SKU).
+func ValidateOrderID(id string) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("order id %q: expected 1-64 characters of A-Z a-z 0-9 _ -", id)
+	}
+	return nil
+}
+
+// Limits on an order, checked by the order API and again by the inventory.
+const (
+	// MaxLines is the most lines an order may have.
+	MaxLines = 100
+	// MaxQty is the largest quantity of one line.
+	MaxQty = 1_000_000
+)
+
+// NormalizeLines checks lines and merges repeated SKUs, returning one line
+// per SKU in SKU order (the order the inventory locks stock keys in). The
+// error names the first problem.
+func NormalizeLines(lines []Line) ([]Line, error) {
+	if len(lines) == 0 {
+		return nil, fmt.Errorf("items: at least one item is required")
+	}
+	if len(lines) > MaxLines {
+		return nil, fmt.Errorf("items: at most %d items, got %d", MaxLines, len(lines))
+	}
+	sum := make(map[string]int, len(lines))
+	for i, l := range lines {
+		if err := ValidateSKU(l.SKU); err != nil {
+			return nil, fmt.Errorf("items[%d]: %w", i, err)
+		}
+		if l.Qty < 1 || l.Qty > MaxQty {
+			return nil, fmt.Errorf("items[%d]: qty %d: expected 1 to %d", i, l.Qty, MaxQty)
+		}
+		sum[l.SKU] += l.Qty
+		if sum[l.SKU] > MaxQty {
+			return nil, fmt.Errorf("items[%d]: total qty of sku %q exceeds %d", i, l.SKU, MaxQty)
+		}
+	}
+	out := make([]Line, 0, len(sum))
+	for sku, qty := range sum {
+		out = append(out, Line{SKU: sku, Qty: qty})
+	}
+	sortLines(out)
+	return out, nil
+}
+
+func sortLines(lines []Line) {
+	slices.SortFunc(lines, func(a, b Line) int { return strings.Compare(a.SKU, b.SKU) })
+}
+
+// Declare declares both streams of the sample system on svc.
+func Declare(ctx context.Context, svc *framework.Service) error {
+	for _, spec := range []framework.StreamSpec{OrdersStream, InventoryStream} {
+		if _, err := svc.EnsureStream(ctx, spec); err != nil {
+			return fmt.Errorf("declare stream %s: %w", spec.Name, err)
+		}
+	}
+	return nil
+}

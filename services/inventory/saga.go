@@ -1,0 +1,317 @@
+package inventory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/services/events"
+)
+
+// Reservation states. Each order has one reservation record in the
+// reservations bucket; its revision-checked transitions are the commit
+// points of the saga:
+//
+//	(none) ─created──▶ reserving ──all lines held──▶ reserved ──cancel──▶ releasing ─▶ released
+//	   │                  │ └─a line failed─▶ unwinding(rejected) ─▶ rejected
+//	   │                  └─cancel──────────▶ unwinding(cancelled) ─▶ cancelled
+//	   └─cancel (before created)───────────────────────────────────────▶ cancelled
+//
+// Stock changes are made per SKU, each together with a marker in the SKU's
+// record ("reserve:<order>" / "release:<order>") in one revision-checked
+// update. While a reservation is reserving, unwinding or releasing its
+// markers are never removed, so "marker present" means exactly "this step
+// is applied": a step repeated after a crash or a redelivery sees its
+// marker and changes nothing. Markers are removed only once the record is
+// final, after which no step runs again. Hence no redelivered or
+// re-published event reserves or releases twice.
+const (
+	stateReserving = "reserving"
+	stateUnwinding = "unwinding"
+	stateReserved  = "reserved"
+	stateRejected  = "rejected"
+	stateReleasing = "releasing"
+	stateReleased  = "released"
+	stateCancelled = "cancelled"
+)
+
+const (
+	holdReserve = "reserve"
+	holdRelease = "release"
+)
+
+// reservation is the value of an order's key in the reservations bucket.
+type reservation struct {
+	OrderID string        `json:"order_id"`
+	State   string        `json:"state"`
+	Lines   []events.Line `json:"lines,omitempty"`
+	// Outcome is the final state an unwinding reservation moves to:
+	// rejected or cancelled.
+	Outcome string `json:"outcome,omitempty"`
+	// Rejection is why the order was rejected.
+	Rejection *events.InventoryRejected `json:"rejection,omitempty"`
+	UpdatedAt time.Time                 `json:"updated_at"`
+}
+
+// handleCreated reserves every line of the order or none.
+func (s *Service) handleCreated(ctx context.Context, ev events.OrderCreated, _ *framework.Message) error {
+	if err := events.ValidateOrderID(ev.OrderID); err != nil {
+		// Without a usable id there is no order to answer: dead-letter it.
+		return framework.Permanent(fmt.Errorf("orders.created event: %w", err))
+	}
+	unlock := s.locks.lock(ev.OrderID)
+	defer unlock()
+	lines, invalid := events.NormalizeLines(ev.Items)
+	r, rev, err := updateJSON(ctx, s.reservations, ev.OrderID, func(r *reservation, exists bool) (bool, error) {
+		if exists {
+			return false, nil
+		}
+		*r = reservation{OrderID: ev.OrderID, State: stateReserving, Lines: lines, UpdatedAt: time.Now().UTC()}
+		if invalid != nil {
+			r.State, r.Lines = stateRejected, nil
+			r.Rejection = &events.InventoryRejected{OrderID: ev.OrderID, Reason: events.ReasonInvalidOrder}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("reservation of order %s: %w", ev.OrderID, err)
+	}
+	return s.drive(ctx, r, rev)
+}
+
+// handleCancelled releases what the order holds, exactly once. A cancel
+// that arrives before the order leaves a cancelled record behind, so the
+// late order reserves nothing.
+func (s *Service) handleCancelled(ctx context.Context, ev events.OrderCancelled, _ *framework.Message) error {
+	if err := events.ValidateOrderID(ev.OrderID); err != nil {
+		return framework.Permanent(fmt.Errorf("orders.cancelled event: %w", err))
+	}
+	unlock := s.locks.lock(ev.OrderID)
+	defer unlock()
+	r, rev, err := updateJSON(ctx, s.reservations, ev.OrderID, func(r *reservation, exists bool) (bool, error) {
+		switch {
+		case !exists:
+			*r = reservation{OrderID: ev.OrderID, State: stateCancelled}
+		case r.State == stateReserving:
+			r.State, r.Outcome = stateUnwinding, stateCancelled
+		case r.State == stateReserved:
+			r.State = stateReleasing
+		default: // already on its way to a final state, or there
+			return false, nil
+		}
+		r.UpdatedAt = time.Now().UTC()
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("cancel reservation of order %s: %w", ev.OrderID, err)
+	}
+	return s.drive(ctx, r, rev)
+}
+
+// drive runs the reservation from its current state to a final one, doing
+// each state's (idempotent) stock work and committing each transition with
+// a revision check. If another writer moved the record meanwhile, it
+// re-reads it and carries on from there.
+func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
+	for step := 0; step < 16; step++ {
+		var err error
+		switch r.State {
+		case stateReserving:
+			var rej *events.InventoryRejected
+			if rej, err = s.holdLines(ctx, r); err == nil {
+				if rej != nil {
+					r.State, r.Outcome, r.Rejection = stateUnwinding, stateRejected, rej
+				} else {
+					r.State = stateReserved
+				}
+			}
+		case stateUnwinding:
+			if err = s.applyLines(ctx, r, s.undoHold); err == nil {
+				r.State = r.Outcome
+			}
+		case stateReleasing:
+			if err = s.applyLines(ctx, r, s.release); err == nil {
+				r.State = stateReleased
+			}
+		case stateReserved:
+			if err := s.applyLines(ctx, r, s.clearMarkers); err != nil {
+				return err
+			}
+			_, err := events.InventoryReservedTopic.Publish(ctx, s.svc,
+				events.InventoryReserved{OrderID: r.OrderID, Items: r.Lines},
+				framework.WithEventID(events.ReservedID(r.OrderID)), framework.WithKey(r.OrderID))
+			return err
+		case stateRejected:
+			if err := s.applyLines(ctx, r, s.settleFinal); err != nil {
+				return err
+			}
+			rej := events.InventoryRejected{OrderID: r.OrderID, Reason: events.ReasonInvalidOrder}
+			if r.Rejection != nil {
+				rej = *r.Rejection
+			}
+			_, err := events.InventoryRejectedTopic.Publish(ctx, s.svc, rej,
+				framework.WithEventID(events.RejectedID(r.OrderID)), framework.WithKey(r.OrderID))
+			return err
+		case stateReleased, stateCancelled:
+			return s.applyLines(ctx, r, s.settleFinal)
+		default:
+			return framework.Permanent(fmt.Errorf("reservation of order %s: unknown state %q", r.OrderID, r.State))
+		}
+		if err != nil {
+			return err
+		}
+		r.UpdatedAt = time.Now().UTC()
+		if rev, err = s.commit(ctx, r, rev); err != nil {
+			if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+				return err
+			}
+			if r, rev, err = updateJSON(ctx, s.reservations, r.OrderID, noChange[reservation]); err != nil {
+				return err
+			}
+		}
+	}
+	return fmt.Errorf("reservation of order %s: no final state after 16 steps (state %q); will retry", r.OrderID, r.State)
+}
+
+func noChange[T any](*T, bool) (bool, error) { return false, nil }
+
+// commit writes r if the record is still at rev.
+func (s *Service) commit(ctx context.Context, r reservation, rev uint64) (uint64, error) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return 0, fmt.Errorf("encode reservation of order %s: %w", r.OrderID, err)
+	}
+	next, err := s.reservations.Update(ctx, r.OrderID, data, rev)
+	if err != nil {
+		return 0, fmt.Errorf("move reservation of order %s to %s: %w", r.OrderID, r.State, err)
+	}
+	return next, nil
+}
+
+// holdLines takes each line from stock in SKU order, marking each. It
+// stops at the first line that cannot be held and says why.
+func (s *Service) holdLines(ctx context.Context, r reservation) (*events.InventoryRejected, error) {
+	mark := holdKey(holdReserve, r.OrderID)
+	for _, line := range r.Lines {
+		var rej *events.InventoryRejected
+		_, _, err := updateJSON(ctx, s.stock, line.SKU, func(st *stockRecord, exists bool) (bool, error) {
+			rej = nil
+			switch {
+			case !exists:
+				rej = &events.InventoryRejected{OrderID: r.OrderID, Reason: events.ReasonUnknownSKU, SKU: line.SKU, Requested: line.Qty}
+				return false, nil
+			case st.Holds[mark] > 0:
+				return false, nil // held by an earlier attempt
+			case st.Available < line.Qty:
+				rej = &events.InventoryRejected{OrderID: r.OrderID, Reason: events.ReasonInsufficientStock,
+					SKU: line.SKU, Requested: line.Qty, Available: st.Available}
+				return false, nil
+			}
+			st.Available -= line.Qty
+			setHold(st, mark, line.Qty)
+			return true, nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("hold %d of %s for order %s: %w", line.Qty, line.SKU, r.OrderID, err)
+		}
+		if rej != nil {
+			return rej, nil
+		}
+	}
+	return nil, nil
+}
+
+// lineStep changes one SKU's record for one line of a reservation and
+// reports whether it changed anything.
+type lineStep func(st *stockRecord, exists bool, orderID string, line events.Line) bool
+
+// applyLines runs step on each line's stock record with revision checks.
+func (s *Service) applyLines(ctx context.Context, r reservation, step lineStep) error {
+	for _, line := range r.Lines {
+		_, _, err := updateJSON(ctx, s.stock, line.SKU, func(st *stockRecord, exists bool) (bool, error) {
+			return step(st, exists, r.OrderID, line), nil
+		})
+		if err != nil {
+			return fmt.Errorf("order %s (%s), sku %s: %w", r.OrderID, r.State, line.SKU, err)
+		}
+	}
+	return nil
+}
+
+// undoHold gives back a hold taken while reserving (if it was taken).
+func (s *Service) undoHold(st *stockRecord, exists bool, orderID string, line events.Line) bool {
+	mark := holdKey(holdReserve, orderID)
+	qty := st.Holds[mark]
+	if !exists || qty == 0 {
+		return false
+	}
+	st.Available += qty
+	delete(st.Holds, mark)
+	return true
+}
+
+// release gives back a reserved line once: the release marker stays until
+// the reservation is released, so a repeat finds it and does nothing.
+func (s *Service) release(st *stockRecord, _ bool, orderID string, line events.Line) bool {
+	mark := holdKey(holdRelease, orderID)
+	if st.Holds[mark] > 0 {
+		return false
+	}
+	st.Available += line.Qty
+	delete(st.Holds, holdKey(holdReserve, orderID)) // committed when reserved
+	setHold(st, mark, line.Qty)
+	return true
+}
+
+// settleFinal tidies a SKU after the reservation became rejected,
+// cancelled or released. In those states every legitimate reserve marker is
+// already gone (undone, or replaced by a release marker in the same
+// update), so a reserve marker still present can only come from a stale
+// attempt that overlapped the final transition: its quantity is given
+// back. Release markers are then removed.
+func (s *Service) settleFinal(st *stockRecord, exists bool, orderID string, line events.Line) bool {
+	stray := s.undoHold(st, exists, orderID, line)
+	return s.clearMarkers(st, exists, orderID, line) || stray
+}
+
+// clearMarkers removes the order's markers once its reservation is final;
+// for a reserved order the reserve markers stand for stock now committed.
+func (s *Service) clearMarkers(st *stockRecord, exists bool, orderID string, _ events.Line) bool {
+	changed := false
+	for _, kind := range []string{holdReserve, holdRelease} {
+		if _, ok := st.Holds[holdKey(kind, orderID)]; ok {
+			delete(st.Holds, holdKey(kind, orderID))
+			changed = true
+		}
+	}
+	return exists && changed
+}
+
+func setHold(st *stockRecord, mark string, qty int) {
+	if st.Holds == nil {
+		st.Holds = map[string]int{}
+	}
+	st.Holds[mark] = qty
+}
+
+// keyedMutex serialises work on one order inside this process, so that
+// the cancel and the reservation of one order, or two deliveries of the
+// same event, never interleave their steps here. Across instances,
+// JetStream delivers one message to one instance at a time, and
+// deterministic event ids let the server drop re-published copies.
+type keyedMutex struct{ stripes [256]sync.Mutex }
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	m := &k.stripes[h.Sum32()%uint32(len(k.stripes))]
+	m.Lock()
+	return m.Unlock
+}

@@ -1,0 +1,132 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/services/events"
+)
+
+// ErrUnknownSKU is returned for a SKU the inventory has no stock record of.
+var ErrUnknownSKU = errors.New("unknown sku")
+
+// MaxStock is the largest stock level PUT /stock/{sku} accepts.
+const MaxStock = 1_000_000_000
+
+// stockRecord is the value of one SKU's key in the stock bucket.
+type stockRecord struct {
+	// Available is what can still be reserved; reservations are already
+	// subtracted.
+	Available int `json:"available"`
+	// Holds marks the reservation steps applied to this SKU whose
+	// reservation record has not yet recorded the outcome, keyed
+	// "reserve:<order>" or "release:<order>". The marker and the stock change
+	// are written in one revision-checked update, which is what makes a
+	// repeated step a no-op. Markers are removed once the order's
+	// reservation record is final, so the map only holds work in flight.
+	Holds map[string]int `json:"holds,omitempty"`
+}
+
+// StockLevel is what the HTTP API and callers see of one SKU.
+type StockLevel struct {
+	// SKU is the stock keeping unit.
+	SKU string `json:"sku"`
+	// Available is the quantity that can still be reserved.
+	Available int `json:"available"`
+	// InFlight counts reservation steps on this SKU not yet finalised
+	// (0 when the system is idle).
+	InFlight int `json:"in_flight,omitempty"`
+	// Revision is the KV revision of the record.
+	Revision uint64 `json:"revision"`
+}
+
+func holdKey(kind, orderID string) string { return kind + ":" + orderID }
+
+// SetStock sets the available quantity of sku (creating it if needed),
+// keeping any reservation steps in flight.
+func (s *Service) SetStock(ctx context.Context, sku string, available int) (StockLevel, error) {
+	if err := events.ValidateSKU(sku); err != nil {
+		return StockLevel{}, err
+	}
+	if available < 0 || available > MaxStock {
+		return StockLevel{}, fmt.Errorf("available %d: expected 0 to %d", available, MaxStock)
+	}
+	rec, rev, err := updateJSON(ctx, s.stock, sku, func(r *stockRecord, _ bool) (bool, error) {
+		r.Available = available
+		return true, nil
+	})
+	if err != nil {
+		return StockLevel{}, fmt.Errorf("set stock of %s: %w", sku, err)
+	}
+	return level(sku, rec, rev), nil
+}
+
+// SeedStock sets the available quantity of every SKU in levels that has no
+// stock record yet, leaving existing ones alone (so a restart keeps state).
+func (s *Service) SeedStock(ctx context.Context, levels map[string]int) error {
+	for sku, n := range levels {
+		if err := events.ValidateSKU(sku); err != nil {
+			return err
+		}
+		_, _, err := updateJSON(ctx, s.stock, sku, func(r *stockRecord, exists bool) (bool, error) {
+			if exists {
+				return false, nil
+			}
+			r.Available = n
+			return true, nil
+		})
+		if err != nil {
+			return fmt.Errorf("seed stock of %s: %w", sku, err)
+		}
+	}
+	return nil
+}
+
+// Stock returns the stock level of sku, or ErrUnknownSKU.
+func (s *Service) Stock(ctx context.Context, sku string) (StockLevel, error) {
+	if err := events.ValidateSKU(sku); err != nil {
+		return StockLevel{}, err
+	}
+	rec, rev, err := updateJSON(ctx, s.stock, sku, func(*stockRecord, bool) (bool, error) { return false, nil })
+	if err != nil {
+		return StockLevel{}, fmt.Errorf("read stock of %s: %w", sku, err)
+	}
+	if rev == 0 {
+		return StockLevel{}, fmt.Errorf("%w %q", ErrUnknownSKU, sku)
+	}
+	return level(sku, rec, rev), nil
+}
+
+// StockLevels returns every SKU's stock level, sorted by SKU.
+func (s *Service) StockLevels(ctx context.Context) ([]StockLevel, error) {
+	skus, err := s.stock.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return []StockLevel{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list stock keys: %w", err)
+	}
+	slices.SortFunc(skus, strings.Compare)
+	skus = slices.Compact(skus)
+	out := make([]StockLevel, 0, len(skus))
+	for _, sku := range skus {
+		l, err := s.Stock(ctx, sku)
+		if errors.Is(err, ErrUnknownSKU) {
+			continue // deleted since listed
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+func level(sku string, r stockRecord, rev uint64) StockLevel {
+	return StockLevel{SKU: sku, Available: r.Available, InFlight: len(r.Holds), Revision: rev}
+}

@@ -1,0 +1,81 @@
+// Command order runs the sample order service. It is configured
+// only by environment variables: the framework's (ORDER_NATS_URL,
+// ORDER_CONCURRENCY, ... see the README) and its own:
+//
+//	ORDER_HTTP_ADDR   address of the HTTP API (default :8081)
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/services/order"
+)
+
+// config is the service's own configuration, next to framework.Config.
+type config struct {
+	// HTTPAddr is where the HTTP API listens.
+	HTTPAddr string `envconfig:"HTTP_ADDR" default:":8081"`
+}
+
+const envPrefix = "ORDER"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "order:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+
+	cfg, err := framework.LoadConfig(envPrefix)
+	if err != nil {
+		return err
+	}
+	if _, set := os.LookupEnv(envPrefix + "_SERVICE_NAME"); !set {
+		cfg.ServiceName = "order"
+	}
+	var own config
+	if err := envconfig.Process(envPrefix, &own); err != nil {
+		return fmt.Errorf("%s_HTTP_ADDR: %w", envPrefix, err)
+	}
+
+	svc, err := framework.New(ctx, cfg, framework.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	orders, err := order.New(ctx, svc)
+	if err != nil {
+		return errors.Join(err, svc.Shutdown(context.Background()))
+	}
+
+	srv := &http.Server{Addr: own.HTTPAddr, Handler: orders.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.ListenAndServe() }()
+	log.Info("order listening", "http", own.HTTPAddr)
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		_ = svc.Shutdown(context.Background())
+		return fmt.Errorf("HTTP server on %s: %w", own.HTTPAddr, err)
+	}
+	// Stop taking requests first, then drain the event handlers.
+	budget, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	return errors.Join(srv.Shutdown(budget), svc.Shutdown(budget))
+}
