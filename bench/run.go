@@ -1,0 +1,137 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"time"
+)
+
+// Run runs the enabled scenarios and returns the report. It writes one
+// progress line per measured row to progress (nil: none). A failed run
+// returns the rows measured so far together with the error.
+func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if progress == nil {
+		progress = io.Discard
+	}
+	rep := &Report{
+		Started: time.Now().UTC(), MsgSize: o.MsgSize, Replicas: o.Replicas, Storage: "file",
+		Middleware: append([]string{"recover (core)"}, o.MiddlewareNames...),
+		GoVersion:  runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), CPUs: runtime.NumCPU(),
+	}
+	if o.MemoryStorage {
+		rep.Storage = "memory"
+	}
+	e, err := newEnv(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	rep.Server = e.serverName()
+	fmt.Fprintf(progress, "jetkit bench: %s server, %s storage, R%d, %d-byte messages, middleware %v\n",
+		rep.Server, rep.Storage, rep.Replicas, rep.MsgSize, rep.Middleware)
+	add := func(r Result) {
+		rep.Results = append(rep.Results, r)
+		fmt.Fprintf(progress, "  %-14s %-22s raw %12s  jetkit %12s  %6s %s\n", r.Scenario, r.Case,
+			formatValue(r.Raw, r.Unit), formatValue(r.Jetkit, r.Unit), formatRatio(r.Ratio), verdict(r))
+	}
+	steps := e.steps()
+	for i, st := range steps {
+		fmt.Fprintf(progress, "[%d/%d] %s: %s\n", i+1, len(steps), st.name, st.what)
+		if err := st.run(ctx, add); err != nil {
+			rep.Elapsed = time.Since(rep.Started).Seconds()
+			return rep, fmt.Errorf("scenario %s: %w", st.name, err)
+		}
+	}
+	rep.Elapsed = time.Since(rep.Started).Seconds()
+	return rep, nil
+}
+
+type step struct {
+	name, what string
+	run        func(ctx context.Context, add func(Result)) error
+}
+
+func one(f func(context.Context) (Result, error)) func(context.Context, func(Result)) error {
+	return func(ctx context.Context, add func(Result)) error {
+		r, err := f(ctx)
+		if err == nil {
+			add(r)
+		}
+		return err
+	}
+}
+
+func many(f func(context.Context) ([]Result, error)) func(context.Context, func(Result)) error {
+	return func(ctx context.Context, add func(Result)) error {
+		rs, err := f(ctx)
+		for _, r := range rs {
+			add(r)
+		}
+		return err
+	}
+}
+
+// steps lists the enabled scenarios. The consume scenarios share one
+// backlog, filled before the first of them runs.
+func (e *env) steps() []step {
+	o := e.opts
+	var backlog struct{ stream, subject string }
+	ensureBacklog := func(ctx context.Context) error {
+		if backlog.stream != "" {
+			return nil
+		}
+		n := o.ConsumeCount
+		if o.enabled(ScenarioServiceTime) {
+			for _, c := range o.ServiceConcurrencies {
+				n = max(n, e.serviceCount(c))
+			}
+		}
+		s, subj, err := e.consumeBacklog(ctx, "consume", n)
+		backlog.stream, backlog.subject = s, subj
+		return err
+	}
+	consume := func(sync bool) func(context.Context, func(Result)) error {
+		return func(ctx context.Context, add func(Result)) error {
+			if err := ensureBacklog(ctx); err != nil {
+				return err
+			}
+			_, err := e.consume(ctx, backlog.stream, backlog.subject, sync, add)
+			return err
+		}
+	}
+	var out []step
+	if o.enabled(ScenarioPublishSync) {
+		out = append(out, step{ScenarioPublishSync, fmt.Sprintf("%d msgs, each waiting for its PubAck", o.PublishCount), one(e.publishSync)})
+	}
+	if o.enabled(ScenarioPublishAsync) {
+		out = append(out, step{ScenarioPublishAsync, fmt.Sprintf("%d msgs, %d in flight at most", o.PublishCount, asyncMaxPending), one(e.publishAsync)})
+	}
+	if o.enabled(ScenarioConsumeAsync) {
+		out = append(out, step{ScenarioConsumeAsync, fmt.Sprintf("%d msgs per run, no-op handler, Ack, concurrency %v", o.ConsumeCount, o.Concurrencies), consume(false)})
+	}
+	if o.enabled(ScenarioConsumeSync) {
+		out = append(out, step{ScenarioConsumeSync, fmt.Sprintf("%d msgs per run, no-op handler, DoubleAck, concurrency %v", o.ConsumeCount, o.Concurrencies), consume(true)})
+	}
+	if o.enabled(ScenarioE2E) {
+		out = append(out, step{ScenarioE2E, fmt.Sprintf("%d msgs/s for %s, latency publish -> handler", o.Rate, o.E2EDuration), many(e.e2e)})
+	}
+	if o.enabled(ScenarioServiceTime) {
+		out = append(out, step{ScenarioServiceTime, fmt.Sprintf("handler takes %s, concurrency %v", o.ServiceTime, o.ServiceConcurrencies),
+			func(ctx context.Context, add func(Result)) error {
+				if err := ensureBacklog(ctx); err != nil {
+					return err
+				}
+				_, err := e.serviceTime(ctx, backlog.stream, backlog.subject, add)
+				return err
+			}})
+	}
+	if o.enabled(ScenarioMemory) {
+		out = append(out, step{ScenarioMemory, fmt.Sprintf("consume a %d-message backlog, sampling heap and RSS", o.Backlog), many(e.memory)})
+	}
+	return out
+}
