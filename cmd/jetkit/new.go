@@ -1,18 +1,106 @@
 package main
 
 import (
-	"errors"
+	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/jetkit/jetkit/scaffolding"
 )
 
-// newNewCmd is a placeholder until its issue lands.
+// newNewCmd is `jetkit new service|event`: generate a service, or add an
+// event to one, and check that the result builds, passes its tests and runs.
 func newNewCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "new",
-		Short: "not available yet",
+		Short: "Generate a service (new service) or add an event to one (new event); the output is verified",
+	}
+	cmd.AddCommand(newServiceCmd(), newEventCmd())
+	return cmd
+}
+
+func newServiceCmd() *cobra.Command {
+	var spec scaffolding.Spec
+	var noVerify bool
+	cmd := &cobra.Command{
+		Use:   "service NAME --module PATH [--dir DIR] [--consumes SUBJECT]... [--publishes SUBJECT]...",
+		Short: "Generate a service, then check it: go mod tidy, vet, build, test, and a start on an embedded NATS server",
+		Example: `  jetkit new service payments --module github.com/acme/payments \
+      --consumes orders.created.v1 --publishes payments.settled.v1`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("jetkit new is not available yet")
+			spec.Name = args[0]
+			out := cmd.OutOrStdout()
+			res, err := scaffolding.Generate(spec)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "wrote %d files to %s\n", len(res.Files), res.Dir)
+			if res.Jetkit.ReplaceDir != "" {
+				fmt.Fprintf(out, "jetkit: replaced with the local checkout %s\n", res.Jetkit.ReplaceDir)
+			} else {
+				fmt.Fprintf(out, "jetkit: %s %s\n", scaffolding.JetkitModule, res.Jetkit.Version)
+			}
+			if noVerify {
+				fmt.Fprintln(out, "not verified (--no-verify); run go mod tidy && make test there")
+				return nil
+			}
+			fmt.Fprintln(out, "verifying:")
+			if err := scaffolding.Verify(cmd.Context(), res.Dir, scaffolding.VerifyOptions{Progress: out}); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "%s builds, passes its tests and runs. Next:\n  cd %s && make run\n", spec.Name, res.Dir)
+			return nil
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&spec.Module, "module", "", "Go module path of the service, e.g. github.com/acme/payments (required)")
+	f.StringVar(&spec.Dir, "dir", "", "directory to write (default ./NAME); must be empty unless --force")
+	f.StringArrayVar(&spec.Consumes, "consumes", nil, "subject the service handles, e.g. orders.created.v1 (repeatable)")
+	f.StringArrayVar(&spec.Publishes, "publishes", nil, "subject the service publishes, e.g. payments.settled.v1 (repeatable)")
+	f.BoolVar(&spec.Force, "force", false, "write into a non-empty directory, overwriting generated files")
+	f.BoolVar(&noVerify, "no-verify", false, "skip go mod tidy, vet, build, test and the start check")
+	f.StringVar(&spec.JetkitReplace, "jetkit-replace", "", "local jetkit checkout to use via a go.mod replace (default: the checkout jetkit runs from, if any)")
+	_ = cmd.MarkFlagRequired("module")
+	return cmd
+}
+
+func newEventCmd() *cobra.Command {
+	var consume, noVerify bool
+	cmd := &cobra.Command{
+		Use:   "event SUBJECT [--consume]",
+		Short: "Add a typed event and its topic to the generated service in the current directory, then verify it",
+		Long: `Add a typed event (internal/events/<event>.go), its round-trip test and, for
+a new domain, its stream. With --consume also a handler, its test and its
+subscription. Only new files are written and lines are added only between
+jetkit:begin and jetkit:end markers; your code elsewhere is not touched.`,
+		Example: "  jetkit new event payments.refunded.v1\n  jetkit new event orders.cancelled.v1 --consume",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := cmd.OutOrStdout()
+			wd, err := os.Getwd()
+			if err != nil {
+				return err
+			}
+			res, err := scaffolding.AddEvent(wd, args[0], consume)
+			if err != nil {
+				return err
+			}
+			for _, f := range res.Files {
+				fmt.Fprintf(out, "wrote %s\n", f)
+			}
+			for _, n := range res.Notes {
+				fmt.Fprintf(out, "note: %s\n", n)
+			}
+			if noVerify {
+				return nil
+			}
+			fmt.Fprintln(out, "verifying:")
+			return scaffolding.Verify(cmd.Context(), res.Dir, scaffolding.VerifyOptions{Progress: out, SkipRun: !consume})
+		},
+	}
+	cmd.Flags().BoolVar(&consume, "consume", false, "also generate a handler, its test and its subscription")
+	cmd.Flags().BoolVar(&noVerify, "no-verify", false, "skip go mod tidy, vet, build and test")
+	return cmd
 }
