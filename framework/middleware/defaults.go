@@ -1,0 +1,48 @@
+package middleware
+
+import (
+	"log/slog"
+
+	"github.com/jetkit/jetkit/framework"
+)
+
+// Options selects what Defaults builds.
+type Options struct {
+	// Logger for Logging and Retry; nil means slog.Default().
+	Logger *slog.Logger
+	// Retry is the in-process retry policy; the zero value is
+	// DefaultRetryPolicy. Set Retry.AttemptTimeout for a per-attempt
+	// deadline.
+	Retry RetryPolicy
+	// Idempotency, if not nil, de-duplicates by event id (NewIdempotency).
+	Idempotency *Idempotency
+}
+
+// Defaults returns the built-in middleware in its fixed order, outermost
+// first: Logging, Idempotency (if set), Retry (per-attempt timeout and
+// panic recovery inside each attempt), Recover. See the package doc for
+// why this order and no other.
+//
+//	idem, err := middleware.NewIdempotency(ctx, js, middleware.IdempotencyConfig{})
+//	...
+//	svc, err := framework.New(ctx, cfg, framework.WithMiddleware(middleware.Defaults(middleware.Options{
+//		Logger:      log,
+//		Retry:       middleware.RetryPolicy{MaxAttempts: 4, AttemptTimeout: 10 * time.Second},
+//		Idempotency: idem,
+//	})...))
+//
+// Middleware you add with framework.Use runs inside this chain, so it
+// cannot reorder it.
+func Defaults(o Options) []framework.Middleware {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Retry.Logger == nil {
+		o.Retry.Logger = o.Logger
+	}
+	chain := []framework.Middleware{Logging(o.Logger)}
+	if o.Idempotency != nil {
+		chain = append(chain, o.Idempotency.Middleware())
+	}
+	return append(chain, Retry(o.Retry), Recover())
+}

@@ -1,0 +1,303 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/jetkit/jetkit/framework"
+)
+
+// IdempotencyConfig configures the Idempotency middleware. Zero fields
+// take the defaults named on each.
+type IdempotencyConfig struct {
+	// Bucket is the JetStream KV bucket holding the records. Default
+	// "jetkit-idempotency". Services may share it: keys are per stream and
+	// consumer.
+	Bucket string
+	// TTL is how long a processed event id is remembered; an event
+	// re-published after that runs again. Default 24h. Must exceed Lease.
+	TTL time.Duration
+	// Lease is how long a claim on an event stays valid without being
+	// renewed. A running handler renews it every Lease/3; if its process
+	// dies, a redelivery takes the event over once the lease has run out.
+	// Default 30s.
+	Lease time.Duration
+	// Replicas of the bucket's stream. Default 1.
+	Replicas int
+	// Storage of the bucket. Default file.
+	Storage jetstream.StorageType
+	// Key derives the de-duplication key of a message. The default is the
+	// stream, consumer and event id (Envelope.ID), so that every consumer
+	// (fan-out) still gets each event once. An empty key runs the handler
+	// without de-duplication. Any string is allowed: it is encoded into a
+	// valid KV key.
+	Key func(m *framework.Message) string
+	// Logger receives take-overs and failures to record outcomes. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// IdempotencyStats counts what the middleware did since it was created.
+type IdempotencyStats struct {
+	Ran      uint64 // handler runs after a successful claim
+	Skipped  uint64 // deliveries of events already done: acked without running
+	Waited   uint64 // deliveries that waited for another live claim to end
+	TookOver uint64 // claims taken over after their lease ran out
+}
+
+// Idempotency runs a handler at most once per event id (within TTL), even
+// when the same event is re-published under a different Nats-Msg-Id,
+// redelivered after an ack was lost, or delivered to two instances at the
+// same moment. Create it once per service with NewIdempotency.
+//
+// Per delivery it claims the key with a KV create (revision semantics:
+// exactly one of two racing instances wins), runs the handler while
+// renewing the claim's lease, then records the event as done, or deletes
+// the claim if the handler failed so that a retry can claim it at once.
+// A delivery that finds the event done is acked without running the
+// handler; one that finds a live claim of another delivery waits (its
+// message kept alive by the framework's InProgress heartbeats) until that
+// claim is released, done or its lease runs out (a crashed owner).
+type Idempotency struct {
+	kv    jetstream.KeyValue
+	cfg   IdempotencyConfig
+	keyOf func(m *framework.Message) string
+
+	ran, skipped, waited, tookOver atomic.Uint64
+}
+
+const (
+	stateProcessing = "processing"
+	stateDone       = "done"
+	// kvOpTimeout bounds the KV writes made outside the handler's context
+	// (renew, release, done), which must happen even during shutdown.
+	kvOpTimeout = 5 * time.Second
+)
+
+// NewIdempotency creates or updates the KV bucket and returns the
+// middleware's owner.
+//
+//	idem, err := middleware.NewIdempotency(ctx, svc.Conn().JS, middleware.IdempotencyConfig{TTL: 72 * time.Hour})
+//	if err != nil {
+//		return err
+//	}
+//	framework.Subscribe(svc, orderCreated, "billing", charge, framework.Use(idem.Middleware()))
+func NewIdempotency(ctx context.Context, js jetstream.JetStream, cfg IdempotencyConfig) (*Idempotency, error) {
+	if cfg.Bucket == "" {
+		cfg.Bucket = "jetkit-idempotency"
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = 24 * time.Hour
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = 30 * time.Second
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	keyOf := defaultIdempotencyKey
+	if user := cfg.Key; user != nil {
+		keyOf = func(m *framework.Message) string {
+			if raw := user(m); raw != "" {
+				return keyToken(raw)
+			}
+			return ""
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Lease < 100*time.Millisecond || cfg.TTL <= cfg.Lease {
+		return nil, fmt.Errorf("idempotency bucket %s: Lease %s must be at least 100ms and TTL %s longer than Lease", cfg.Bucket, cfg.Lease, cfg.TTL)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      cfg.Bucket,
+		Description: "jetkit idempotency records: event ids claimed or done",
+		TTL:         cfg.TTL,
+		History:     1,
+		Storage:     cfg.Storage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create or update idempotency KV bucket %s (TTL %s): %w", cfg.Bucket, cfg.TTL, err)
+	}
+	return &Idempotency{kv: kv, cfg: cfg, keyOf: keyOf}, nil
+}
+
+// Stats returns the counters.
+func (i *Idempotency) Stats() IdempotencyStats {
+	return IdempotencyStats{Ran: i.ran.Load(), Skipped: i.skipped.Load(), Waited: i.waited.Load(), TookOver: i.tookOver.Load()}
+}
+
+// Bucket is the KV bucket, for inspection.
+func (i *Idempotency) Bucket() jetstream.KeyValue { return i.kv }
+
+// Middleware returns the middleware. Place it outside Retry (Defaults
+// does), so that in-process retries happen under one claim.
+func (i *Idempotency) Middleware() framework.Middleware {
+	return func(next framework.Handler) framework.Handler {
+		return framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
+			return i.handle(ctx, next, m)
+		})
+	}
+}
+
+func (i *Idempotency) handle(ctx context.Context, next framework.Handler, m *framework.Message) error {
+	key := i.keyOf(m)
+	if key == "" {
+		return next.Handle(ctx, m)
+	}
+	claim := encodeRecord(record{State: stateProcessing, Owner: nuid.Next(), LeaseMS: i.cfg.Lease.Milliseconds(),
+		Subject: m.Subject, StreamSeq: m.StreamSeq})
+	waited := false
+	for {
+		rev, err := i.kv.Create(ctx, key, claim)
+		if err == nil {
+			return i.run(ctx, next, m, key, rev, claim)
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("idempotency: claim event %s in bucket %s: %w", m.Envelope.ID, i.cfg.Bucket, err)
+		}
+		e, err := i.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // released or expired since the create: claim again
+		}
+		if err != nil {
+			return fmt.Errorf("idempotency: read claim of event %s in bucket %s: %w", m.Envelope.ID, i.cfg.Bucket, err)
+		}
+		rec, err := decodeRecord(e.Value())
+		if err != nil {
+			return fmt.Errorf("idempotency: key %s in bucket %s: %w (delete the key if it is not jetkit's)", key, i.cfg.Bucket, err)
+		}
+		if rec.State == stateDone {
+			i.skipped.Add(1)
+			return nil
+		}
+		expiry := e.Created().Add(time.Duration(rec.LeaseMS) * time.Millisecond)
+		if time.Now().After(expiry) {
+			rev, err := i.kv.Update(ctx, key, claim, e.Revision())
+			if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+				continue // someone else moved first
+			}
+			if err != nil {
+				return fmt.Errorf("idempotency: take over expired claim of event %s: %w", m.Envelope.ID, err)
+			}
+			i.tookOver.Add(1)
+			i.cfg.Logger.Warn("idempotency: took over a claim whose lease ran out (its owner crashed or stalled); running the handler",
+				"event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "previous_owner_seq", rec.StreamSeq, "lease", i.cfg.Lease)
+			return i.run(ctx, next, m, key, rev, claim)
+		}
+		if !waited {
+			waited = true
+			i.waited.Add(1)
+		}
+		if err := i.waitChange(ctx, key, e.Revision(), expiry); err != nil {
+			return fmt.Errorf("idempotency: waiting for another delivery of event %s to finish: %w", m.Envelope.ID, err)
+		}
+	}
+}
+
+// run calls the handler under the claim at rev and settles the claim.
+func (i *Idempotency) run(ctx context.Context, next framework.Handler, m *framework.Message, key string, rev uint64, claim []byte) (err error) {
+	i.ran.Add(1)
+	stop := i.keepLease(key, rev, claim, m)
+	finished := false
+	defer func() {
+		latest := stop()
+		if !finished || err != nil { // failed or panicking: free the event for a retry now
+			i.release(key, latest, m)
+			return
+		}
+		i.markDone(key, latest, m)
+	}()
+	err = next.Handle(ctx, m)
+	finished = true
+	return err
+}
+
+// keepLease renews the claim every Lease/3 until the returned function is
+// called; that function returns the claim's latest revision.
+func (i *Idempotency) keepLease(key string, rev uint64, claim []byte, m *framework.Message) func() uint64 {
+	stop := make(chan struct{})
+	result := make(chan uint64, 1)
+	go func() {
+		t := time.NewTicker(i.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				result <- rev
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(context.Background(), kvOpTimeout)
+				nrev, err := i.kv.Update(ctx, key, claim, rev)
+				cancel()
+				if err != nil {
+					i.cfg.Logger.Warn("idempotency: could not renew the claim; if its lease runs out another delivery may run the handler too",
+						"event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "error", err)
+					if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+						<-stop
+						result <- rev
+						return
+					}
+					continue
+				}
+				rev = nrev
+			}
+		}
+	}()
+	return func() uint64 { close(stop); return <-result }
+}
+
+func (i *Idempotency) release(key string, rev uint64, m *framework.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), kvOpTimeout)
+	defer cancel()
+	if err := i.kv.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
+		i.cfg.Logger.Warn("idempotency: could not release the claim after a failure; a retry waits until its lease runs out",
+			"event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "lease", i.cfg.Lease, "error", err)
+	}
+}
+
+func (i *Idempotency) markDone(key string, rev uint64, m *framework.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), kvOpTimeout)
+	defer cancel()
+	done := encodeRecord(record{State: stateDone, Subject: m.Subject, StreamSeq: m.StreamSeq, At: time.Now().UTC()})
+	if _, err := i.kv.Update(ctx, key, done, rev); err != nil {
+		i.cfg.Logger.Error("idempotency: handler succeeded but the event could not be recorded as done; a duplicate may run it again",
+			"event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "error", err)
+	}
+}
+
+// waitChange blocks until the key's revision differs from rev, the lease
+// expiry passes, or ctx ends.
+func (i *Idempotency) waitChange(ctx context.Context, key string, rev uint64, expiry time.Time) error {
+	w, err := i.kv.Watch(ctx, key)
+	if err != nil {
+		return fmt.Errorf("watch key %s: %w", key, err)
+	}
+	defer func() { _ = w.Stop() }()
+	t := time.NewTimer(time.Until(expiry) + 10*time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e != nil && e.Revision() != rev {
+				return nil
+			}
+		}
+	}
+}
