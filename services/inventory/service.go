@@ -48,6 +48,12 @@ type Service struct {
 // consuming orders on svc. opts apply to both subscriptions (concurrency,
 // ack mode, middleware). svc.Shutdown stops them.
 func New(ctx context.Context, svc *framework.Service, opts ...framework.SubscribeOption) (*Service, error) {
+	return newService(ctx, svc, nil, opts)
+}
+
+// newService is New with a seam for tests: wrap, if not nil, wraps both
+// buckets (to inject crashes between writes).
+func newService(ctx context.Context, svc *framework.Service, wrap func(jetstream.KeyValue) jetstream.KeyValue, opts []framework.SubscribeOption) (*Service, error) {
 	if err := events.Declare(ctx, svc); err != nil {
 		return nil, err
 	}
@@ -58,6 +64,9 @@ func New(ctx context.Context, svc *framework.Service, opts ...framework.Subscrib
 	}
 	if s.reservations, err = bucket(ctx, svc, ReservationBucket, "reservation state per order"); err != nil {
 		return nil, err
+	}
+	if wrap != nil {
+		s.stock, s.reservations = wrap(s.stock), wrap(s.reservations)
 	}
 	if _, err := framework.Subscribe(svc, events.OrderCreatedTopic, ReserveDurable, s.handleCreated, opts...); err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)

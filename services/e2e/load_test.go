@@ -1,0 +1,138 @@
+package e2e_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/services/events"
+	"github.com/jetkit/jetkit/services/order"
+)
+
+const (
+	loadOrders  = 500
+	loadClients = 20
+)
+
+// initialStock is deliberately short: the orders ask for about three
+// times what there is, so many are rejected and every SKU key is fought
+// over by concurrent reservations.
+var initialStock = map[string]int{"apple": 150, "pear": 150, "plum": 150, "kiwi": 150, "fig": 150}
+
+// loadRun places loadOrders random orders from loadClients goroutines over
+// HTTP; midway (after half the orders) it calls midway if not nil.
+func loadRun(t *testing.T, s *system, midway func()) []string {
+	t.Helper()
+	skus := make([]string, 0, len(initialStock))
+	for sku, n := range initialStock {
+		s.setStock(sku, n)
+		skus = append(skus, sku)
+	}
+	ids := make([]string, loadOrders)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	half := make(chan struct{})
+	for c := range loadClients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), 42))
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= loadOrders {
+					return
+				}
+				if i == loadOrders/2 {
+					once.Do(func() { close(half) })
+				}
+				n := 1 + rng.IntN(3)
+				items := make([]events.Line, n)
+				for j := range items {
+					items[j] = events.Line{SKU: skus[rng.IntN(len(skus))], Qty: 1 + rng.IntN(3)}
+				}
+				ids[i] = s.place(fmt.Sprintf("c-%d", c), items...)
+			}
+		}()
+	}
+	if midway != nil {
+		<-half
+		midway()
+	}
+	wg.Wait()
+	return ids
+}
+
+// checkInvariants waits until every order is final and checks, per SKU,
+// that nothing went negative and confirmed + remaining = initial; and that
+// every event is accounted for: one answer per order, nothing
+// dead-lettered, nothing left pending.
+func checkInvariants(t *testing.T, s *system, ids []string) {
+	t.Helper()
+	confirmed := map[string]int{}
+	statuses := map[string]int{}
+	for _, id := range ids {
+		o := s.waitStatus(id, waitLong, order.StatusConfirmed, order.StatusRejected)
+		statuses[o.Status]++
+		if o.Status == order.StatusConfirmed {
+			for _, l := range o.Items {
+				confirmed[l.SKU] += l.Qty
+			}
+		}
+	}
+	s.settle(waitLong)
+	for sku, initial := range initialStock {
+		got := s.stock(sku)
+		if got.Available < 0 || got.InFlight != 0 {
+			t.Errorf("%s: %+v: negative or with reservation steps left in flight", sku, got)
+		}
+		if confirmed[sku]+got.Available != initial {
+			t.Errorf("%s: confirmed %d + remaining %d = %d, want the initial %d", sku, confirmed[sku], got.Available, confirmed[sku]+got.Available, initial)
+		}
+	}
+	if statuses[order.StatusConfirmed] == 0 || statuses[order.StatusRejected] == 0 {
+		t.Errorf("statuses %v: the run should confirm some orders and reject others", statuses)
+	}
+	if n := s.streamMsgs(events.OrdersStream.Name); n != loadOrders {
+		t.Errorf("ORDERS stream: %d events, want %d (one orders.created per order)", n, loadOrders)
+	}
+	if n := s.streamMsgs(events.InventoryStream.Name); n != loadOrders {
+		t.Errorf("INVENTORY stream: %d events, want %d (one answer per order)", n, loadOrders)
+	}
+	if n := s.streamMsgs(framework.DefaultConfig().DeadLetterStream); n != 0 {
+		t.Errorf("dead-letter stream: %d messages, want 0", n)
+	}
+	t.Logf("%d orders: %v", len(ids), statuses)
+}
+
+func TestConcurrentOrdersAgainstLimitedStock(t *testing.T) {
+	s := newSystem(t, sysOptions{})
+	checkInvariants(t, s, loadRun(t, s, nil))
+}
+
+func TestConcurrentOrdersWithForcedRedeliveries(t *testing.T) {
+	var before, after atomic.Int64
+	s := newSystem(t, sysOptions{middleware: []framework.Middleware{flaky(&before, &after)}})
+	checkInvariants(t, s, loadRun(t, s, nil))
+	if before.Load() == 0 || after.Load() == 0 {
+		t.Errorf("injected %d failures before and %d after handling; want both > 0", before.Load(), after.Load())
+	}
+	t.Logf("injected %d failures before handling and %d after", before.Load(), after.Load())
+}
+
+func TestConcurrentOrdersWithInventoryRestart(t *testing.T) {
+	s := newSystem(t, sysOptions{})
+	gen := 0
+	ids := loadRun(t, s, func() {
+		s.stopInventory()
+		s.startInventory()
+		gen = s.invGen
+	})
+	if gen != 2 {
+		t.Fatalf("inventory generation %d, want 2: the restart did not happen", gen)
+	}
+	checkInvariants(t, s, ids)
+}
