@@ -98,7 +98,7 @@ func (s *Subscription) deadLetter(m *Message, cause error) Settlement {
 	h[nats.MsgIdHdr] = []string{"dlq." + m.Stream + "." + m.Consumer + "." + strconv.FormatUint(m.StreamSeq, 10)}
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.conn.cfg.RequestTimeout)
-	_, err := s.conn.JS.PublishMsg(ctx, &nats.Msg{Subject: DeadLetterSubject(m.Stream, m.Consumer), Data: m.Data, Header: h})
+	_, err := s.conn.JS.PublishMsg(ctx, &nats.Msg{Subject: DeadLetterSubject(m.Stream, m.Consumer), Data: fitDeadLetter(h, m.Data, s.conn.NC.MaxPayload()), Header: h})
 	cancel()
 	if err != nil {
 		s.stats.deadLetterFailed.Add(1)

@@ -125,7 +125,7 @@ func (t *Topic[T]) PublishAsync(ctx context.Context, p Publisher, ev T, opts ...
 }
 
 func publishError(eventType, id, subject string, err error) error {
-	if errors.Is(err, nats.ErrMaxPayload) {
+	if errors.Is(err, nats.ErrMaxPayload) || isStreamMsgTooLarge(err) {
 		err = fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
 	}
 	return fmt.Errorf("publish %s event %s to %q: %w", eventType, id, subject, err)
@@ -158,16 +158,17 @@ func (t *Topic[T]) message(ctx context.Context, c *Conn, ev T, opts []PublishOpt
 	if err != nil {
 		return nil, env, fmt.Errorf("publish %s: encode %T with %s: %w", t.eventType, ev, t.codec.ContentType(), err)
 	}
-	if max := c.NC.MaxPayload(); max > 0 && int64(len(data)) > max {
-		return nil, env, fmt.Errorf("publish %s event %s: %w: payload is %d bytes, the server's max_payload is %d", t.eventType, env.ID, ErrMessageTooLarge, len(data), max)
-	}
 	h := make(nats.Header, 8+len(o.headers))
 	for k, v := range o.headers {
 		h[k] = []string{v}
 	}
 	writeEnvelope(h, env)
 	otel.GetTextMapPropagator().Inject(ctx, HeaderCarrier(h))
-	return &nats.Msg{Subject: subject, Data: data, Header: h}, env, nil
+	msg := &nats.Msg{Subject: subject, Data: data, Header: h}
+	if err := checkOutgoing(c, msg, t.eventType, env.ID); err != nil { // headers count towards max_payload too (limits.go)
+		return nil, env, err
+	}
+	return msg, env, nil
 }
 
 func validateEventID(id string) error {

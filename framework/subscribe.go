@@ -27,8 +27,8 @@ func Subscribe[T any](svc *Service, topic *Topic[T], durable string, h TypedHand
 			return decodeError("event type %q on subject %s, expected %q", m.Envelope.Type, m.Subject, topic.eventType)
 		}
 		var ev T
-		if err := topic.codec.Unmarshal(m.Data, &ev); err != nil {
-			return decodeError("payload of %s event %s as %T: %v", m.Envelope.Type, m.Envelope.ID, ev, err)
+		if err := decodeEvent(topic.codec, m.Envelope, m.Data, &ev); err != nil { // content type, size, depth (limits.go)
+			return err
 		}
 		return h(ctx, ev, m)
 	})

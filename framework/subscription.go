@@ -28,6 +28,11 @@ type Subscription struct {
 
 	work     chan jetstream.Msg
 	stopping chan struct{} // closed when shutdown starts: stop taking work
+	// held are messages received after shutdown began; they are handed
+	// back once the subscription is closed (see holdBack).
+	heldMu     sync.Mutex
+	held       []jetstream.Msg
+	heldClosed bool
 	slots    []workerSlot
 	workers  sync.WaitGroup
 	hbDone   chan struct{}
@@ -126,15 +131,41 @@ func (s *Subscription) start() error {
 func (s *Subscription) deliver(m jetstream.Msg) {
 	select {
 	case <-s.stopping:
-		s.handBack(m)
+		s.holdBack(m)
 		return
 	default:
 	}
 	select {
 	case s.work <- m:
 	case <-s.stopping:
+		s.holdBack(m)
+	}
+}
+
+// holdBack keeps a message received during shutdown until the subscription
+// is closed. A Nak sent while the pull subscription is still open is
+// redelivered to this very subscription, which hands it back again: each
+// round burns one of the message's deliveries (MaxDeliver).
+func (s *Subscription) holdBack(m jetstream.Msg) {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	if s.heldClosed {
+		s.handBack(m)
+		return
+	}
+	s.held = append(s.held, m)
+}
+
+// handBackHeld hands back what holdBack kept; later arrivals are handed
+// back at once.
+func (s *Subscription) handBackHeld() {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	s.heldClosed = true
+	for _, m := range s.held {
 		s.handBack(m)
 	}
+	s.held = nil
 }
 
 func (s *Subscription) handBack(m jetstream.Msg) {
@@ -203,7 +234,7 @@ func (s *Subscription) message(raw jetstream.Msg) (*Message, error) {
 	if m.NumDelivered > uint64(s.opts.maxDeliver) {
 		return m, &maxDeliverError{delivered: m.NumDelivered, limit: s.opts.maxDeliver}
 	}
-	env, err := parseEnvelope(m.Header)
+	env, err := parseUntrusted(m.Header) // header limits + envelope (limits.go)
 	m.Envelope = env
 	return m, err
 }
@@ -337,24 +368,40 @@ func (s *Subscription) stop(ctx context.Context) {
 	s.stopOnce.Do(func() { s.shutdown(ctx) })
 }
 
+// handlerUnwindGrace bounds the wait for cancelled handlers to return
+// after the shutdown budget ran out.
+const handlerUnwindGrace = 2 * time.Second
+
 func (s *Subscription) shutdown(ctx context.Context) {
 	close(s.stopping)
-	// Drain delivers what nats.go has buffered to deliver, which hands it
-	// back at once because stopping is closed.
+	// Drain delivers what nats.go has buffered to deliver, which holds it
+	// back because stopping is closed; it is handed back once the
+	// subscription is closed and the server can no longer send it here.
 	s.cc.Drain()
 	select {
 	case <-s.cc.Closed():
 	case <-ctx.Done():
 		s.cc.Stop()
 	}
+	s.handBackHeld()
 	done := make(chan struct{})
 	go func() { s.workers.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		// Budget spent: cancel handlers and hand back what they hold now,
-		// so another instance can take it at once.
+		// Budget spent: cancel handlers. Those that return within a short
+		// grace settle as usual (a success is acked, anything else handed
+		// back), and what their middleware does on the way out (e.g.
+		// releasing an idempotency claim) reaches the server before the
+		// connection drains. Whatever is still running then is handed
+		// back, so another instance can take it at once.
 		s.cancelHandler()
+		unwind := time.NewTimer(handlerUnwindGrace)
+		select {
+		case <-done:
+		case <-unwind.C:
+		}
+		unwind.Stop()
 		for i := range s.slots {
 			slot := &s.slots[i]
 			slot.mu.Lock()

@@ -1,0 +1,294 @@
+package framework
+
+import (
+	"errors"
+	"fmt"
+	"mime"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Limits on what a subscription accepts from the wire. Everything a
+// consumer receives is untrusted input: a message breaking one of these is
+// dead-lettered (reason "decode") before any handler sees it.
+const (
+	// MaxHeaders is the most header values a received message may carry.
+	// jetkit writes 8 plus trace context; 64 leaves room for application
+	// headers while bounding per-message work.
+	MaxHeaders = 64
+	// MaxHeaderBytes bounds the encoded size of a received message's headers.
+	MaxHeaderBytes = 32 << 10
+	// MaxEnvelopeValueLen bounds ce-id, ce-type, ce-source and
+	// ce-specversion, which end up in logs, metrics and dead-letter headers.
+	MaxEnvelopeValueLen = 1024
+)
+
+// DecodeLimits bound the work and memory one payload may cost to decode.
+// Attach them to a topic's codec with LimitCodec; without them the
+// DefaultDecodeLimits apply to every typed subscription.
+type DecodeLimits struct {
+	// MaxBytes is the largest payload decoded (it is also bounded by the
+	// server's max_payload). 0 means DefaultDecodeLimits().MaxBytes.
+	MaxBytes int
+	// MaxDepth is the deepest nesting of JSON objects and arrays.
+	// 0 means DefaultDecodeLimits().MaxDepth.
+	MaxDepth int
+	// MaxValues bounds the JSON values (array elements and object members)
+	// in one payload, which bounds the allocations decoding makes.
+	// 0 means DefaultDecodeLimits().MaxValues.
+	MaxValues int
+}
+
+// DefaultDecodeLimits are applied when a codec names no limits: 8 MiB (the
+// largest max_payload NATS recommends), depth 64, one million values.
+func DefaultDecodeLimits() DecodeLimits {
+	return DecodeLimits{MaxBytes: 8 << 20, MaxDepth: 64, MaxValues: 1 << 20}
+}
+
+func (l DecodeLimits) withDefaults() DecodeLimits {
+	d := DefaultDecodeLimits()
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = d.MaxBytes
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	if l.MaxValues <= 0 {
+		l.MaxValues = d.MaxValues
+	}
+	return l
+}
+
+// LimitCodec returns c with decode limits other than the defaults, e.g.
+// for a topic whose events are legitimately large:
+//
+//	framework.NewTopic[Report]("reports.ready.v1",
+//		framework.WithCodec(framework.LimitCodec(framework.JSON, framework.DecodeLimits{MaxBytes: 32 << 20})))
+func LimitCodec(c Codec, l DecodeLimits) Codec {
+	return limitedCodec{Codec: c, limits: l.withDefaults()}
+}
+
+type limitedCodec struct {
+	Codec
+	limits DecodeLimits
+}
+
+func (c limitedCodec) decodeLimits() DecodeLimits { return c.limits }
+
+// decodeEvent checks an untrusted payload against the envelope's content
+// type and the codec's limits, then decodes it into v. Every failure is a
+// permanent decode error naming what is wrong.
+func decodeEvent(c Codec, env Envelope, data []byte, v any) error {
+	want := mediaType(c.ContentType())
+	if env.ContentType != "" {
+		if got := mediaType(env.ContentType); got != want {
+			return decodeError("content-type %q of %s event %s; this subscription decodes %q", env.ContentType, env.Type, env.ID, c.ContentType())
+		}
+	}
+	limits := DefaultDecodeLimits()
+	if lc, ok := c.(interface{ decodeLimits() DecodeLimits }); ok {
+		limits = lc.decodeLimits()
+	}
+	if len(data) > limits.MaxBytes {
+		return decodeError("payload of %s event %s is %d bytes, over the decode limit of %d (raise it with LimitCodec)", env.Type, env.ID, len(data), limits.MaxBytes)
+	}
+	if want == "application/json" || strings.HasSuffix(want, "+json") {
+		if err := checkJSON(data, limits); err != nil {
+			return decodeError("payload of %s event %s: %v", env.Type, env.ID, err)
+		}
+	}
+	if err := c.Unmarshal(data, v); err != nil {
+		return decodeError("payload of %s event %s as %T: %v", env.Type, env.ID, v, err)
+	}
+	return nil
+}
+
+// mediaType is the lower-case type/subtype without parameters.
+func mediaType(ct string) string {
+	if mt, _, err := mime.ParseMediaType(ct); err == nil {
+		return mt
+	}
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.ToLower(strings.TrimSpace(mt))
+}
+
+// checkJSON scans data once, without allocating, and rejects invalid UTF-8
+// (which encoding/json would silently replace), nesting deeper than
+// MaxDepth and more than MaxValues values. Syntax errors are left to the
+// decoder, which reports them with an offset.
+func checkJSON(data []byte, l DecodeLimits) error {
+	if !utf8.Valid(data) {
+		return fmt.Errorf("not valid UTF-8 (JSON must be UTF-8)")
+	}
+	depth, values := 0, 0
+	inString, escaped := false, false
+	for i, b := range data {
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case b == '\\':
+				escaped = true
+			case b == '"':
+				inString = false
+			}
+			continue
+		}
+		switch b {
+		case '"':
+			inString = true
+		case '{', '[':
+			depth++
+			if depth > l.MaxDepth {
+				return fmt.Errorf("JSON nested deeper than %d levels at byte %d", l.MaxDepth, i)
+			}
+			values++
+		case '}', ']':
+			depth--
+		case ',':
+			values++
+		}
+		if values > l.MaxValues {
+			return fmt.Errorf("JSON holds more than %d values", l.MaxValues)
+		}
+	}
+	return nil
+}
+
+// parseUntrusted checks a received message's headers against the limits
+// above and parses its envelope, rejecting envelope values that are not
+// printable UTF-8.
+func parseUntrusted(h nats.Header) (Envelope, error) {
+	if err := checkHeaderLimits(h); err != nil {
+		return Envelope{}, err
+	}
+	env, err := parseEnvelope(h)
+	if err != nil {
+		return env, err
+	}
+	for _, f := range []struct{ name, value string }{
+		{HeaderID, env.ID}, {HeaderType, env.Type}, {HeaderSource, env.Source}, {HeaderContentType, env.ContentType},
+	} {
+		if err := checkEnvelopeValue(f.value); err != nil {
+			return Envelope{}, decodeError("header %s: %v", f.name, err)
+		}
+	}
+	return env, nil
+}
+
+func checkHeaderLimits(h nats.Header) error {
+	n, size := 0, 0
+	for k, vs := range h {
+		n += len(vs)
+		for _, v := range vs {
+			size += len(k) + len(v) + 4
+		}
+	}
+	if n > MaxHeaders {
+		return decodeError("%d header values, more than the limit of %d", n, MaxHeaders)
+	}
+	if size > MaxHeaderBytes {
+		return decodeError("headers take %d bytes, more than the limit of %d", size, MaxHeaderBytes)
+	}
+	return nil
+}
+
+func checkEnvelopeValue(v string) error {
+	if len(v) > MaxEnvelopeValueLen {
+		return fmt.Errorf("%d bytes long, over the limit of %d", len(v), MaxEnvelopeValueLen)
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%q is not valid UTF-8", v)
+	}
+	for _, r := range v {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("%q contains non-printable character %U", v, r)
+		}
+	}
+	return nil
+}
+
+// checkOutgoing rejects a message the server would refuse: headers and
+// payload together over max_payload (the server counts both), or invalid
+// header keys. Nothing is sent when it fails.
+func checkOutgoing(c *Conn, msg *nats.Msg, eventType, id string) error {
+	for k := range msg.Header {
+		if k == "" || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == ':' }) {
+			return fmt.Errorf("publish %s event %s: header key %q: must be printable ASCII without spaces or ':'", eventType, id, k)
+		}
+	}
+	size := msg.Size() - len(msg.Subject) - len(msg.Reply)
+	if max := c.NC.MaxPayload(); max > 0 && int64(size) > max {
+		return fmt.Errorf("publish %s event %s: %w: %d bytes (payload %d + headers %d), the server's max_payload is %d",
+			eventType, id, ErrMessageTooLarge, size, len(msg.Data), size-len(msg.Data), max)
+	}
+	return nil
+}
+
+// Dead-letter headers added when the copy had to be cut to fit max_payload.
+const (
+	// HeaderDLQHeadersDropped counts original header values left out of the copy.
+	HeaderDLQHeadersDropped = "Jetkit-Dlq-Headers-Dropped"
+	// HeaderDLQTruncated is the original payload size when the copy's payload was cut.
+	HeaderDLQTruncated = "Jetkit-Dlq-Truncated"
+)
+
+// fitDeadLetter makes a dead-letter copy fit within maxPayload, so a
+// message near the limit (or with oversized headers) can still be
+// dead-lettered instead of being retried forever: first it drops the
+// original headers (keeping the Jetkit-Dlq-* ones), then it cuts the
+// payload. h is edited in place; the payload to send is returned.
+func fitDeadLetter(h nats.Header, data []byte, maxPayload int64) []byte {
+	if maxPayload <= 0 {
+		return data
+	}
+	size := func() int64 {
+		m := nats.Msg{Header: h, Data: data}
+		return int64(m.Size())
+	}
+	if size() <= maxPayload {
+		return data
+	}
+	dropped := 0
+	drop := func(keep func(k string, vs []string) bool) {
+		for k, vs := range h {
+			if !strings.HasPrefix(k, "Jetkit-Dlq-") && k != nats.MsgIdHdr && !keep(k, vs) {
+				dropped += len(vs)
+				delete(h, k)
+			}
+		}
+		if dropped > 0 {
+			h[HeaderDLQHeadersDropped] = []string{strconv.Itoa(dropped)}
+		}
+	}
+	// First keep the envelope (small ce-* values), which says what the
+	// event was; then, if that is still too much, keep only our headers.
+	drop(func(k string, vs []string) bool {
+		lk := strings.ToLower(k)
+		return (strings.HasPrefix(lk, "ce-") || lk == HeaderContentType) && len(vs) == 1 && len(vs[0]) <= MaxEnvelopeValueLen
+	})
+	if size() <= maxPayload {
+		return data
+	}
+	h[HeaderDLQTruncated] = []string{strconv.Itoa(len(data))}
+	if over := size() - maxPayload; over < int64(len(data)) {
+		return data[:int64(len(data))-over]
+	}
+	drop(func(string, []string) bool { return false })
+	if over := size() - maxPayload; over < int64(len(data)) {
+		return data[:int64(len(data))-over]
+	}
+	return nil
+}
+
+// isStreamMsgTooLarge reports the stream's refusal of a message over its
+// MaxMsgSize (StreamSpec.MaxMsgSize), which is smaller than max_payload.
+func isStreamMsgTooLarge(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
+}
