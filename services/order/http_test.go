@@ -1,0 +1,171 @@
+package order_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/services/events"
+	"github.com/jetkit/jetkit/services/order"
+	"github.com/jetkit/jetkit/testenv"
+)
+
+type rig struct {
+	svc    *framework.Service
+	orders *order.Service
+	http   *httptest.Server
+}
+
+// newRig runs the order service alone: nothing answers its orders.
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	srv := testenv.Start(t)
+	cfg := srv.Config("order")
+	cfg.RetryInitial = 20 * time.Millisecond
+	cfg.RetryMax = 200 * time.Millisecond
+	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
+	orders, err := order.New(context.Background(), svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(orders.Handler())
+	t.Cleanup(hs.Close)
+	return &rig{svc: svc, orders: orders, http: hs}
+}
+
+func (r *rig) streamMsgs(t *testing.T, name string) uint64 {
+	t.Helper()
+	st, err := r.svc.Conn().JS.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func send(t *testing.T, method, url, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s %s: Content-Type %q, want application/json", method, url, ct)
+	}
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Errorf("%s %s: %d, body is not JSON: %v", method, url, resp.StatusCode, err)
+	}
+	return resp.StatusCode, out
+}
+
+func TestBadInputIs4xxWithJSONErrorAndPublishesNothing(t *testing.T) {
+	r := newRig(t)
+	huge := `{"customer_id":"c-1","items":[` + strings.Repeat(`{"sku":"apple","qty":1},`, 5000) + `{"sku":"apple","qty":1}]}`
+	cases := []struct {
+		name, method, path, body string
+		want                     int
+	}{
+		{"malformed JSON", "POST", "/orders", `{"customer_id":"c-1",`, 400},
+		{"not an object", "POST", "/orders", `[1,2]`, 400},
+		{"empty body", "POST", "/orders", ``, 400},
+		{"two values", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"a","qty":1}]} {}`, 400},
+		{"unknown field", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"a","qty":1}],"coupon":"x"}`, 400},
+		{"unknown item field", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"a","qty":1,"price":3}]}`, 400},
+		{"wrong type", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"a","qty":"1"}]}`, 400},
+		{"no items", "POST", "/orders", `{"customer_id":"c-1","items":[]}`, 400},
+		{"missing items", "POST", "/orders", `{"customer_id":"c-1"}`, 400},
+		{"zero qty", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"a","qty":0}]}`, 400},
+		{"negative qty", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"a","qty":-2}]}`, 400},
+		{"qty overflow", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"a","qty":99999999999999999999}]}`, 400},
+		{"too much qty", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"a","qty":1000001}]}`, 400},
+		{"sku with a dot", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"a.b","qty":1}]}`, 400},
+		{"sku wildcard", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":">","qty":1}]}`, 400},
+		{"sku with space", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"a b","qty":1}]}`, 400},
+		{"empty sku", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"","qty":1}]}`, 400},
+		{"missing customer", "POST", "/orders", `{"items":[{"sku":"a","qty":1}]}`, 400},
+		{"customer with a dot", "POST", "/orders", `{"customer_id":"c.1","items":[{"sku":"a","qty":1}]}`, 400},
+		{"huge body", "POST", "/orders", huge, 413},
+		{"unknown order", "GET", "/orders/nosuchorder", ``, 404},
+		{"invalid order id", "GET", "/orders/a.b", ``, 400},
+		{"cancel unknown order", "POST", "/orders/nosuchorder/cancel", ``, 404},
+		{"cancel with a body", "POST", "/orders/nosuchorder/cancel", `{}`, 400},
+		{"wrong method", "DELETE", "/orders/x", ``, 405},
+		{"wrong method on list", "GET", "/orders", ``, 405},
+		{"unknown route", "GET", "/nowhere", ``, 404},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, body := send(t, c.method, r.http.URL+c.path, c.body)
+			if code != c.want {
+				t.Errorf("status %d, want %d (body %v)", code, c.want, body)
+			}
+			if msg, _ := body["error"].(string); msg == "" {
+				t.Errorf("body %v has no error message", body)
+			}
+		})
+	}
+	if n := r.streamMsgs(t, events.OrdersStream.Name); n != 0 {
+		t.Errorf("ORDERS stream holds %d events after bad requests, want 0", n)
+	}
+}
+
+func TestCancelRejectedOrderConflicts(t *testing.T) {
+	r := newRig(t)
+	code, body := send(t, "POST", r.http.URL+"/orders", `{"customer_id":"c-1","items":[{"sku":"apple","qty":1}]}`)
+	if code != 202 || body["status"] != "pending" {
+		t.Fatalf("place: %d %v", code, body)
+	}
+	id := body["id"].(string)
+	if _, err := events.InventoryRejectedTopic.Publish(context.Background(), r.svc,
+		events.InventoryRejected{OrderID: id, Reason: events.ReasonUnknownSKU, SKU: "apple"}, framework.WithKey(id)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "order rejected", func() bool {
+		o, err := r.orders.Get(context.Background(), id)
+		return err == nil && o.Status == order.StatusRejected
+	})
+	if code, body := send(t, "POST", r.http.URL+"/orders/"+id+"/cancel", ""); code != 409 {
+		t.Errorf("cancel a rejected order: %d %v, want 409", code, body)
+	}
+	if n := r.streamMsgs(t, events.OrdersStream.Name); n != 1 {
+		t.Errorf("ORDERS stream: %d events, want only the orders.created", n)
+	}
+}
+
+// A reservation for an order the service does not know (or no longer
+// wants) is handed back: the service publishes orders.cancelled.v1.
+func TestUnwantedReservationIsReleased(t *testing.T) {
+	r := newRig(t)
+	if _, err := events.InventoryReservedTopic.Publish(context.Background(), r.svc,
+		events.InventoryReserved{OrderID: "ghost", Items: []events.Line{{SKU: "apple", Qty: 1}}}, framework.WithKey("ghost")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "orders.cancelled.v1.ghost published", func() bool {
+		st, err := r.svc.Conn().JS.Stream(context.Background(), events.OrdersStream.Name)
+		if err != nil {
+			return false
+		}
+		m, err := st.GetLastMsgForSubject(context.Background(), "orders.cancelled.v1.ghost")
+		return err == nil && framework.HeaderValue(m.Header, framework.HeaderID) == events.CancelledID("ghost")
+	})
+}
