@@ -13,17 +13,17 @@ import (
 // metric jetkit uses its name; the lifecycle outcomes they do not cover are
 // under jetkit.*.
 const (
-	MetricConsumed       = "messaging.client.consumed.messages" // deliveries taken by a worker
-	MetricProcessed      = "jetkit.messages.processed"          // handled and acked
-	MetricFailed         = "jetkit.messages.failed"             // handler or decode error
-	MetricRetried        = "jetkit.messages.retried"            // redelivery scheduled with backoff
-	MetricDeadLettered   = "jetkit.messages.dead_lettered"      // copied to the dead-letter stream
-	MetricRedelivered    = "jetkit.messages.redelivered"        // deliveries with NumDelivered > 1
-	MetricHandedBack     = "jetkit.messages.handed_back"        // returned unfinished at shutdown
-	MetricAckFailed      = "jetkit.messages.ack_failed"         // ack not sent or not confirmed
-	MetricProcessTime    = "messaging.process.duration"         // handler chain + settle, seconds
-	MetricInFlight       = "jetkit.handlers.in_flight"          // deliveries being processed now
-	MetricConcurrency    = "jetkit.handlers.limit"              // the subscription's concurrency limit
+	MetricConsumed       = "messaging.client.consumed.messages"  // deliveries taken by a worker
+	MetricProcessed      = "jetkit.messages.processed"           // handled and acked
+	MetricFailed         = "jetkit.messages.failed"              // handler or decode error
+	MetricRetried        = "jetkit.messages.retried"             // redelivery scheduled with backoff
+	MetricDeadLettered   = "jetkit.messages.dead_lettered"       // copied to the dead-letter stream
+	MetricRedelivered    = "jetkit.messages.redelivered"         // deliveries with NumDelivered > 1
+	MetricHandedBack     = "jetkit.messages.handed_back"         // returned unfinished at shutdown
+	MetricAckFailed      = "jetkit.messages.ack_failed"          // ack not sent or not confirmed
+	MetricProcessTime    = "messaging.process.duration"          // handler chain + settle, seconds
+	MetricInFlight       = "jetkit.handlers.in_flight"           // deliveries being processed now
+	MetricConcurrency    = "jetkit.handlers.limit"               // the subscription's concurrency limit
 	MetricPublishTime    = "messaging.client.operation.duration" // publish round trip, seconds
 	MetricPublished      = "messaging.client.sent.messages"      // events the server stored (or queued, async)
 	MetricPublishFailed  = "jetkit.publish.failed"               // publishes that returned an error
@@ -39,7 +39,7 @@ var DurationBuckets = []float64{
 
 // Attribute keys jetkit adds beyond the messaging conventions.
 const (
-	AttrStream        = attribute.Key("jetkit.stream")         // stream name
+	AttrStream        = attribute.Key("jetkit.stream")          // stream name
 	AttrStreamSeq     = attribute.Key("jetkit.stream.sequence") // message's stream sequence
 	AttrDeliveryCount = attribute.Key("jetkit.delivery.count")  // deliveries so far, this one included
 	AttrMaxDeliver    = attribute.Key("jetkit.max_deliver")     // delivery limit
@@ -68,15 +68,15 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 		return c
 	}
 	in := &instruments{
-		consumed:     counter(MetricConsumed, "Deliveries a subscription took for processing."),
-		processed:    counter(MetricProcessed, "Deliveries handled successfully and acknowledged."),
-		failed:       counter(MetricFailed, "Deliveries whose handler (or decoding) returned an error."),
-		retried:      counter(MetricRetried, "Deliveries scheduled for redelivery with backoff after a failure."),
-		deadLettered: counter(MetricDeadLettered, "Messages copied to the dead-letter stream and terminated."),
-		redelivered:  counter(MetricRedelivered, "Deliveries of a message delivered before."),
-		handedBack:   counter(MetricHandedBack, "Deliveries returned unfinished at shutdown."),
-		ackFailed:    counter(MetricAckFailed, "Handled deliveries whose ack failed (they are redelivered)."),
-		published:    counter(MetricPublished, "Events published (stored by the server; queued for async publishes)."),
+		consumed:      counter(MetricConsumed, "Deliveries a subscription took for processing."),
+		processed:     counter(MetricProcessed, "Deliveries handled successfully and acknowledged."),
+		failed:        counter(MetricFailed, "Deliveries whose handler (or decoding) returned an error."),
+		retried:       counter(MetricRetried, "Deliveries scheduled for redelivery with backoff after a failure."),
+		deadLettered:  counter(MetricDeadLettered, "Messages copied to the dead-letter stream and terminated."),
+		redelivered:   counter(MetricRedelivered, "Deliveries of a message delivered before."),
+		handedBack:    counter(MetricHandedBack, "Deliveries returned unfinished at shutdown."),
+		ackFailed:     counter(MetricAckFailed, "Handled deliveries whose ack failed (they are redelivered)."),
+		published:     counter(MetricPublished, "Events published (stored by the server; queued for async publishes)."),
 		publishFailed: counter(MetricPublishFailed, "Publishes that failed."),
 	}
 	var err error
