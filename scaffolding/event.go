@@ -1,12 +1,14 @@
 package scaffolding
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"golang.org/x/mod/modfile"
@@ -73,9 +75,13 @@ func addEvent(t *tree, d data, ev event) (notes []string, err error) {
 		return nil, err
 	}
 	streamFile := "internal/events/" + ev.Domain.File + ".go"
-	if ok, err := t.exists(streamFile); err != nil {
+	if src, ok, err := t.read(streamFile); err != nil {
 		return nil, err
-	} else if !ok {
+	} else if ok {
+		if !bytes.Contains(src, []byte(strconv.Quote(ev.Domain.Token+".>"))) {
+			notes = append(notes, fmt.Sprintf("%s does not declare the subjects %q; check that a stream stores %s", streamFile, ev.Domain.Token+".>", ev.Subject))
+		}
+	} else {
 		if err := newFile(streamFile, "event/stream.go.tmpl"); err != nil {
 			return nil, err
 		}
@@ -192,6 +198,9 @@ func checkIdentFree(root string, ev event) error {
 		src, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
 			return fmt.Errorf("read %s: %w", e.Name(), err)
+		}
+		if decl.Match(src) && bytes.Contains(src, []byte(strconv.Quote(ev.Subject))) {
+			return fmt.Errorf("%w: event %s is already declared in internal/events/%s", ErrInvalidInput, ev.Subject, e.Name())
 		}
 		if decl.Match(src) {
 			return fmt.Errorf("%w: event %s maps to the Go name %s, which internal/events/%s already declares; the event exists already or another subject uses that name", ErrInvalidInput, ev.Subject, ev.Ident, e.Name())

@@ -20,6 +20,10 @@ type VerifyOptions struct {
 	// Env is added to the environment of every step (KEY=value), after
 	// GOFLAGS=-mod=mod and GOWORK=off.
 	Env []string
+	// Output, when set, receives every step's output, also on success.
+	Output io.Writer
+	// TestFlags are added to go test, e.g. -v or -run.
+	TestFlags []string
 	// SkipRun skips starting the service.
 	SkipRun bool
 	// RunTimeout bounds how long the started service may take to become
@@ -66,11 +70,12 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) error {
 		return err
 	}
 	env := verifyEnv(opts.Env)
+	test := append(append([]string{"go", "test", "-count=1"}, opts.TestFlags...), "./...")
 	steps := [][]string{
 		{"go", "mod", "tidy"},
 		{"go", "vet", "./..."},
 		{"go", "build", "./..."},
-		{"go", "test", "-count=1", "./..."},
+		test,
 	}
 	for _, args := range steps {
 		name := strings.Join(args, " ")
@@ -79,6 +84,9 @@ func Verify(ctx context.Context, dir string, opts VerifyOptions) error {
 		cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 		cmd.Dir, cmd.Env = dir, env
 		out, err := cmd.CombinedOutput()
+		if opts.Output != nil {
+			fmt.Fprintf(opts.Output, "$ %s\n%s", name, out)
+		}
 		if err != nil {
 			progress(opts.Progress, " FAILED\n")
 			return &StepError{Step: name, Dir: dir, Err: err, Output: string(out)}

@@ -1,0 +1,206 @@
+package scaffolding
+
+import (
+	"errors"
+	"go/format"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/modfile"
+
+	"github.com/jetkit/jetkit/framework"
+)
+
+// localJetkit is the checkout these tests run in, as a replace target.
+func localJetkit(t *testing.T) *Jetkit {
+	t.Helper()
+	root := FindJetkitRoot(".")
+	if root == "" {
+		t.Fatal("the scaffolding tests must run inside a jetkit checkout")
+	}
+	jk, err := LocateJetkit(root, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &jk
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestGenerateReportsEveryInvalidInputAndWritesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "svc")
+	_, err := Generate(Spec{Name: "Bad_Name", Module: "nodot", Dir: dir,
+		Consumes: []string{"orders.*.v1"}, Publishes: []string{"payments.settled"}, Jetkit: localJetkit(t)})
+	if !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("Generate = %v, want ErrInvalidInput", err)
+	}
+	for _, want := range []string{`service name "Bad_Name"`, `module path "nodot"`, `"orders.*.v1"`, `"payments.settled"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Generate wrote %s despite invalid input (stat: %v)", dir, err)
+	}
+}
+
+func TestGenerateRefusesNonEmptyDirWithoutForce(t *testing.T) {
+	dir := t.TempDir()
+	spec := Spec{Name: "payments", Module: "example.com/payments", Dir: dir, Jetkit: localJetkit(t)}
+	if _, err := Generate(spec); err != nil {
+		t.Fatal(err)
+	}
+	userFile := filepath.Join(dir, "NOTES.md")
+	if err := os.WriteFile(userFile, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mainGo := filepath.Join(dir, "main.go")
+	if err := os.WriteFile(mainGo, []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Generate(spec)
+	if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "not empty") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("second Generate = %v, want a refusal naming --force", err)
+	}
+	if got := readFile(t, mainGo); got != "changed" {
+		t.Fatalf("refused Generate still rewrote main.go")
+	}
+	spec.Force = true
+	if _, err := Generate(spec); err != nil {
+		t.Fatalf("Generate with Force: %v", err)
+	}
+	if got := readFile(t, userFile); got != "mine" {
+		t.Fatalf("Generate with Force changed a file it does not generate: %q", got)
+	}
+	if got := readFile(t, mainGo); !strings.Contains(got, "package main") {
+		t.Fatalf("Generate with Force did not rewrite main.go")
+	}
+}
+
+func TestGenerateOutput(t *testing.T) {
+	dir := t.TempDir()
+	jk := localJetkit(t)
+	res, err := Generate(Spec{Name: "order-api", Module: "example.com/order-api", Dir: dir, Jetkit: jk,
+		Consumes: []string{"orders.created.v1", "orders.cancelled.v1"}, Publishes: []string{"payments.settled.v1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range res.Files {
+		if !strings.HasSuffix(rel, ".go") {
+			continue
+		}
+		src := readFile(t, filepath.Join(dir, rel))
+		if out, err := format.Source([]byte(src)); err != nil || string(out) != src {
+			t.Errorf("%s is not gofmt-clean (err %v)", rel, err)
+		}
+	}
+	for _, want := range []string{
+		"internal/events/orders_created_v1.go", "internal/events/orders_cancelled_v1_test.go",
+		"internal/events/orders_stream.go", "internal/events/payments_stream.go",
+		"internal/handlers/orders_created_v1.go", "internal/handlers/orders_created_v1_test.go",
+		"internal/handlers/orders_cancelled_v1_test.go", "Dockerfile", "Makefile", ".env.example", "README.md", "go.sum",
+	} {
+		if _, err := os.Stat(filepath.Join(dir, want)); err != nil {
+			t.Errorf("missing %s: %v", want, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "internal/handlers/payments_settled_v1.go")); err == nil {
+		t.Errorf("a handler was generated for a published-only event")
+	}
+
+	gomod, err := modfile.Parse("go.mod", []byte(readFile(t, filepath.Join(dir, "go.mod"))), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jf, err := modfile.Parse("go.mod", jk.GoMod, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{JetkitModule: placeholderVersion}
+	for _, r := range jf.Require {
+		want[r.Mod.Path] = r.Mod.Version
+	}
+	got := map[string]string{}
+	for _, r := range gomod.Require {
+		got[r.Mod.Path] = r.Mod.Version
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("generated go.mod requires %v,\nwant jetkit's versions %v", got, want)
+	}
+	if len(gomod.Replace) != 1 || gomod.Replace[0].New.Path != jk.ReplaceDir || gomod.Go.Version != jf.Go.Version {
+		t.Errorf("generated go.mod: replace %v, go %v; want jetkit => %s, go %s", gomod.Replace, gomod.Go, jk.ReplaceDir, jf.Go.Version)
+	}
+
+	setup := readFile(t, filepath.Join(dir, setupFile))
+	for _, want := range []string{`const Durable = "order-api"`, `"orders-created-v1", h.OrdersCreatedV1`, `"orders-cancelled-v1", h.OrdersCancelledV1`} {
+		if !strings.Contains(setup, want) {
+			t.Errorf("setup.go lacks %s", want)
+		}
+	}
+	if streams := readFile(t, filepath.Join(dir, streamsFile)); strings.Count(streams, "OrdersStream,") != 1 || !strings.Contains(streams, "PaymentsStream,") {
+		t.Errorf("streams.go should list OrdersStream once and PaymentsStream:\n%s", streams)
+	}
+
+	readme, env := readFile(t, filepath.Join(dir, "README.md")), readFile(t, filepath.Join(dir, ".env.example"))
+	cfg := reflectEnvNames()
+	for _, name := range append(cfg, "HTTP_ADDR", "LOG_LEVEL") {
+		if !strings.Contains(readme, "`ORDER_API_"+name+"`") || !strings.Contains(env, "ORDER_API_"+name+"=") {
+			t.Errorf("README.md or .env.example does not list ORDER_API_%s", name)
+		}
+	}
+	if !strings.Contains(env, "# ORDER_API_NATS_PASSWORD=") {
+		t.Errorf(".env.example should leave secrets commented out")
+	}
+	if !strings.Contains(readme, "| `orders.created.v1` | consumes | `events.OrdersCreatedV1` | `ORDERS` | `order-api-orders-created-v1` |") {
+		t.Errorf("README.md does not list orders.created.v1 with its durable consumer")
+	}
+	docker := readFile(t, filepath.Join(dir, "Dockerfile"))
+	for _, want := range []string{"AS build", "CGO_ENABLED=0", "USER nonroot", "FROM golang:" + goMinor(jk.GoMod), "static"} {
+		if !strings.Contains(docker, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	makefile := readFile(t, filepath.Join(dir, "Makefile"))
+	for _, want := range []string{"\nrun:", "\ntest:", "-tags dev . -embedded-nats"} {
+		if !strings.Contains(makefile, want) {
+			t.Errorf("Makefile lacks %q", want)
+		}
+	}
+}
+
+// reflectEnvNames lists framework.Config's variable names.
+func reflectEnvNames() []string {
+	vars, err := serviceEnvVars("x")
+	if err != nil {
+		panic(err)
+	}
+	var names []string
+	for _, v := range vars[:len(vars)-len(ownVars)] {
+		names = append(names, v.Name)
+	}
+	return names
+}
+
+func TestEnvVarsDescribeEveryConfigField(t *testing.T) {
+	vars, err := serviceEnvVars("payments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := framework.DefaultConfig()
+	if vars[0].Name != "SERVICE_NAME" || vars[0].Default != "payments" {
+		t.Fatalf("first variable = %+v, want SERVICE_NAME defaulting to the service name", vars[0])
+	}
+	if n := reflect.TypeOf(def).NumField(); len(vars) != n+len(ownVars) {
+		t.Fatalf("%d variables for %d config fields and %d own", len(vars), n, len(ownVars))
+	}
+}
