@@ -241,8 +241,18 @@ func (e *Estimator) Estimate(stream, consumer string, samples []Sample) (Estimat
 // serviceRate picks μ: configured, else handler timing, else saturated
 // throughput (now or earlier).
 func (e *Estimator) serviceRate(est *Estimate, rw []Sample, last Sample) {
-	if lt := last.Local; lt != nil && lt.AvgHandler > 0 && lt.Received >= e.p.MinLocalReceived {
-		est.HandlerServiceRate = lt.Concurrency / lt.AvgHandler.Seconds()
+	// The handler time is a fast-moving average: one slow call moves it for
+	// a dozen more, so average its readings over the rate window.
+	var sum float64
+	var n int
+	for _, s := range rw {
+		if lt := s.Local; lt != nil && lt.AvgHandler > 0 && lt.Received >= e.p.MinLocalReceived {
+			sum += lt.Concurrency / lt.AvgHandler.Seconds()
+			n++
+		}
+	}
+	if n > 0 {
+		est.HandlerServiceRate = sum / float64(n)
 	}
 	saturated := len(rw) >= 2
 	for _, s := range rw {
@@ -269,8 +279,7 @@ func (e *Estimator) serviceRate(est *Estimate, rw []Sample, last Sample) {
 		est.ServiceSource = SourceConfigured
 	case est.HandlerServiceRate > 0:
 		r.PerSecond = est.HandlerServiceRate
-		r.Note = fmt.Sprintf("concurrency %.0f / average handler time %s over %d local instance(s)",
-			last.Local.Concurrency, last.Local.AvgHandler.Round(time.Microsecond), last.Local.Instances)
+		r.Note = fmt.Sprintf("concurrency / average handler time of %d local instance(s), averaged over %d samples", max(instancesOf(last.Local), 1), n)
 		est.ServiceSource = SourceHandlerTiming
 	case est.SaturatedServiceRate > 0:
 		r.PerSecond = est.SaturatedServiceRate
@@ -284,6 +293,13 @@ func (e *Estimator) serviceRate(est *Estimate, rw []Sample, last Sample) {
 		est.ServiceSource = SourceUnknown
 	}
 	est.ServiceRate = r
+}
+
+func instancesOf(lt *LocalTiming) int {
+	if lt == nil {
+		return 0
+	}
+	return lt.Instances
 }
 
 // arrivals counts messages matching the consumer's filter that arrived
