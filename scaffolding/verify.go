@@ -161,6 +161,13 @@ func runCheck(ctx context.Context, dir string, env []string, timeout time.Durati
 	cmd := exec.Command(bin, "-embedded-nats", "-embedded-nats-dir", filepath.Join(tmp, "nats"))
 	cmd.Dir = dir
 	cmd.Env = append(append([]string{}, env...), prefix+"_HTTP_ADDR="+addr)
+	// No collector is expected during verification: export nothing unless
+	// the caller chose exporters.
+	for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER"} {
+		if os.Getenv(k) == "" {
+			cmd.Env = append(cmd.Env, k+"=none")
+		}
+	}
 	// One comparable writer for both: exec then calls Write from one goroutine.
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
