@@ -108,6 +108,7 @@ func (s *Subscription) start() error {
 	}
 	cc, err := s.consumer.Consume(s.deliver,
 		jetstream.PullMaxMessages(s.opts.prefetch),
+		jetstream.PullExpiry(consumePullExpiry), jetstream.PullHeartbeat(consumeHeartbeat), // failover.go
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerDeleted) {
 				s.log.Warn("consume interrupted; resuming when possible", "error", err)
