@@ -204,3 +204,47 @@ func TestEnvVarsDescribeEveryConfigField(t *testing.T) {
 		t.Fatalf("%d variables for %d config fields and %d own", len(vars), n, len(ownVars))
 	}
 }
+
+func TestGoModFromBuildInfo(t *testing.T) {
+	jk := Jetkit{Version: "v1.2.3", Deps: map[string]string{
+		"github.com/nats-io/nats.go": "v1.55.0", "go.opentelemetry.io/otel": "v1.47.0"}}
+	out, err := jk.goMod("example.com/payments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := modfile.Parse("go.mod", out, nil)
+	if err != nil {
+		t.Fatalf("generated go.mod does not parse: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for _, r := range f.Require {
+		got[r.Mod.Path] = r.Mod.Version
+	}
+	want := map[string]string{JetkitModule: "v1.2.3", "github.com/nats-io/nats.go": "v1.55.0", "go.opentelemetry.io/otel": "v1.47.0"}
+	if !reflect.DeepEqual(got, want) || len(f.Replace) != 0 || f.Module.Mod.Path != "example.com/payments" {
+		t.Fatalf("go.mod from build info:\n%s\nwant requires %v and no replace", out, want)
+	}
+}
+
+func TestLocateJetkit(t *testing.T) {
+	root := FindJetkitRoot(".")
+	jk, err := LocateJetkit("", ".")
+	if err != nil || jk.ReplaceDir != root || jk.Version != placeholderVersion || len(jk.GoMod) == 0 || len(jk.GoSum) == 0 {
+		t.Fatalf("LocateJetkit from inside the checkout = %+v, %v; want a replace to %s with its go.mod and go.sum", jk.ReplaceDir, err, root)
+	}
+	_, err = LocateJetkit(t.TempDir(), ".")
+	if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "--jetkit-replace") {
+		t.Fatalf("LocateJetkit(empty dir) = %v, want an error naming --jetkit-replace", err)
+	}
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "go.mod"), []byte("module example.com/other\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LocateJetkit(other, ".")
+	if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), `"example.com/other"`) {
+		t.Fatalf("LocateJetkit(other module) = %v, want an error naming the module found", err)
+	}
+	if got := FindJetkitRoot(filepath.Join(root, "scaffolding", "templates")); got != root {
+		t.Fatalf("FindJetkitRoot from a subdirectory = %q, want %q", got, root)
+	}
+}

@@ -121,8 +121,14 @@ func progress(w io.Writer, format string, args ...any) {
 // must not take over (GOWORK=off).
 func verifyEnv(extra []string) []string {
 	env := os.Environ()
-	goflags := strings.TrimSpace(os.Getenv("GOFLAGS") + " -mod=mod")
-	env = append(env, "GOFLAGS="+goflags, "GOWORK=off")
+	var flags []string
+	for _, f := range strings.Fields(os.Getenv("GOFLAGS")) {
+		if !strings.HasPrefix(f, "-mod=") {
+			flags = append(flags, f)
+		}
+	}
+	flags = append(flags, "-mod=mod")
+	env = append(env, "GOFLAGS="+strings.Join(flags, " "), "GOWORK=off")
 	return append(env, extra...)
 }
 
