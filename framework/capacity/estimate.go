@@ -20,7 +20,8 @@ type Params struct {
 	ServiceRate float64
 	// TargetDrain is D, the drain time wanted (default 60s).
 	TargetDrain time.Duration
-	// StartupDelay is T₀, how long a new instance takes to work (default 15s).
+	// StartupDelay is T₀, how long a new instance takes to start working
+	// (0: at once; `jetkit capacity` defaults to 15s).
 	StartupDelay time.Duration
 	// UtilisationTarget is ρ* for the steady-state replica count (default 0.8).
 	UtilisationTarget float64

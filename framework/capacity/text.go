@@ -1,0 +1,138 @@
+package capacity
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Line is one labelled value of a human-readable summary.
+type Line struct {
+	// Label names the value, Value is its text.
+	Label, Value string
+}
+
+// Summary renders an estimate as labelled lines, the same for the terminal
+// view and the web page.
+func (e Estimate) Summary() []Line {
+	rate := func(r Rate) string {
+		if r.Samples < 2 {
+			return "n/a (" + r.Note + ")"
+		}
+		return fmt.Sprintf("%.1f/s over %s", r.PerSecond, r.To.Sub(r.From).Round(100*time.Millisecond))
+	}
+	mu := "unknown"
+	if e.ServiceRate.PerSecond > 0 {
+		mu = fmt.Sprintf("%.1f/s per instance", e.ServiceRate.PerSecond)
+	}
+	mu += " [" + string(e.ServiceSource) + "]"
+	rho := "n/a"
+	switch {
+	case e.Utilisation < 0:
+		rho = "∞ (no capacity measured)"
+	case e.ServiceRate.PerSecond > 0 || e.Arrival.PerSecond == 0:
+		rho = fmt.Sprintf("%.2f", e.Utilisation)
+	}
+	drain := "never at this capacity"
+	switch {
+	case e.Backlog == 0:
+		drain = "nothing to drain"
+	case e.ServiceRate.PerSecond <= 0:
+		drain = "unknown (μ unknown)"
+	case e.Drains:
+		drain = HumanDuration(time.Duration(e.Drain))
+	}
+	lag := "0"
+	if e.TimeLagSource != "none" {
+		lag = HumanDuration(time.Duration(e.TimeLag)) + " [" + e.TimeLagSource + "]"
+	}
+	return []Line{
+		{"status", fmt.Sprintf("%s — %s", e.Status, e.StatusReason)},
+		{"backlog", fmt.Sprintf("%.0f (pending %d, ack-pending %d)", e.Backlog, e.Pending, e.AckPending)},
+		{"time lag", lag},
+		{"arrivals λ", rate(e.Arrival)},
+		{"processed", rate(e.Processed)},
+		{"service μ", mu},
+		{"instances", fmt.Sprintf("%d (capacity %.1f/s)", e.Instances, e.Capacity)},
+		{"utilisation ρ", rho},
+		{"drain time", drain},
+		{"recommendation", e.Recommendation()},
+		{"steady state", e.steadyText()},
+	}
+}
+
+// Recommendation says in one sentence what to do to meet the target drain time.
+func (e Estimate) Recommendation() string {
+	p := e.Plan
+	target, startup := time.Duration(e.TargetDrain), time.Duration(e.StartupDelay)
+	switch {
+	case p.Total < 0:
+		return "none yet: " + p.Reason
+	case p.Add == 0 && p.Feasible:
+		return fmt.Sprintf("keep %d instance(s): %s", p.Total, p.Reason)
+	case p.Add == 0:
+		return fmt.Sprintf("keep %d instance(s): drains in %s, after the %s target; %s", p.Total, HumanDuration(p.Drain), HumanDuration(target), p.Reason)
+	case !p.Feasible:
+		return fmt.Sprintf("the %s target cannot be met with a %s start-up delay (earliest ≈ %s); add %d → %d instance(s) to drain in %s",
+			HumanDuration(target), HumanDuration(startup), HumanDuration(p.Earliest), p.Add, p.Total, HumanDuration(p.Drain))
+	default:
+		return fmt.Sprintf("add %d → %d instance(s): ready after %s, drained in %s (target %s)",
+			p.Add, p.Total, HumanDuration(startup), HumanDuration(p.Drain), HumanDuration(target))
+	}
+}
+
+func (e Estimate) steadyText() string {
+	if e.SteadyReplicas < 0 {
+		return "unknown (μ unknown)"
+	}
+	return fmt.Sprintf("%d instance(s) for ρ ≤ %.2f", e.SteadyReplicas, e.UtilisationTarget)
+}
+
+// HumanDuration rounds a duration for reading: 1.2s, 3m4s, 2h5m.
+func HumanDuration(d time.Duration) string {
+	switch {
+	case d == time.Duration(math.MaxInt64):
+		return "∞"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	default:
+		return d.Round(time.Minute).String()
+	}
+}
+
+var sparks = []rune("▁▂▃▄▅▆▇█")
+
+// Sparkline draws values as a line of block characters, scaled from 0 to
+// the largest value, keeping the newest width values.
+func Sparkline(values []float64, width int) string {
+	if width > 0 && len(values) > width {
+		values = values[len(values)-width:]
+	}
+	top := 0.0
+	for _, v := range values {
+		top = max(top, v)
+	}
+	var b strings.Builder
+	for _, v := range values {
+		i := 0
+		if top > 0 && v > 0 {
+			i = int(math.Round(v / top * float64(len(sparks)-1)))
+		}
+		b.WriteRune(sparks[min(max(i, 0), len(sparks)-1)])
+	}
+	return b.String()
+}
+
+// Backlogs are the backlog values of samples, oldest first.
+func Backlogs(samples []Sample) []float64 {
+	out := make([]float64, len(samples))
+	for i, s := range samples {
+		out[i] = s.Backlog()
+	}
+	return out
+}

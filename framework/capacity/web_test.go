@@ -1,0 +1,166 @@
+package capacity
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// syntheticSampler holds 11 samples, 1s apart, of an unfiltered consumer
+// receiving 100/s and processing 50/s with 1000 waiting at the start.
+// Hand-computed: λ = 100, processed = μ = 50 (saturated, 1 instance),
+// backlog 1500, B(15s) = 2250, replicas (100 + 2250/45)/50 = 3, drain
+// 15s + 2250/(150−100) = 60s.
+func syntheticSampler(t *testing.T) *Sampler {
+	t.Helper()
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	s := &Sampler{stream: "ORDERS", consumer: "billing", interval: time.Second, window: 100}
+	for i := range 11 {
+		s.samples = append(s.samples, Sample{
+			At:             t0.Add(time.Duration(i) * time.Second),
+			NumPending:     uint64(1000 + 50*i),
+			Delivered:      jetstream.SequenceInfo{Consumer: uint64(50 * i), Stream: uint64(50 * i)},
+			AckFloor:       jetstream.SequenceInfo{Consumer: uint64(50 * i), Stream: uint64(50 * i)},
+			MaxAckPending:  1000,
+			OldestSeq:      uint64(50*i + 1),
+			StreamFirstSeq: 1, StreamFirstTime: t0.Add(-10 * time.Second),
+			StreamLastSeq: uint64(1050 + 100*i), StreamLastTime: t0.Add(time.Duration(i) * time.Second),
+		})
+	}
+	return s
+}
+
+func TestEstimateSynthetic(t *testing.T) {
+	s := syntheticSampler(t)
+	e := NewEstimator(Params{StartupDelay: 15 * time.Second})
+	est, err := e.Estimate("ORDERS", "billing", s.Samples())
+	if err != nil {
+		t.Fatal(err)
+	}
+	near := func(what string, got, want float64) {
+		t.Helper()
+		if got < want-1e-6 || got > want+1e-6 {
+			t.Errorf("%s = %v, want %v", what, got, want)
+		}
+	}
+	near("λ", est.Arrival.PerSecond, 100)
+	near("processed", est.Processed.PerSecond, 50)
+	near("μ", est.ServiceRate.PerSecond, 50)
+	near("ρ", est.Utilisation, 2)
+	if est.ServiceSource != SourceSaturated || est.Status != StatusWarn || est.Drains {
+		t.Errorf("source %s status %s drains %v; want saturated, WARN, never drains", est.ServiceSource, est.Status, est.Drains)
+	}
+	if est.Plan.Total != 3 || est.Plan.Add != 2 || time.Duration(est.Plan.Drain).Round(time.Millisecond) != time.Minute {
+		t.Errorf("plan %+v, want 3 instances draining in 60s", est.Plan)
+	}
+	if est.SteadyReplicas != 3 { // ⌈100 / (50·0.8)⌉ = ⌈2.5⌉
+		t.Errorf("steady replicas %d, want 3", est.SteadyReplicas)
+	}
+	// Time lag by interpolation: no timestamps were read. The oldest
+	// unprocessed is seq 501; the table has (1, t0−10s) and (1050+100i, t0+i).
+	// 501 lies between seq 1 and seq 1050: t0 − 10s + 500/1049·10s.
+	wantLag := 10*time.Second + 10*time.Second - time.Duration(500*int64(10*time.Second)/1049)
+	if est.TimeLagSource != "interpolated" || absDur(time.Duration(est.TimeLag)-wantLag) > 10*time.Millisecond {
+		t.Fatalf("time lag %s from %q, want %s interpolated", time.Duration(est.TimeLag), est.TimeLagSource, wantLag)
+	}
+	// Once spare capacity appears, μ stays the earlier saturated one.
+	idle := append(s.Samples(), Sample{At: s.samples[10].At.Add(time.Second), Delivered: jetstream.SequenceInfo{Consumer: 2100, Stream: 2100}, AckFloor: jetstream.SequenceInfo{Stream: 2100}})
+	est2, _ := e.Estimate("ORDERS", "billing", idle)
+	if est2.ServiceSource != SourceEarlierSaturated || est2.ServiceRate.PerSecond != 50 || est2.Status != StatusOK {
+		t.Errorf("after draining: μ %v from %s, status %s; want 50 from %s, OK", est2.ServiceRate.PerSecond, est2.ServiceSource, est2.Status, SourceEarlierSaturated)
+	}
+}
+
+func TestWebAndMetrics(t *testing.T) {
+	s := syntheticSampler(t)
+	e := NewEstimator(Params{StartupDelay: 15 * time.Second})
+	if _, err := e.Estimate(s.Stream(), s.Consumer(), s.Samples()); err != nil {
+		t.Fatal(err)
+	}
+	metrics, shutdown, err := PrometheusHandler(NamedEstimator{Stream: "ORDERS", Consumer: "billing", Estimator: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = shutdown(context.Background()) }()
+	srv := httptest.NewServer(WebHandler(s, e, metrics))
+	defer srv.Close()
+	get := func(path string) string {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s: %s", path, resp.Status, b)
+		}
+		return string(b)
+	}
+	page := get("/")
+	for _, want := range []string{"<svg", "<polyline", "predicted with 3 instance(s)", `class="WARN"`, "add 2 → 3 instance(s)", `http-equiv="refresh"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<script") {
+		t.Error("page has JavaScript")
+	}
+	var est Estimate
+	if err := json.Unmarshal([]byte(get("/estimate.json")), &struct {
+		Status *Status `json:"status"`
+		Plan   *struct {
+			Total *int `json:"total"`
+		} `json:"plan"`
+	}{Status: &est.Status, Plan: &struct {
+		Total *int `json:"total"`
+	}{Total: &est.Plan.Total}}); err != nil {
+		t.Fatal(err)
+	}
+	if est.Status != StatusWarn || est.Plan.Total != 3 {
+		t.Errorf("estimate.json: status %s total %d, want WARN 3", est.Status, est.Plan.Total)
+	}
+	prom := get("/metrics")
+	for _, want := range []string{
+		`jetkit_capacity_replicas_needed{consumer="billing",otel_scope_name="` + MeterName,
+		`jetkit_capacity_status{consumer="billing"`,
+		`jetkit_capacity_arrival_rate_per_second{consumer="billing"`,
+		`jetkit_capacity_time_lag_seconds{consumer="billing"`,
+	} {
+		if !strings.Contains(prom, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if !hasSample(prom, "jetkit_capacity_replicas_needed", "3") || !hasSample(prom, "jetkit_capacity_status", "1") {
+		t.Errorf("metrics: replicas_needed 3 and status 1 expected:\n%s", grepLines(prom, "jetkit_capacity"))
+	}
+	if strings.Contains(prom, "jetkit_capacity_drain_time") {
+		t.Error("drain time exported although the backlog never drains at this capacity")
+	}
+}
+
+func hasSample(prom, name, value string) bool {
+	for _, l := range strings.Split(prom, "\n") {
+		if strings.HasPrefix(l, name+"{") && strings.HasSuffix(l, "} "+value) {
+			return true
+		}
+	}
+	return false
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
