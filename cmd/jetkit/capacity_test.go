@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/testenv"
+)
+
+// capacityServer is an embedded server with stream CAP holding 100
+// messages and a durable consumer "idle" that nobody reads.
+func capacityServer(t *testing.T) *testenv.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv := testenv.Start(t)
+	conn, err := framework.Connect(ctx, srv.Config("capacity-test"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	st, err := conn.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "CAP", Subjects: []string{"cap.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "idle", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if _, err := conn.JS.Publish(ctx, "cap.x", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return srv
+}
+
+func runJetkit(ctx context.Context, args ...string) (string, error) {
+	var out bytes.Buffer
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetErr(io.Discard)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+func TestCapacityOnceJSON(t *testing.T) {
+	srv := capacityServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := runJetkit(ctx, "capacity", "--stream", "CAP", "--consumer", "idle", "--url", srv.URL(),
+		"--once", "--json", "--interval", "50ms", "--once-samples", "4", "--mu", "10", "--target-drain", "30s")
+	if err != nil {
+		t.Fatalf("jetkit capacity: %v\n%s", err, out)
+	}
+	var got struct {
+		Status        string  `json:"status"`
+		Backlog       float64 `json:"backlog"`
+		Pending       uint64  `json:"pending"`
+		ServiceSource string  `json:"service_source"`
+		TimeLagSource string  `json:"time_lag_source"`
+		TimeLag       float64 `json:"time_lag_s"`
+		Drain         float64 `json:"drain_s"`
+		Plan          struct {
+			Total int `json:"total"`
+			Add   int `json:"add"`
+		} `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	// Nobody reads "idle": STOP. With μ = 10/s and nothing arriving, one
+	// instance drains 100 in 10s, within the 30s target: keep 1.
+	if got.Status != "STOP" || got.Backlog != 100 || got.Pending != 100 || got.ServiceSource != "configured" ||
+		got.Plan.Total != 1 || got.Plan.Add != 0 || got.Drain < 9.9 || got.Drain > 10.1 ||
+		got.TimeLagSource != "read" || got.TimeLag <= 0 {
+		t.Fatalf("unexpected estimate: %+v\n%s", got, out)
+	}
+}
+
+func TestCapacityLiveWeb(t *testing.T) {
+	srv := capacityServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var out string
+	var runErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		out, runErr = runJetkit(ctx, "capacity", "--stream", "CAP", "--consumer", "idle", "--url", srv.URL(),
+			"--interval", "50ms", "--web", addr)
+	}()
+	get := func(path string) (string, bool) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return "", false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), resp.StatusCode == http.StatusOK
+	}
+	testenv.Eventually(t, 20*time.Second, "the page shows STOP with charts", func() bool {
+		p, ok := get("/")
+		return ok && strings.Contains(p, `class="STOP"`) && strings.Contains(p, "<svg")
+	})
+	testenv.Eventually(t, 10*time.Second, "metrics export the backlog and status", func() bool {
+		m, ok := get("/metrics")
+		return ok && strings.Contains(m, "jetkit_capacity_backlog{") && strings.Contains(m, "} 100") &&
+			strings.Contains(m, "jetkit_capacity_status{")
+	})
+	cancel()
+	wg.Wait()
+	if runErr != nil {
+		t.Fatalf("jetkit capacity: %v", runErr)
+	}
+	if !strings.Contains(out, "STOP  backlog=100") {
+		t.Errorf("live output (not a terminal: one line per interval) lacks the STOP line:\n%s", out)
+	}
+}
