@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"sort"
 
@@ -56,9 +57,10 @@ func FindJetkitRoot(dir string) string {
 }
 
 // LocateJetkit decides which jetkit the generated service requires.
-// replaceDir (from --jetkit-replace) wins; otherwise a jetkit checkout
-// above startDir is used (running jetkit from its own source tree);
-// otherwise the version this binary was built from, if it has one.
+// replaceDir (from --jetkit-replace) wins; then a jetkit checkout above
+// startDir (running jetkit from its own source tree); then the released
+// version this binary was built from, if it has one; then the checkout it
+// was compiled from, if that is still there (go install ./cmd/jetkit).
 func LocateJetkit(replaceDir, startDir string) (Jetkit, error) {
 	if replaceDir != "" {
 		root, err := filepath.Abs(replaceDir)
@@ -75,11 +77,7 @@ func LocateJetkit(replaceDir, startDir string) (Jetkit, error) {
 		return checkout(root, data)
 	}
 	if root := FindJetkitRoot(startDir); root != "" {
-		data, err := os.ReadFile(filepath.Join(root, "go.mod"))
-		if err != nil {
-			return Jetkit{}, fmt.Errorf("read jetkit go.mod: %w", err)
-		}
-		return checkout(root, data)
+		return readCheckout(root)
 	}
 	bi, ok := debug.ReadBuildInfo()
 	if ok && bi.Main.Path == JetkitModule && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
@@ -91,7 +89,18 @@ func LocateJetkit(replaceDir, startDir string) (Jetkit, error) {
 		}
 		return Jetkit{Version: bi.Main.Version, Deps: deps}, nil
 	}
+	if root := builtFromCheckout(); root != "" {
+		return readCheckout(root)
+	}
 	return Jetkit{}, errors.New("cannot tell which jetkit the new service should require: this jetkit binary carries no released version and no jetkit checkout was found above the current directory; pass --jetkit-replace /path/to/jetkit (the root of a jetkit checkout)")
+}
+
+func readCheckout(root string) (Jetkit, error) {
+	data, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return Jetkit{}, fmt.Errorf("read jetkit go.mod: %w", err)
+	}
+	return checkout(root, data)
 }
 
 func checkout(root string, gomod []byte) (Jetkit, error) {
@@ -152,4 +161,19 @@ func (j Jetkit) goMod(modulePath string) ([]byte, error) {
 		return nil, fmt.Errorf("format go.mod: %w", err)
 	}
 	return out, nil
+}
+
+// builtFromCheckout returns the jetkit checkout this package was compiled
+// from, when the binary records source paths and that checkout still
+// exists; "" otherwise.
+func builtFromCheckout() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok || !filepath.IsAbs(file) {
+		return "" // built with -trimpath, or from the module cache
+	}
+	root := filepath.Dir(filepath.Dir(file))
+	if data, err := os.ReadFile(filepath.Join(root, "go.mod")); err != nil || modfile.ModulePath(data) != JetkitModule {
+		return ""
+	}
+	return root
 }
