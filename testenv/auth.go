@@ -247,3 +247,19 @@ func writeSecretFile(t testing.TB, name string, data []byte) string {
 	}
 	return path
 }
+
+// AuthFromConfigFile applies the authorization section (users, NKey users,
+// token) of a nats-server config file, such as deploy/nats-permissions.conf,
+// to the test server, so that tests prove a deployment's permissions work.
+// Variables in the file ($NAME) resolve from the environment (t.Setenv).
+func AuthFromConfigFile(t testing.TB, path string) func(*server.Options) {
+	t.Helper()
+	parsed, err := server.ProcessConfigFile(path)
+	if err != nil {
+		t.Fatalf("testenv: read nats config %s: %v", path, err)
+	}
+	return func(o *server.Options) {
+		o.Users, o.Nkeys = parsed.Users, parsed.Nkeys
+		o.Authorization, o.Username, o.Password = parsed.Authorization, parsed.Username, parsed.Password
+	}
+}
