@@ -73,6 +73,8 @@ func (s *system) framework(name string) *framework.Service {
 	cfg.RetryMax = 200 * time.Millisecond
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.MaxDeliver = 20 // injected failures must not dead-letter anything
+	// Short, so that what a crashed instance held comes back soon.
+	cfg.AckWait = 2 * time.Second
 	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(quietLogger()), framework.WithMiddleware(s.mws...))
 	if err != nil {
 		s.t.Fatalf("framework.New(%s): %v", name, err)
@@ -111,6 +113,17 @@ func (s *system) stopInventory() {
 	if err := s.invSvc.Shutdown(ctx); err != nil {
 		s.t.Fatalf("inventory shutdown: %v", err)
 	}
+}
+
+// crashInventory kills the inventory's connection without draining,
+// mid-handler if it is busy: unacknowledged messages come back after
+// AckWait, some writes are stored without their reply arriving.
+func (s *system) crashInventory() {
+	s.t.Helper()
+	s.invSvc.Conn().NC.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.invSvc.Shutdown(ctx) // reap its goroutines; it cannot ack anything now
 }
 
 // do sends a JSON request and decodes the JSON answer into out (if not nil).

@@ -23,8 +23,10 @@ const (
 var initialStock = map[string]int{"apple": 150, "pear": 150, "plum": 150, "kiwi": 150, "fig": 150}
 
 // loadRun places loadOrders random orders from loadClients goroutines over
-// HTTP; midway (after half the orders) it calls midway if not nil.
-func loadRun(t *testing.T, s *system, midway func()) []string {
+// HTTP. The hooks run one after the other, spread evenly over the
+// run (with two: after a third and after two thirds of the orders), while
+// the clients keep placing orders.
+func loadRun(t *testing.T, s *system, hooks ...func()) []string {
 	t.Helper()
 	skus := make([]string, 0, len(initialStock))
 	for sku, n := range initialStock {
@@ -34,8 +36,10 @@ func loadRun(t *testing.T, s *system, midway func()) []string {
 	ids := make([]string, loadOrders)
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	var once sync.Once
-	half := make(chan struct{})
+	marks := make([]chan struct{}, len(hooks))
+	for j := range marks {
+		marks[j] = make(chan struct{})
+	}
 	for c := range loadClients {
 		wg.Add(1)
 		go func() {
@@ -46,8 +50,10 @@ func loadRun(t *testing.T, s *system, midway func()) []string {
 				if i >= loadOrders {
 					return
 				}
-				if i == loadOrders/2 {
-					once.Do(func() { close(half) })
+				for j := range marks {
+					if i == loadOrders*(j+1)/(len(marks)+1) {
+						close(marks[j])
+					}
 				}
 				n := 1 + rng.IntN(3)
 				items := make([]events.Line, n)
@@ -58,9 +64,9 @@ func loadRun(t *testing.T, s *system, midway func()) []string {
 			}
 		}()
 	}
-	if midway != nil {
-		<-half
-		midway()
+	for j, ev := range hooks {
+		<-marks[j]
+		ev()
 	}
 	wg.Wait()
 	return ids
@@ -109,30 +115,38 @@ func checkInvariants(t *testing.T, s *system, ids []string) {
 }
 
 func TestConcurrentOrdersAgainstLimitedStock(t *testing.T) {
+	t.Parallel()
 	s := newSystem(t, sysOptions{})
-	checkInvariants(t, s, loadRun(t, s, nil))
+	checkInvariants(t, s, loadRun(t, s))
 }
 
 func TestConcurrentOrdersWithForcedRedeliveries(t *testing.T) {
+	t.Parallel()
 	var before, after atomic.Int64
 	s := newSystem(t, sysOptions{middleware: []framework.Middleware{flaky(&before, &after)}})
-	checkInvariants(t, s, loadRun(t, s, nil))
+	checkInvariants(t, s, loadRun(t, s))
 	if before.Load() == 0 || after.Load() == 0 {
 		t.Errorf("injected %d failures before and %d after handling; want both > 0", before.Load(), after.Load())
 	}
 	t.Logf("injected %d failures before handling and %d after", before.Load(), after.Load())
 }
 
-func TestConcurrentOrdersWithInventoryRestart(t *testing.T) {
+// The inventory is restarted gracefully after a third of the orders
+// (svc.Shutdown, then a new instance on the same durables), and crashes
+// after two thirds (connection dropped mid-work, no drain): nothing is lost
+// or applied twice.
+func TestConcurrentOrdersWithInventoryRestartAndCrash(t *testing.T) {
+	t.Parallel()
 	s := newSystem(t, sysOptions{})
-	gen := 0
 	ids := loadRun(t, s, func() {
 		s.stopInventory()
 		s.startInventory()
-		gen = s.invGen
+	}, func() {
+		s.crashInventory()
+		s.startInventory()
 	})
-	if gen != 2 {
-		t.Fatalf("inventory generation %d, want 2: the restart did not happen", gen)
+	if s.invGen != 3 {
+		t.Fatalf("inventory generation %d, want 3: a restart did not happen", s.invGen)
 	}
 	checkInvariants(t, s, ids)
 }

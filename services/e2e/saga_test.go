@@ -14,6 +14,7 @@ import (
 const waitLong = 30 * time.Second
 
 func TestOrderForAvailableStockIsConfirmedAndStockGoesDown(t *testing.T) {
+	t.Parallel()
 	s := newSystem(t, sysOptions{})
 	s.setStock("apple", 10)
 	s.setStock("pear", 5)
@@ -40,6 +41,7 @@ func TestOrderForAvailableStockIsConfirmedAndStockGoesDown(t *testing.T) {
 }
 
 func TestOrderForMissingStockIsRejectedAndStockUnchanged(t *testing.T) {
+	t.Parallel()
 	s := newSystem(t, sysOptions{})
 	s.setStock("apple", 10)
 	s.setStock("pear", 1)
@@ -67,6 +69,7 @@ func TestOrderForMissingStockIsRejectedAndStockUnchanged(t *testing.T) {
 }
 
 func TestCancelReleasesStockOnce(t *testing.T) {
+	t.Parallel()
 	s := newSystem(t, sysOptions{})
 	s.setStock("apple", 10)
 	id := s.place("c-1", events.Line{SKU: "apple", Qty: 4})
@@ -110,6 +113,7 @@ func TestCancelReleasesStockOnce(t *testing.T) {
 // A cancel that races the reservation: the order is cancelled while
 // pending, and the inventory reserves anyway. The stock must come back.
 func TestCancelWhilePendingReleasesLateReservation(t *testing.T) {
+	t.Parallel()
 	gate := make(chan struct{})
 	hold := func(next framework.Handler) framework.Handler {
 		return framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
@@ -145,6 +149,7 @@ func TestCancelWhilePendingReleasesLateReservation(t *testing.T) {
 // The cancel reaches the inventory before (or while) the order does: the
 // order must never hold stock.
 func TestCancelBeforeInventorySeesOrder(t *testing.T) {
+	t.Parallel()
 	s := newSystem(t, sysOptions{})
 	s.setStock("apple", 10)
 	s.stopInventory()
