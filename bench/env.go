@@ -199,7 +199,11 @@ func (e *env) fill(ctx context.Context, subject string, n int) error {
 	}
 	defer c.Close()
 	for i := range n {
-		if _, err := topic.PublishAsync(ctx, c, e.event(time.Now())); err != nil {
+		err := retryStalled(ctx, func() error {
+			_, err := topic.PublishAsync(ctx, c, e.event(time.Now()))
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("fill backlog, message %d: %w", i, err)
 		}
 	}

@@ -132,8 +132,10 @@ func (e *env) rawE2E(ctx context.Context, total int) (*latencies, error) {
 	}
 	defer cc.Stop()
 	err = pace(ctx, e.opts.Rate, total, func() error {
-		_, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: e.rawPayload(time.Now())})
-		return err
+		return retryStalled(ctx, func() error {
+			_, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: e.rawPayload(time.Now())})
+			return err
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("raw e2e publish: %w", err)
@@ -167,8 +169,10 @@ func (e *env) jetkitE2E(ctx context.Context, total int) (*latencies, error) {
 		return nil, fmt.Errorf("jetkit subscribe %s: %w", stream, err)
 	}
 	err = pace(ctx, e.opts.Rate, total, func() error {
-		_, err := topic.PublishAsync(ctx, svc, e.event(time.Now()))
-		return err
+		return retryStalled(ctx, func() error {
+			_, err := topic.PublishAsync(ctx, svc, e.event(time.Now()))
+			return err
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jetkit e2e publish: %w", err)

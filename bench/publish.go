@@ -2,10 +2,12 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetkit/jetkit/framework"
 )
@@ -60,7 +62,11 @@ func (e *env) publishAsync(ctx context.Context) (Result, error) {
 		defer nc.Close()
 		sw.start()
 		for i := range n {
-			if _, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: e.rawPayload(time.Now())}); err != nil {
+			err := retryStalled(ctx, func() error {
+				_, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: e.rawPayload(time.Now())})
+				return err
+			})
+			if err != nil {
 				return fmt.Errorf("raw async publish %d: %w", i, err)
 			}
 		}
@@ -78,7 +84,11 @@ func (e *env) publishAsync(ctx context.Context) (Result, error) {
 		return e.withTopic(ctx, subject, func(svc *framework.Service, topic *framework.Topic[Event]) error {
 			sw.start()
 			for i := range n {
-				if _, err := topic.PublishAsync(ctx, svc, e.event(time.Now())); err != nil {
+				err := retryStalled(ctx, func() error {
+					_, err := topic.PublishAsync(ctx, svc, e.event(time.Now()))
+					return err
+				})
+				if err != nil {
 					return fmt.Errorf("jetkit async publish %d: %w", i, err)
 				}
 			}
@@ -120,6 +130,18 @@ func (e *env) withTopic(ctx context.Context, subject string, f func(*framework.S
 	}
 	defer stopService(svc)
 	return f(svc, topic)
+}
+
+// retryStalled calls publish again while it fails because too many async
+// publishes are outstanding: nats.go gives up after its stall wait (200 ms)
+// rather than waiting, which a loaded server can exceed.
+func retryStalled(ctx context.Context, publish func() error) error {
+	for {
+		err := publish()
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
+			return err
+		}
+	}
 }
 
 // stopwatch times a run from start to stop.
