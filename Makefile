@@ -27,3 +27,12 @@ bench:
 
 build:
 	$(GO) build -o bin/jetkit ./cmd/jetkit
+
+## compose-up: build the services and start the local 3-node cluster (docker-compose.yml)
+COMPOSE ?= docker compose
+compose-up:
+	$(COMPOSE) up --build -d --wait
+
+## compose-down: stop and remove the containers; the JetStream volumes are kept (add -v to drop them)
+compose-down:
+	$(COMPOSE) down
