@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/health"
+	"github.com/jetkit/jetkit/framework/telemetry"
 	"github.com/jetkit/jetkit/services/inventory"
 	"github.com/jetkit/jetkit/services/order"
 	"github.com/jetkit/jetkit/testenv"
@@ -90,11 +92,22 @@ func runDev(ctx context.Context, out, logs io.Writer, o devOptions) error {
 		return fmt.Errorf("inventory API on %s: %w (pick another with --inventory-addr)", o.inventoryAddr, err)
 	}
 
-	invSvc, err := devService(ctx, base, "inventory", log)
+	tel, err := devTelemetry(ctx)
 	if err != nil {
 		return err
 	}
-	orderSvc, err := devService(ctx, base, "order", log)
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(flushCtx)
+	}()
+	observe := framework.WithObserver(tel.Observer())
+
+	invSvc, err := devService(ctx, base, "inventory", log, observe)
+	if err != nil {
+		return err
+	}
+	orderSvc, err := devService(ctx, base, "order", log, observe)
 	if err != nil {
 		_ = invSvc.Shutdown(context.Background())
 		return err
@@ -111,8 +124,9 @@ func runDev(ctx context.Context, out, logs io.Writer, o devOptions) error {
 	if err := sys.inv.SeedStock(ctx, seedStock); err != nil {
 		return err
 	}
-	sys.serve(orderLn, sys.orders.Handler())
-	sys.serve(invLn, sys.inv.Handler())
+	metrics := health.WithMetrics(tel.MetricsHandler())
+	sys.serve(orderLn, sys.orders.Handler(metrics))
+	sys.serve(invLn, sys.inv.Handler(metrics))
 	orderURL, invURL := "http://"+orderLn.Addr().String(), "http://"+invLn.Addr().String()
 	printBanner(out, where, orderURL, invURL)
 
@@ -170,12 +184,26 @@ func devNATS(ctx context.Context, out io.Writer, o devOptions) (framework.Config
 	return cfg, fmt.Sprintf("%s (embedded, data in %s, %s)", srv.URL(), o.dataDir, state), srv.Shutdown, nil
 }
 
+// devTelemetry sets up OpenTelemetry from the OTEL_* variables, defaulting
+// to what suits a laptop: metrics served at /metrics of both APIs, no trace
+// export (set OTEL_TRACES_EXPORTER=otlp to send traces to a collector).
+func devTelemetry(ctx context.Context) (*telemetry.Telemetry, error) {
+	for k, v := range map[string]string{"OTEL_METRICS_EXPORTER": "prometheus", "OTEL_TRACES_EXPORTER": "none"} {
+		if _, set := os.LookupEnv(k); !set {
+			if err := os.Setenv(k, v); err != nil {
+				return nil, fmt.Errorf("default %s: %w", k, err)
+			}
+		}
+	}
+	return telemetry.Setup(ctx, telemetry.SetupOptions{ServiceName: "jetkit-dev"})
+}
+
 // devService connects one of the sample services.
-func devService(ctx context.Context, base framework.Config, name string, log *slog.Logger) (*framework.Service, error) {
+func devService(ctx context.Context, base framework.Config, name string, log *slog.Logger, opts ...framework.Option) (*framework.Service, error) {
 	cfg := base
 	cfg.ServiceName = name
 	cfg.ClientName = ""
-	svc, err := framework.New(ctx, cfg, framework.WithLogger(log))
+	svc, err := framework.New(ctx, cfg, append([]framework.Option{framework.WithLogger(log)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("start %s service: %w", name, err)
 	}
@@ -220,6 +248,7 @@ func printBanner(out io.Writer, where, orderURL, invURL string) {
   NATS       %s
   orders     %s   (POST /orders, GET /orders/{id}, POST /orders/{id}/cancel)
   inventory  %s   (GET /stock, GET|PUT /stock/{sku})
+  probes     /livez, /readyz and /metrics on both
 
 Try:
   curl -s %[3]s/stock

@@ -68,6 +68,10 @@ func storedOrders(t *testing.T, dataDir string) int {
 }
 
 func TestDevDemoRunsTheSystemAndKeepsState(t *testing.T) {
+	// What jetkit dev defaults to, set here so that the test restores them.
+	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus")
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	t.Setenv("JETKIT_NATS_URL", "")
 	dataDir := filepath.Join(t.TempDir(), "data")
 
 	out := runDevCmd(t, dataDir, 6, true)

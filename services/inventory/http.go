@@ -1,14 +1,13 @@
 package inventory
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
+	"github.com/jetkit/jetkit/framework/health"
 	"github.com/jetkit/jetkit/services/events"
 )
 
@@ -20,21 +19,22 @@ const maxBody = 4 << 10
 //	GET /stock          every SKU's level
 //	GET /stock/{sku}    one SKU's level
 //	PUT /stock/{sku}    set the level: {"available": 42}
-//	GET /livez          the process is up
-//	GET /readyz         NATS and JetStream are reachable and not shutting down
+//	GET /livez          the process is up (framework/health)
+//	GET /readyz         connected, JetStream and the consumers answer, not shutting down
+//	GET /metrics        Prometheus metrics, when probes include health.WithMetrics
 //
 // Errors are JSON: {"error": "..."}.
-func (s *Service) Handler() http.Handler {
+func (s *Service) Handler(probes ...health.Option) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stock", s.listStock)
 	mux.HandleFunc("GET /stock/{sku}", s.getStock)
 	mux.HandleFunc("PUT /stock/{sku}", s.putStock)
 	mux.HandleFunc("/stock", methodNotAllowed("GET"))
 	mux.HandleFunc("/stock/{sku}", methodNotAllowed("GET, PUT"))
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.readyz)
+	h := health.New(s.svc, probes...)
+	mux.Handle("GET /livez", h)
+	mux.Handle("GET /readyz", h)
+	mux.Handle("GET /metrics", h)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 	})
@@ -97,16 +97,6 @@ func (s *Service) putStock(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, l)
-}
-
-func (s *Service) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.svc.Ready(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // unavailable answers a failure of the store: the request was fine, the

@@ -1,14 +1,13 @@
 package order
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
+	"github.com/jetkit/jetkit/framework/health"
 	"github.com/jetkit/jetkit/services/events"
 )
 
@@ -20,11 +19,12 @@ const maxBody = 64 << 10
 //	POST /orders              {"customer_id": "c-1", "items": [{"sku": "apple", "qty": 2}]} → 202 {"id", "status": "pending"}
 //	GET  /orders/{id}         the order, its status and history
 //	POST /orders/{id}/cancel  cancel a pending or confirmed order
-//	GET  /livez               the process is up
-//	GET  /readyz              NATS and JetStream are reachable and not shutting down
+//	GET  /livez               the process is up (framework/health)
+//	GET  /readyz              connected, JetStream and the consumers answer, not shutting down
+//	GET  /metrics             Prometheus metrics, when probes include health.WithMetrics
 //
 // Errors are JSON: {"error": "..."}; bad input is a 4xx and publishes nothing.
-func (s *Service) Handler() http.Handler {
+func (s *Service) Handler(probes ...health.Option) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /orders", s.place)
 	mux.HandleFunc("GET /orders/{id}", s.get)
@@ -32,10 +32,10 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("/orders", methodNotAllowed("POST"))
 	mux.HandleFunc("/orders/{id}", methodNotAllowed("GET"))
 	mux.HandleFunc("/orders/{id}/cancel", methodNotAllowed("POST"))
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.readyz)
+	h := health.New(s.svc, probes...)
+	mux.Handle("GET /livez", h)
+	mux.Handle("GET /readyz", h)
+	mux.Handle("GET /metrics", h)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 	})
@@ -90,16 +90,6 @@ func (s *Service) cancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, o)
-}
-
-func (s *Service) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.svc.Ready(ctx); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // fail maps an error to its status: 400 bad input, 404 unknown order, 409

@@ -1,6 +1,7 @@
-// Command inventory runs the sample inventory service. It is configured
-// only by environment variables: the framework's (INVENTORY_NATS_URL,
-// INVENTORY_CONCURRENCY, ... see the README) and its own:
+// Command inventory runs the sample inventory service. It is configured only by
+// environment variables: the framework's with the prefix INVENTORY_ (INVENTORY_NATS_URL,
+// INVENTORY_CONCURRENCY, ... see the README), OpenTelemetry's OTEL_* (e.g.
+// OTEL_METRICS_EXPORTER=prometheus serves /metrics), and its own:
 //
 //	INVENTORY_HTTP_ADDR   address of the HTTP API (default :8082)
 //	INVENTORY_SEED        stock to create if missing, e.g. apple:100,pear:20
@@ -20,6 +21,8 @@ import (
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/health"
+	"github.com/jetkit/jetkit/framework/telemetry"
 	"github.com/jetkit/jetkit/services/inventory"
 )
 
@@ -43,7 +46,8 @@ func main() {
 func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	// Log records carry the trace and span ids of the handler's context.
+	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr, nil)))
 
 	cfg, err := framework.LoadConfig(envPrefix)
 	if err != nil {
@@ -57,7 +61,21 @@ func run() error {
 		return fmt.Errorf("%s_HTTP_ADDR / %s_SEED: %w", envPrefix, envPrefix, err)
 	}
 
-	svc, err := framework.New(ctx, cfg, framework.WithLogger(log))
+	// Traces and metrics per the OTEL_* variables; with
+	// OTEL_METRICS_EXPORTER=prometheus the metrics are served at /metrics.
+	tel, err := telemetry.Setup(ctx, telemetry.SetupOptions{ServiceName: cfg.ServiceName})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(flushCtx); err != nil {
+			log.Warn("telemetry not flushed", "error", err)
+		}
+	}()
+
+	svc, err := framework.New(ctx, cfg, framework.WithLogger(log), framework.WithObserver(tel.Observer()))
 	if err != nil {
 		return err
 	}
@@ -69,7 +87,7 @@ func run() error {
 		return errors.Join(err, svc.Shutdown(context.Background()))
 	}
 
-	srv := &http.Server{Addr: own.HTTPAddr, Handler: inv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: own.HTTPAddr, Handler: inv.Handler(health.WithMetrics(tel.MetricsHandler())), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.ListenAndServe() }()
 	log.Info("inventory listening", "http", own.HTTPAddr)
