@@ -50,7 +50,8 @@ time to drain, and how many instances drain the backlog within
 μ is measured from throughput while the consumer is saturated (messages
 waited throughout the window); until then it is unknown unless --mu gives
 it. JetStream does not say how many instances pull from a consumer: pass
---instances (default 1).
+--instances, or give --mu and it is derived while the consumer is
+saturated (otherwise 1 is assumed, and the output says so).
 
 The connection uses the JETKIT_NATS_* environment (credentials, TLS);
 --url overrides the servers. --once --json prints one estimate for
@@ -69,7 +70,7 @@ scripts; --web ADDR also serves an HTML page with charts and /metrics.`,
 	f.IntVar(&o.rateSamples, "rate-samples", 30, "newest samples rates are measured over")
 	f.DurationVar(&o.target, "target-drain", time.Minute, "drain the backlog within this time")
 	f.DurationVar(&o.startup, "startup-delay", 15*time.Second, "time a new instance takes to start working")
-	f.IntVar(&o.instances, "instances", 1, "instances consuming now")
+	f.IntVar(&o.instances, "instances", 0, "instances consuming now (0: derive as processed rate / --mu while saturated, else assume 1)")
 	f.Float64Var(&o.mu, "mu", 0, "per-instance service rate in messages/s, if known (default: measured)")
 	f.Float64Var(&o.rho, "utilisation-target", 0.8, "utilisation the steady-state instance count aims for")
 	f.BoolVar(&o.once, "once", false, "sample --once-samples times, print one estimate and exit")
@@ -104,8 +105,8 @@ func (o capacityOpts) validate() error {
 	if o.startup < 0 {
 		p = append(p, fmt.Sprintf("--startup-delay %s: must not be negative", o.startup))
 	}
-	if o.instances < 1 {
-		p = append(p, fmt.Sprintf("--instances %d: must be at least 1", o.instances))
+	if o.instances < 0 {
+		p = append(p, fmt.Sprintf("--instances %d: must not be negative", o.instances))
 	}
 	if o.mu < 0 {
 		p = append(p, fmt.Sprintf("--mu %g: must not be negative", o.mu))
@@ -248,9 +249,9 @@ func capacityView(e capacity.Estimate, samples []capacity.Sample, o capacityOpts
 
 // capacityLine is one line per interval when the output is not a terminal.
 func capacityLine(e capacity.Estimate, sampleErr error) string {
-	line := fmt.Sprintf("%s %-5s backlog=%.0f lag=%s λ=%.1f/s processed=%.1f/s μ=%.1f/s[%s] ρ=%.2f recommend=%d",
+	line := fmt.Sprintf("%s %-5s backlog=%.0f lag=%s λ=%.1f/s processed=%.1f/s μ=%.1f/s[%s] ρ=%.2f recommend=%d needed=%d",
 		e.At.Format("15:04:05"), e.Status, e.Backlog, capacity.HumanDuration(time.Duration(e.TimeLag)), e.Arrival.PerSecond,
-		e.Processed.PerSecond, e.ServiceRate.PerSecond, e.ServiceSource, e.Utilisation, e.Plan.Total)
+		e.Processed.PerSecond, e.ServiceRate.PerSecond, e.ServiceSource, e.Utilisation, e.Plan.Total, e.ReplicasNeeded)
 	if sampleErr != nil {
 		line += " sample_error=" + fmt.Sprintf("%q", sampleErr.Error())
 	}

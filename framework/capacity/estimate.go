@@ -11,9 +11,11 @@ import (
 
 // Params are the inputs an Estimator needs besides samples.
 type Params struct {
-	// Instances is c, the consumer instances running now. 0 takes the
-	// number of local subscriptions sampled, or 1. JetStream does not tell
-	// how many clients pull from a consumer, so set it for remote instances.
+	// Instances is c, the consumer instances running now. JetStream does
+	// not tell how many clients pull from a consumer, so set it for remote
+	// instances. 0 means: the number of local subscriptions sampled; else,
+	// with ServiceRate given and the consumer saturated, processed rate / μ
+	// rounded; else 1.
 	Instances int
 	// ServiceRate, when positive, is the per-instance rate μ to use instead
 	// of measuring it (messages per second).
@@ -121,8 +123,9 @@ type Estimate struct {
 	// of μ when available (0 when not), whichever ServiceRate uses.
 	HandlerServiceRate   float64 `json:"handler_service_rate,omitempty"`
 	SaturatedServiceRate float64 `json:"saturated_service_rate,omitempty"`
-	// Instances is c.
-	Instances int `json:"instances"`
+	// Instances is c; InstancesSource says where it came from.
+	Instances       int    `json:"instances"`
+	InstancesSource string `json:"instances_source"`
 	// Capacity is P = c·μ (0 when μ is unknown).
 	Capacity float64 `json:"capacity"`
 	// Utilisation is ρ = λ/P; -1 when something arrives and P is 0 or unknown.
@@ -141,6 +144,11 @@ type Estimate struct {
 	StartupDelay Seconds `json:"startup_delay_s"`
 	// Plan is the scale-up recommendation for the target drain time.
 	Plan ScalePlan `json:"plan"`
+	// ReplicasNeeded is the instance count to run: max(Plan.Needed,
+	// SteadyReplicas), which may be below Instances (scale down). It is
+	// what the replicas_needed gauge exports for autoscalers; -1 when μ is
+	// unknown.
+	ReplicasNeeded int `json:"replicas_needed"`
 	// SteadyReplicas is ⌈λ/(μ·ρ*)⌉ for UtilisationTarget ρ*; -1 when unknown.
 	SteadyReplicas    int     `json:"steady_replicas"`
 	UtilisationTarget float64 `json:"utilisation_target"`
@@ -196,11 +204,15 @@ func (e *Estimator) Estimate(stream, consumer string, samples []Sample) (Estimat
 	}
 	est.Arrival, est.Processed = rates(rw)
 
-	est.Instances = p.Instances
+	est.Instances, est.InstancesSource = p.Instances, "given"
 	if est.Instances <= 0 {
-		est.Instances = 1
-		if last.Local != nil && last.Local.Instances > 0 {
-			est.Instances = last.Local.Instances
+		est.Instances, est.InstancesSource = 1, "assumed 1 (pass Params.Instances / --instances)"
+		switch {
+		case last.Local != nil && last.Local.Instances > 0:
+			est.Instances, est.InstancesSource = last.Local.Instances, "local subscriptions"
+		case p.ServiceRate > 0 && saturated(rw) && est.Processed.PerSecond > 0:
+			est.Instances = max(1, int(math.Round(est.Processed.PerSecond/p.ServiceRate)))
+			est.InstancesSource = "processed rate / given μ, while saturated"
 		}
 	}
 	e.serviceRate(&est, rw, last)
@@ -216,6 +228,10 @@ func (e *Estimator) Estimate(stream, consumer string, samples []Sample) (Estimat
 	in := ScaleInput{Backlog: est.Backlog, Lambda: lambda, Mu: mu, Current: est.Instances, Target: p.TargetDrain, Startup: p.StartupDelay}
 	est.Plan = ReplicasNeeded(in)
 	est.SteadyReplicas = SteadyReplicas(lambda, mu, p.UtilisationTarget)
+	est.ReplicasNeeded = -1
+	if est.Plan.Total >= 0 && est.SteadyReplicas >= 0 {
+		est.ReplicasNeeded = max(est.Plan.Needed, est.SteadyReplicas)
+	}
 	if est.Plan.Total >= 0 {
 		horizon := p.TargetDrain
 		if est.Plan.Drains {
@@ -255,15 +271,7 @@ func (e *Estimator) serviceRate(est *Estimate, rw []Sample, last Sample) {
 	if n > 0 {
 		est.HandlerServiceRate = sum / float64(n)
 	}
-	saturated := len(rw) >= 2
-	for _, s := range rw {
-		busy := s.NumPending > 0 || (s.MaxAckPending > 0 && s.NumAckPending >= s.MaxAckPending)
-		if !busy {
-			saturated = false
-			break
-		}
-	}
-	if saturated && est.Processed.PerSecond > 0 {
+	if saturated(rw) && est.Processed.PerSecond > 0 {
 		est.SaturatedServiceRate = est.Processed.PerSecond / float64(est.Instances)
 	}
 	e.mu.Lock()
@@ -294,6 +302,22 @@ func (e *Estimator) serviceRate(est *Estimate, rw []Sample, last Sample) {
 		est.ServiceSource = SourceUnknown
 	}
 	est.ServiceRate = r
+}
+
+// saturated reports whether work waited at every sample of the window:
+// messages not yet delivered, or ack-pending at the consumer's limit. The
+// instances were then busy all the time, so throughput is their capacity.
+func saturated(rw []Sample) bool {
+	if len(rw) < 2 {
+		return false
+	}
+	for _, s := range rw {
+		busy := s.NumPending > 0 || (s.MaxAckPending > 0 && s.NumAckPending >= s.MaxAckPending)
+		if !busy {
+			return false
+		}
+	}
+	return true
 }
 
 func instancesOf(lt *LocalTiming) int {

@@ -43,9 +43,11 @@ const (
 // missing estimate as "no replicas needed". Unregister the returned
 // registration when the estimators go away.
 //
-// replicas_needed is the instance count that drains the backlog within the
-// target drain time given the start-up delay; scale on it instead of on
-// raw lag (see the README's KEDA example).
+// replicas_needed is Estimate.ReplicasNeeded: the fewest instances that
+// drain the backlog within the target drain time, new ones counted only
+// after the start-up delay, and at least the steady-state count for the
+// utilisation target. It goes down as well as up, so an autoscaler can
+// follow it directly instead of raw lag (see the README's KEDA example).
 func RegisterMetrics(meter metric.Meter, streams ...NamedEstimator) (metric.Registration, error) {
 	type gauge struct {
 		name, unit, desc string
@@ -69,8 +71,8 @@ func RegisterMetrics(meter metric.Meter, streams ...NamedEstimator) (metric.Regi
 			func(e *Estimate) (float64, bool) { return known(e.Utilisation) }},
 		{MetricDrainTime, "s", "Time to drain the backlog at the current capacity",
 			func(e *Estimate) (float64, bool) { return durationSeconds(e.Drain), e.Drains }},
-		{MetricReplicasNeeded, "{instance}", "Instances needed to drain within the target drain time, start-up delay included",
-			func(e *Estimate) (float64, bool) { return known(float64(e.Plan.Total)) }},
+		{MetricReplicasNeeded, "{instance}", "Instances to run: the fewest that drain the backlog within the target drain time (start-up delay included), and at least the steady-state count",
+			func(e *Estimate) (float64, bool) { return known(float64(e.ReplicasNeeded)) }},
 		{MetricReplicasSteady, "{instance}", "Instances that keep utilisation at the target in steady state",
 			func(e *Estimate) (float64, bool) { return known(float64(e.SteadyReplicas)) }},
 		{MetricStatus, "", "Consumer status: 0 OK, 1 WARN, 2 STALL, 3 STOP",

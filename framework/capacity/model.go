@@ -30,6 +30,7 @@
 package capacity
 
 import (
+	"encoding/json"
 	"math"
 	"sort"
 	"time"
@@ -171,9 +172,17 @@ func (m Model) DrainTime() (d time.Duration, ok bool) {
 // Point is one point of a predicted backlog curve.
 type Point struct {
 	// T is the time from now.
-	T time.Duration `json:"t"`
+	T time.Duration `json:"-"`
 	// Backlog is the predicted B(T).
 	Backlog float64 `json:"backlog"`
+}
+
+// MarshalJSON writes T in seconds: {"t_s": 1.5, "backlog": 120}.
+func (p Point) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		T       Seconds `json:"t_s"`
+		Backlog float64 `json:"backlog"`
+	}{Seconds(p.T), p.Backlog})
 }
 
 // Curve samples B(t) from 0 to horizon in steps of step, and includes the
@@ -226,6 +235,11 @@ type ScalePlan struct {
 	Total int `json:"total"`
 	// Add is k, the instances to start now (0 when the current ones suffice).
 	Add int `json:"add"`
+	// Needed is the fewest instances that drain within the target, which
+	// is below Current when the current ones have room to spare:
+	// ⌈(λ + B/D)/μ⌉ then, Total otherwise. An autoscaler should follow
+	// this rather than Total, which never scales down.
+	Needed int `json:"needed"`
 	// Feasible is false when no number of new instances meets the target
 	// because it is not later than the start-up delay (D ≤ T₀) and the
 	// current instances alone cannot meet it. Add and Drain then describe
@@ -236,14 +250,24 @@ type ScalePlan struct {
 	BacklogAtReady float64 `json:"backlog_at_ready"`
 	// Drain is the predicted drain time with Total instances; valid when
 	// Drains is true.
-	Drain time.Duration `json:"drain_ns"`
+	Drain time.Duration `json:"-"`
 	// Drains is false when even Total instances never drain.
 	Drains bool `json:"drains"`
 	// Earliest is the earliest drain any number of added instances can reach:
 	// T₀ if the backlog remains at T₀, else the current drain time.
-	Earliest time.Duration `json:"earliest_ns"`
+	Earliest time.Duration `json:"-"`
 	// Reason says in words how the plan was reached.
 	Reason string `json:"reason"`
+}
+
+// MarshalJSON writes the durations in seconds (drain_s, earliest_s).
+func (p ScalePlan) MarshalJSON() ([]byte, error) {
+	type plain ScalePlan
+	return json.Marshal(struct {
+		plain
+		Drain    Seconds `json:"drain_s"`
+		Earliest Seconds `json:"earliest_s"`
+	}{plain(p), Seconds(p.Drain), Seconds(p.Earliest)})
 }
 
 // Model is the backlog model of the plan: the current instances now and
@@ -271,7 +295,7 @@ func (in ScaleInput) BacklogAtStartup() float64 {
 // to draining within D counted from when new instances are ready (T₀ + D).
 func ReplicasNeeded(in ScaleInput) ScalePlan {
 	if in.Mu <= 0 {
-		return ScalePlan{Total: -1, Reason: "service rate μ unknown: no plan"}
+		return ScalePlan{Total: -1, Needed: -1, Reason: "service rate μ unknown: no plan"}
 	}
 	c := max(in.Current, 0)
 	bT0 := in.BacklogAtStartup()
@@ -281,6 +305,7 @@ func ReplicasNeeded(in ScaleInput) ScalePlan {
 		p.Total, p.Add = c, 0
 		p.Drain, p.Drains = d, true
 		p.Earliest = d
+		p.Needed = max(0, int(math.Ceil((in.Lambda+in.Backlog/in.Target.Seconds())/in.Mu-eps)))
 		p.Reason = "the running instances drain within the target"
 		return p
 	}
@@ -288,7 +313,7 @@ func ReplicasNeeded(in ScaleInput) ScalePlan {
 	if d, ok := current.DrainTime(); ok && d <= in.Startup {
 		// The running instances drain before a new one could start, only
 		// later than the target: adding instances cannot make it sooner.
-		p.Total, p.Add, p.Drain, p.Drains, p.Earliest = c, 0, d, true, d
+		p.Total, p.Add, p.Drain, p.Drains, p.Earliest, p.Needed = c, 0, d, true, d, c
 		p.Feasible = false
 		p.Reason = "the running instances drain after the target but before a new instance could start: no scale-up helps"
 		return p
@@ -309,7 +334,7 @@ func ReplicasNeeded(in ScaleInput) ScalePlan {
 	if total <= c {
 		total = c + 1 // the current instances do not suffice (checked above)
 	}
-	p.Total, p.Add = total, total-c
+	p.Total, p.Add, p.Needed = total, total-c, total
 	p.Drain, p.Drains = in.Model(p.Add).DrainTime()
 	return p
 }

@@ -66,6 +66,7 @@ func TestReplicasNeeded(t *testing.T) {
 		in       ScaleInput
 		total    int
 		add      int
+		needed   int // 0: same as total
 		feasible bool
 		bT0      float64
 		drain    time.Duration
@@ -105,12 +106,23 @@ func TestReplicasNeeded(t *testing.T) {
 			in: ScaleInput{Backlog: 500, Lambda: 100, Mu: 100, Current: 2, Target: 3 * time.Second, Startup: 10 * time.Second},
 		},
 		{
-			name: "μ unknown", total: -1,
+			// 1000/(600-300) = 3.3s; the fewest that drain in 60s: ⌈(300 + 1000/60)/100⌉ = 4.
+			name: "spare capacity", total: 6, add: 0, needed: 4, feasible: true, bT0: 0, drain: 3333333333, drains: true,
+			in: ScaleInput{Backlog: 1000, Lambda: 300, Mu: 100, Current: 6, Target: time.Minute, Startup: 15 * time.Second},
+		},
+		{
+			name: "μ unknown", total: -1, needed: -1,
 			in: ScaleInput{Backlog: 500, Lambda: 100, Current: 2, Target: 3 * time.Second},
 		},
 	}
 	for _, c := range cases {
 		p := ReplicasNeeded(c.in)
+		if c.needed == 0 {
+			c.needed = c.total
+		}
+		if p.Needed != c.needed {
+			t.Errorf("%s: needed %d, want %d", c.name, p.Needed, c.needed)
+		}
 		if p.Total != c.total || p.Add != c.add || p.Feasible != c.feasible || math.Abs(p.BacklogAtReady-c.bT0) > 1e-6 ||
 			p.Drains != c.drains || absDur(p.Drain-c.drain) > time.Millisecond {
 			t.Errorf("%s: ReplicasNeeded(%+v) = %+v;\nwant total %d add %d feasible %v B(T0) %v drain %s drains %v",
@@ -135,6 +147,17 @@ func TestReplicasNeededIsMinimal(t *testing.T) {
 						t.Fatalf("%+v: plan %+v does not drain within the target", in, p)
 					}
 					if p.Add == 0 {
+						// The fewest running now that drain in time.
+						if p.Needed > 0 {
+							fewer := ScaleInput{Backlog: b, Lambda: lambda, Mu: 37, Current: p.Needed, Target: in.Target}
+							if d, ok := fewer.Model(0).DrainTime(); !ok || d > in.Target+time.Millisecond {
+								t.Fatalf("%+v: %d needed but they drain in %s %v", in, p.Needed, d, ok)
+							}
+							fewer.Current--
+							if d, ok := fewer.Model(0).DrainTime(); ok && d <= in.Target-time.Millisecond && (b > 0 || lambda > 0) {
+								t.Fatalf("%+v: %d needed but %d drain in %s", in, p.Needed, fewer.Current, d)
+							}
+						}
 						continue
 					}
 					if d, ok := in.Model(p.Add - 1).DrainTime(); ok && d <= in.Target-time.Millisecond {

@@ -54,11 +54,12 @@ func (e Estimate) Summary() []Line {
 		{"arrivals λ", rate(e.Arrival)},
 		{"processed", rate(e.Processed)},
 		{"service μ", mu},
-		{"instances", fmt.Sprintf("%d (capacity %.1f/s)", e.Instances, e.Capacity)},
+		{"instances", fmt.Sprintf("%d [%s], capacity %.1f/s", e.Instances, e.InstancesSource, e.Capacity)},
 		{"utilisation ρ", rho},
 		{"drain time", drain},
 		{"recommendation", e.Recommendation()},
 		{"steady state", e.steadyText()},
+		{"replicas needed", e.neededText()},
 	}
 }
 
@@ -80,6 +81,14 @@ func (e Estimate) Recommendation() string {
 		return fmt.Sprintf("add %d → %d instance(s): ready after %s, drained in %s (target %s)",
 			p.Add, p.Total, HumanDuration(startup), HumanDuration(p.Drain), HumanDuration(target))
 	}
+}
+
+func (e Estimate) neededText() string {
+	if e.ReplicasNeeded < 0 {
+		return "unknown (μ unknown)"
+	}
+	return fmt.Sprintf("%d (fewest draining within %s, at least the steady state; the autoscaling gauge)",
+		e.ReplicasNeeded, HumanDuration(time.Duration(e.TargetDrain)))
 }
 
 func (e Estimate) steadyText() string {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // WebHandler serves one consumer's capacity view:
@@ -110,7 +111,12 @@ func backlogChart(samples []Sample, est Estimate) template.HTML {
 		}
 		ss = append(ss, pred)
 	}
-	return svgChart("messages", ss)
+	marks := []mark{{0, "now"}}
+	if est.Plan.Add > 0 && est.StartupDelay > 0 {
+		marks = append(marks, mark{time.Duration(est.StartupDelay).Seconds(), "ready"})
+	}
+	marks = append(marks, mark{time.Duration(est.TargetDrain).Seconds(), "target"})
+	return svgChart("messages", ss, marks)
 }
 
 func rateChart(samples []Sample, est Estimate) template.HTML {
@@ -135,12 +141,18 @@ func rateChart(samples []Sample, est Estimate) template.HTML {
 		ss = append(ss, series{name: fmt.Sprintf("capacity (%d × μ)", est.Instances), color: "#cf222e", dashed: true,
 			pts: [][2]float64{{x0, est.Capacity}, {0, est.Capacity}}})
 	}
-	return svgChart("per second", ss)
+	return svgChart("per second", ss, []mark{{0, "now"}})
+}
+
+// mark is a labelled vertical line at x.
+type mark struct {
+	x     float64
+	label string
 }
 
 // svgChart draws series as lines on shared axes: x in seconds relative to
-// now, y from 0.
-func svgChart(yLabel string, ss []series) template.HTML {
+// now, y from 0, with vertical marks inside the x range.
+func svgChart(yLabel string, ss []series, marks []mark) template.HTML {
 	const w, h, left, right, top, bottom = 720.0, 240.0, 60.0, 10.0, 10.0, 40.0
 	xmin, xmax, ymax := math.Inf(1), math.Inf(-1), 0.0
 	for _, s := range ss {
@@ -171,9 +183,12 @@ func svgChart(yLabel string, ss []series) template.HTML {
 	for _, x := range []float64{xmin, xmax} {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" font-size="11" text-anchor="middle" fill="#666">%+.0fs</text>`, px(x), h-bottom+14, x)
 	}
-	if xmin < 0 && xmax > 0 {
-		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.0f" y2="%.0f" stroke="#999" stroke-dasharray="2 3"/>`, px(0), px(0), top, h-bottom)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" font-size="11" text-anchor="middle" fill="#666">now</text>`, px(0), h-bottom+14)
+	for _, m := range marks {
+		if m.x <= xmin || m.x >= xmax {
+			continue
+		}
+		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.0f" y2="%.0f" stroke="#999" stroke-dasharray="2 3"/>`, px(m.x), px(m.x), top, h-bottom)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" font-size="11" text-anchor="middle" fill="#666">%s</text>`, px(m.x), h-bottom+14, html.EscapeString(m.label))
 	}
 	for i, s := range ss {
 		var pts strings.Builder

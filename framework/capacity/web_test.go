@@ -113,8 +113,14 @@ func TestWebAndMetrics(t *testing.T) {
 	if strings.Contains(page, "<script") {
 		t.Error("page has JavaScript")
 	}
+	raw := get("/estimate.json")
+	for _, want := range []string{`"earliest_s":15.000`, `"drain_s":60.000`, `"t_s":0.000`} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("estimate.json lacks %s: %s", want, raw)
+		}
+	}
 	var est Estimate
-	if err := json.Unmarshal([]byte(get("/estimate.json")), &struct {
+	if err := json.Unmarshal([]byte(raw), &struct {
 		Status *Status `json:"status"`
 		Plan   *struct {
 			Total *int `json:"total"`
