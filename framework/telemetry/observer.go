@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/jetkit/jetkit/framework"
 )
@@ -18,7 +19,7 @@ import (
 // that traces and measures every publish and every delivery. Give it to a
 // service with framework.WithObserver. It is safe for concurrent use.
 type Observer struct {
-	tracer trace.Tracer
+	tracer trace.Tracer // nil when the provider is a no-op: no span is started
 	inst   *instruments
 	prop   propagation.TextMapPropagator
 
@@ -38,7 +39,9 @@ type observerConfig struct {
 }
 
 // WithTracerProvider sets the tracer provider (default: the global one,
-// otel.GetTracerProvider(), looked up when NewObserver runs).
+// otel.GetTracerProvider(), looked up when NewObserver runs). A
+// go.opentelemetry.io/otel/trace/noop provider turns spans off entirely;
+// the producer's trace context still reaches handlers.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(c *observerConfig) { c.tp = tp }
 }
@@ -77,8 +80,17 @@ func NewObserver(opts ...Option) (*Observer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Observer{tracer: c.tp.Tracer(instrumentationScope), inst: inst, prop: c.prop}, nil
+	o := &Observer{inst: inst, prop: c.prop}
+	if _, off := c.tp.(tracenoop.TracerProvider); !off {
+		o.tracer = c.tp.Tracer(instrumentationScope)
+	}
+	return o, nil
 }
+
+// noSpan stands in for a span when tracing is off: the context keeps the
+// producer's trace context (extracted from the headers), so logs and
+// onward publishes still carry it.
+var noSpan = trace.SpanFromContext(context.Background())
 
 // errorType is the error.type attribute: a small fixed set of values, so
 // that it stays a bounded label.

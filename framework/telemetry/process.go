@@ -30,27 +30,31 @@ type subscriptionObserver struct {
 	o        *Observer
 	info     framework.SubscriptionInfo
 	spanName string
-	labels   metric.MeasurementOption // subject, stream, consumer: bounded
-	base     []attribute.KeyValue     // span attributes common to every delivery
-	kind     trace.SpanStartOption
+	base     []attribute.KeyValue // span attributes common to every delivery
+	// Prebuilt option slices: passing them with ... allocates nothing.
+	add    []metric.AddOption    // labels: subject, stream, consumer (bounded)
+	record []metric.RecordOption // the same labels
+	start  []trace.SpanStartOption
 }
 
 // Subscribed implements framework.Observer.
 func (o *Observer) Subscribed(info framework.SubscriptionInfo) framework.SubscriptionObserver {
+	labels := attrSet(systemNATS, semconv.MessagingDestinationName(info.Subject),
+		semconv.MessagingConsumerGroupName(info.Consumer), AttrStream.String(info.Stream))
 	s := &subscriptionObserver{
 		o:        o,
 		info:     info,
 		spanName: operationProcess + " " + info.Subject,
-		labels: attrSet(systemNATS, semconv.MessagingDestinationName(info.Subject),
-			semconv.MessagingConsumerGroupName(info.Consumer), AttrStream.String(info.Stream)),
+		add:      []metric.AddOption{labels},
+		record:   []metric.RecordOption{labels},
+		start:    []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)},
 		base: []attribute.KeyValue{
 			systemNATS, semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName(operationProcess),
 			semconv.MessagingConsumerGroupName(info.Consumer), semconv.MessagingDestinationSubscriptionName(info.Consumer),
 			AttrStream.String(info.Stream), AttrMaxDeliver.Int(info.MaxDeliver),
 		},
-		kind: trace.WithSpanKind(trace.SpanKindConsumer),
 	}
-	o.inst.limit.Record(context.Background(), int64(info.Concurrency), s.labels)
+	o.inst.limit.Record(context.Background(), int64(info.Concurrency), s.record...)
 	return s
 }
 
@@ -66,20 +70,25 @@ func (o *Observer) Subscribed(info framework.SubscriptionInfo) framework.Subscri
 func (s *subscriptionObserver) StartProcess(ctx context.Context, m *framework.Message) (context.Context, framework.ProcessEnd) {
 	start := time.Now()
 	in := s.o.inst
-	in.consumed.Add(ctx, 1, s.labels)
+	in.consumed.Add(ctx, 1, s.add...)
 	if m.NumDelivered > 1 {
-		in.redelivered.Add(ctx, 1, s.labels)
+		in.redelivered.Add(ctx, 1, s.add...)
 	}
-	in.inFlight.Add(ctx, 1, s.labels)
+	in.inFlight.Add(ctx, 1, s.add...)
 
-	ctx = s.o.prop.Extract(ctx, framework.HeaderCarrier(m.Header))
-	var span trace.Span
-	if producer := trace.SpanContextFromContext(ctx); producer.IsValid() {
-		ctx, span = s.o.tracer.Start(ctx, s.spanName, s.kind, trace.WithLinks(trace.Link{SpanContext: producer}))
-	} else {
-		ctx, span = s.o.tracer.Start(ctx, s.spanName, s.kind)
+	fields := readHeaderFields(m.Header)
+	ctx = s.o.prop.Extract(ctx, &fields)
+	producer := trace.SpanContextFromContext(ctx)
+	span := noSpan
+	if s.o.tracer != nil {
+		ctx, span = s.o.tracer.Start(ctx, s.spanName, s.start...)
 	}
 	if span.IsRecording() {
+		// Added after the start so that a no-op tracer costs no allocation;
+		// samplers therefore do not see the link (they see the parent).
+		if producer.IsValid() {
+			span.AddLink(trace.Link{SpanContext: producer})
+		}
 		attrs := make([]attribute.KeyValue, 0, len(s.base)+8)
 		attrs = append(attrs, s.base...)
 		attrs = append(attrs,
@@ -101,22 +110,22 @@ func (s *subscriptionObserver) StartProcess(ctx context.Context, m *framework.Me
 func (s *subscriptionObserver) end(start time.Time, span trace.Span, m *framework.Message, st framework.Settlement) {
 	in := s.o.inst
 	ctx := context.Background()
-	in.inFlight.Add(ctx, -1, s.labels)
-	in.processTime.Record(ctx, time.Since(start).Seconds(), s.labels)
+	in.inFlight.Add(ctx, -1, s.add...)
+	in.processTime.Record(ctx, time.Since(start).Seconds(), s.record...)
 	if st.Err != nil {
-		in.failed.Add(ctx, 1, s.labels)
+		in.failed.Add(ctx, 1, s.add...)
 	}
 	switch st.Outcome {
 	case framework.OutcomeAcked:
-		in.processed.Add(ctx, 1, s.labels)
+		in.processed.Add(ctx, 1, s.add...)
 	case framework.OutcomeRetried, framework.OutcomeDeadLetterFailed:
-		in.retried.Add(ctx, 1, s.labels)
+		in.retried.Add(ctx, 1, s.add...)
 	case framework.OutcomeDeadLettered:
-		in.deadLettered.Add(ctx, 1, s.labels)
+		in.deadLettered.Add(ctx, 1, s.add...)
 	case framework.OutcomeHandedBack:
-		in.handedBack.Add(ctx, 1, s.labels)
+		in.handedBack.Add(ctx, 1, s.add...)
 	case framework.OutcomeAckFailed:
-		in.ackFailed.Add(ctx, 1, s.labels)
+		in.ackFailed.Add(ctx, 1, s.add...)
 	}
 	if span.IsRecording() {
 		s.annotate(span, m, st)

@@ -17,9 +17,10 @@ import (
 // publishLabels are computed once per topic subject.
 type publishLabels struct {
 	spanName string
-	base     []attribute.KeyValue // capacity == length: appends copy
-	ok       metric.MeasurementOption
-	start    trace.SpanStartOption
+	base     []attribute.KeyValue  // capacity == length: appends copy
+	add      []metric.AddOption    // prebuilt: passing them with ... allocates nothing
+	record   []metric.RecordOption // the same labels
+	start    []trace.SpanStartOption
 }
 
 func (o *Observer) publishLabels(subject string) *publishLabels {
@@ -30,8 +31,9 @@ func (o *Observer) publishLabels(subject string) *publishLabels {
 	l := &publishLabels{
 		spanName: "publish " + subject,
 		base:     base,
-		ok:       attrSet(base...),
-		start:    trace.WithSpanKind(trace.SpanKindProducer),
+		add:      []metric.AddOption{attrSet(base...)},
+		record:   []metric.RecordOption{attrSet(base...)},
+		start:    []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)},
 	}
 	actual, _ := o.pubLabels.LoadOrStore(subject, l)
 	return actual.(*publishLabels)
@@ -43,14 +45,17 @@ func (o *Observer) publishLabels(subject string) *publishLabels {
 func (o *Observer) StartPublish(ctx context.Context, info framework.PublishInfo) (context.Context, framework.PublishEnd) {
 	l := o.publishLabels(info.Subject)
 	start := time.Now()
-	ctx, span := o.tracer.Start(ctx, l.spanName, l.start)
+	span := noSpan
+	if o.tracer != nil {
+		ctx, span = o.tracer.Start(ctx, l.spanName, l.start...)
+	}
 	return ctx, func(msg *nats.Msg, err error) {
-		o.inst.publishTime.Record(context.Background(), time.Since(start).Seconds(), l.ok)
+		o.inst.publishTime.Record(context.Background(), time.Since(start).Seconds(), l.record...)
 		if err != nil {
 			o.inst.publishFailed.Add(context.Background(), 1,
 				metric.WithAttributes(append(l.base[:len(l.base):len(l.base)], semconv.ErrorTypeKey.String(errorType(err)))...))
 		} else {
-			o.inst.published.Add(context.Background(), 1, l.ok)
+			o.inst.published.Add(context.Background(), 1, l.add...)
 		}
 		if span.IsRecording() {
 			attrs := make([]attribute.KeyValue, 0, 9)

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/jetkit/jetkit/framework"
 )
@@ -80,7 +81,11 @@ func Setup(ctx context.Context, opts SetupOptions) (*Telemetry, error) {
 		return nil, errors.Join(err, t.Shutdown(ctx))
 	}
 	if t.tracing || t.metrics != "none" {
-		obs, err := NewObserver()
+		var opts []Option
+		if !t.tracing {
+			opts = append(opts, WithTracerProvider(tracenoop.NewTracerProvider()))
+		}
+		obs, err := NewObserver(opts...)
 		if err != nil {
 			return nil, errors.Join(err, t.Shutdown(ctx))
 		}
