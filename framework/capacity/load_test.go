@@ -162,9 +162,13 @@ func TestControlledLoad(t *testing.T) {
 	}
 	sctx, stopSampler := context.WithCancel(ctx)
 	samplerDone := make(chan struct{})
-	go func() { defer close(samplerDone); _ = sampler.Run(sctx) }()
-	defer func() { stopSampler(); <-samplerDone }()
 	estimator := NewEstimator(Params{Instances: 1, TargetDrain: targetDrain, StartupDelay: startupDelay, RateSamples: rateSamples})
+	var watched atomic.Int64
+	go func() {
+		defer close(samplerDone)
+		_ = Watch(sctx, sampler, estimator, func(Estimate) { watched.Add(1) })
+	}()
+	defer func() { stopSampler(); <-samplerDone }()
 
 	load := startPacer(ctx, loadLambda, func(int) error {
 		_, err := work.PublishAsync(ctx, pubSvc, job{})
@@ -203,6 +207,9 @@ func TestControlledLoad(t *testing.T) {
 		return true
 	})
 	decidedAt := time.Now()
+	if watched.Load() == 0 || estimator.Last() == nil {
+		t.Errorf("Watch made no estimates")
+	}
 	meanService := time.Duration(svcNanos.Load() / max(svcCount.Load(), 1))
 	knownMu := float64(concurrency) / meanService.Seconds()
 	t.Logf("service time: nominal %s, realised mean %s over %d calls: true μ %.1f/s", serviceTime, meanService, svcCount.Load(), knownMu)
