@@ -21,9 +21,11 @@ const (
 	readmeFile  = "README.md"
 )
 
-// addEvent adds ev's files to t and its lines to the marked regions. It
-// returns notes about what it could not do but did not need to.
-func addEvent(t *tree, d data, ev event) (notes []string, err error) {
+// addEvent adds ev's files to t and its lines to the marked regions; with
+// handlerOnly, only the handler, its test and its subscription (the event
+// is declared already). It returns notes about what it could not do but
+// did not need to.
+func addEvent(t *tree, d data, ev event, handlerOnly bool) (notes []string, err error) {
 	d.Event = ev
 	newFile := func(rel, tmpl string) error {
 		if ok, err := t.exists(rel); err != nil {
@@ -68,25 +70,27 @@ func addEvent(t *tree, d data, ev event) (notes []string, err error) {
 		return nil
 	}
 
-	if err := newFile("internal/events/"+ev.File+".go", "event/event.go.tmpl"); err != nil {
-		return nil, err
-	}
-	if err := newFile("internal/events/"+ev.File+"_test.go", "event/event_test.go.tmpl"); err != nil {
-		return nil, err
-	}
-	streamFile := "internal/events/" + ev.Domain.File + ".go"
-	if src, ok, err := t.read(streamFile); err != nil {
-		return nil, err
-	} else if ok {
-		if !bytes.Contains(src, []byte(strconv.Quote(ev.Domain.Token+".>"))) {
-			notes = append(notes, fmt.Sprintf("%s does not declare the subjects %q; check that a stream stores %s", streamFile, ev.Domain.Token+".>", ev.Subject))
-		}
-	} else {
-		if err := newFile(streamFile, "event/stream.go.tmpl"); err != nil {
+	if !handlerOnly {
+		if err := newFile("internal/events/"+ev.File+".go", "event/event.go.tmpl"); err != nil {
 			return nil, err
 		}
-		if err := intoRegion(streamsFile, "streams", "region/stream.tmpl", false); err != nil {
+		if err := newFile("internal/events/"+ev.File+"_test.go", "event/event_test.go.tmpl"); err != nil {
 			return nil, err
+		}
+		streamFile := "internal/events/" + ev.Domain.File + ".go"
+		if src, ok, err := t.read(streamFile); err != nil {
+			return nil, err
+		} else if ok {
+			if !bytes.Contains(src, []byte(strconv.Quote(ev.Domain.Token+".>"))) {
+				notes = append(notes, fmt.Sprintf("%s does not declare the subjects %q; check that a stream stores %s", streamFile, ev.Domain.Token+".>", ev.Subject))
+			}
+		} else {
+			if err := newFile(streamFile, "event/stream.go.tmpl"); err != nil {
+				return nil, err
+			}
+			if err := intoRegion(streamsFile, "streams", "region/stream.tmpl", false); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if ev.Consumed {
@@ -116,6 +120,21 @@ type EventResult struct {
 	Notes []string
 }
 
+// errEventDeclared matches a declaredError.
+var errEventDeclared = errors.New("event already declared")
+
+// declaredError says that the event's own file already declares it.
+type declaredError struct{ subject, file string }
+
+func (e declaredError) Error() string {
+	return fmt.Sprintf("%v: event %s is already declared in internal/events/%s", ErrInvalidInput, e.subject, e.file)
+}
+
+// Is matches ErrInvalidInput and errEventDeclared.
+func (e declaredError) Is(target error) bool {
+	return target == ErrInvalidInput || target == errEventDeclared
+}
+
 var (
 	durableConstRE = regexp.MustCompile(`(?m)^const Durable = "([^"]+)"`)
 	envPrefixRE    = regexp.MustCompile(`(?m)^const envPrefix = "([^"]+)"`)
@@ -125,7 +144,8 @@ var (
 // a typed struct and topic, a round-trip test, the domain's stream if it
 // is new and, with consume, a handler, its test and its subscription. It
 // writes new files and inserts lines between jetkit:begin/jetkit:end
-// markers only; it refuses an event that is already declared.
+// markers only. An event that is already declared is refused, except that
+// consume adds the handler of a declared event that has none yet.
 func AddEvent(dir, subject string, consume bool) (*EventResult, error) {
 	if err := ValidateEventSubject(subject); err != nil {
 		return nil, err
@@ -144,11 +164,19 @@ func AddEvent(dir, subject string, consume bool) (*EventResult, error) {
 		}
 	}
 	ev := newEvent(subject, consume)
-	if err := checkIdentFree(root, ev); err != nil {
+	handlerOnly := false
+	if err := checkIdentFree(root, ev); errors.Is(err, errEventDeclared) && consume {
+		if ok, err := t.exists("internal/handlers/" + ev.File + ".go"); err != nil {
+			return nil, err
+		} else if ok {
+			return nil, fmt.Errorf("%w: event %s is already declared and consumed (internal/handlers/%s.go)", ErrInvalidInput, subject, ev.File)
+		}
+		handlerOnly = true
+	} else if err != nil {
 		return nil, err
 	}
 	d := data{Name: name, Module: modPath}
-	notes, err := addEvent(t, d, ev)
+	notes, err := addEvent(t, d, ev, handlerOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +228,7 @@ func checkIdentFree(root string, ev event) error {
 			return fmt.Errorf("read %s: %w", e.Name(), err)
 		}
 		if decl.Match(src) && bytes.Contains(src, []byte(strconv.Quote(ev.Subject))) {
-			return fmt.Errorf("%w: event %s is already declared in internal/events/%s", ErrInvalidInput, ev.Subject, e.Name())
+			return declaredError{subject: ev.Subject, file: e.Name()}
 		}
 		if decl.Match(src) {
 			return fmt.Errorf("%w: event %s maps to the Go name %s, which internal/events/%s already declares; the event exists already or another subject uses that name", ErrInvalidInput, ev.Subject, ev.Ident, e.Name())

@@ -107,9 +107,23 @@ func TestAddEventTouchesOnlyMarkedRegions(t *testing.T) {
 	if n := strings.Count(readFile(t, filepath.Join(dir, streamsFile)), "RefundsStream,"); n != 1 {
 		t.Errorf("RefundsStream listed %d times, want once", n)
 	}
+	// --consume on a declared, unconsumed event adds just its handler.
+	eventFile := filepath.Join(dir, "internal/events/refunds_denied_v1.go")
+	declared := readFile(t, eventFile)
+	res, err = AddEvent(dir, "refunds.denied.v1", true)
+	if err != nil {
+		t.Fatalf("AddEvent --consume of a declared event: %v", err)
+	}
+	if got := strings.Join(res.Files, " "); got != "README.md internal/handlers/refunds_denied_v1.go internal/handlers/refunds_denied_v1_test.go internal/handlers/setup.go" {
+		t.Errorf("AddEvent --consume of a declared event wrote %s", got)
+	}
+	if readFile(t, eventFile) != declared {
+		t.Errorf("AddEvent --consume rewrote the declared event")
+	}
 
 	for subject, want := range map[string]string{
-		"refunds.issued.v1":   "already declared",
+		"refunds.issued.v1":   "already declared and consumed",
+		"refunds.denied.v1":   "already declared and consumed",
 		"Refunds.issued.v1":   "maps to the Go name RefundsIssuedV1",
 		"refunds.issued":      "expected <domain>.<event>.v<N>",
 		"refunds.issued.*.v1": "wildcard",

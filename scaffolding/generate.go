@@ -109,7 +109,7 @@ func Generate(spec Spec) (*Result, error) {
 		t.write("go.sum", jk.GoSum)
 	}
 	for _, ev := range evs {
-		if _, err := addEvent(t, d, ev); err != nil {
+		if _, err := addEvent(t, d, ev, false); err != nil {
 			return nil, err
 		}
 	}

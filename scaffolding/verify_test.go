@@ -102,12 +102,15 @@ func TestGeneratedServiceBuildsTestsAndRuns(t *testing.T) {
 	if _, err := AddEvent(dir, "refunds.issued.v1", true); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := AddEvent(dir, "payments.settled.v1", true); err != nil { // now consumed too
+		t.Fatal(err)
+	}
 	output.Reset()
 	opts.SkipRun, opts.Env = true, env
 	if err := Verify(t.Context(), dir, opts); err != nil {
 		t.Fatalf("service does not verify after new event: %v", err)
 	}
-	for _, test := range []string{"TestOrdersCreatedV1", "TestRefundsIssuedV1", "TestRefundsIssuedV1RoundTrip"} {
+	for _, test := range []string{"TestOrdersCreatedV1", "TestRefundsIssuedV1", "TestRefundsIssuedV1RoundTrip", "TestPaymentsSettledV1"} {
 		if !strings.Contains(output.String(), "--- PASS: "+test+" ") {
 			t.Errorf("after new event, verification did not run %s:\n%s", test, output.String())
 		}
