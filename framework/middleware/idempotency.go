@@ -158,7 +158,7 @@ func (i *Idempotency) handle(ctx context.Context, next framework.Handler, m *fra
 		Subject: m.Subject, StreamSeq: m.StreamSeq})
 	waited := false
 	for {
-		rev, err := i.kv.Create(ctx, key, claim)
+		rev, err := i.claim(ctx, key, claim, 0)
 		if err == nil {
 			return i.run(ctx, next, m, key, rev, claim)
 		}
@@ -182,7 +182,7 @@ func (i *Idempotency) handle(ctx context.Context, next framework.Handler, m *fra
 		}
 		expiry := e.Created().Add(time.Duration(rec.LeaseMS) * time.Millisecond)
 		if time.Now().After(expiry) {
-			rev, err := i.kv.Update(ctx, key, claim, e.Revision())
+			rev, err := i.claim(ctx, key, claim, e.Revision())
 			if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 				continue // someone else moved first
 			}
@@ -202,6 +202,23 @@ func (i *Idempotency) handle(ctx context.Context, next framework.Handler, m *fra
 			return fmt.Errorf("idempotency: waiting for another delivery of event %s to finish: %w", m.Envelope.ID, err)
 		}
 	}
+}
+
+// claim creates the key (last == 0) or replaces revision last. The write
+// is not cancelled with ctx: a claim the server stored while the caller
+// stopped listening would be orphaned until its lease ran out, so it waits
+// for the answer (bounded by kvOpTimeout) and lets the handler see the
+// cancelled ctx instead.
+func (i *Idempotency) claim(ctx context.Context, key string, value []byte, last uint64) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), kvOpTimeout)
+	defer cancel()
+	if last == 0 {
+		return i.kv.Create(wctx, key, value)
+	}
+	return i.kv.Update(wctx, key, value, last)
 }
 
 // run calls the handler under the claim at rev and settles the claim.

@@ -1,0 +1,161 @@
+package framework_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/middleware"
+	"github.com/jetkit/jetkit/testenv"
+)
+
+// effects counts completed handler runs per event index.
+type effects struct {
+	mu sync.Mutex
+	n  map[int]int
+}
+
+func (e *effects) add(i int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.n[i]++
+}
+
+func (e *effects) distinct() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.n)
+}
+
+func (e *effects) check(t *testing.T, n int) {
+	t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range n {
+		if e.n[i] != 1 {
+			t.Errorf("event %d took effect %d times, want exactly once", i, e.n[i])
+		}
+	}
+}
+
+// TestShutdownUnderLoadHandsBackEverythingUnfinished stops a service with
+// about a thousand handlers in flight and more buffered, on a budget far
+// shorter than the handlers need. A second instance with the same durable
+// must then get every unfinished message at once (AckWait is 60s, so a
+// message that was not handed back could not arrive in time), and with
+// idempotency on every event must take effect exactly once.
+func TestShutdownUnderLoadHandsBackEverythingUnfinished(t *testing.T) {
+	srv := testenv.Start(t)
+	const (
+		n       = 3000
+		ackWait = 60 * time.Second
+		budget  = 300 * time.Millisecond
+	)
+	long := func(c *framework.Config) { c.AckWait = ackWait }
+	svc1 := newService(t, srv, "worker-1", long)
+	ctx := context.Background()
+	var idemLog syncBuf
+	defer func() {
+		if t.Failed() {
+			out := idemLog.String()
+			t.Logf("idempotency log: %d lines, %d release failures; first lines:\n%.3000s", strings.Count(out, "\n"), strings.Count(out, "could not release"), out)
+		}
+	}()
+	newIdem := func(svc *framework.Service) *middleware.Idempotency {
+		idem, err := middleware.NewIdempotency(ctx, svc.Conn().JS, middleware.IdempotencyConfig{Logger: slog.New(slog.NewTextHandler(&idemLog, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return idem
+	}
+	done := &effects{n: map[int]int{}}
+	var inFlight atomic.Int64
+	slow := func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+		inFlight.Add(1)
+		defer inFlight.Add(-1)
+		work := time.Duration(20+(ev.Index%25)*100) * time.Millisecond // 20ms .. 2.42s
+		select {
+		case <-time.After(work):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		done.add(ev.Index)
+		return nil
+	}
+	idem1 := newIdem(svc1)
+	sub1, err := framework.Subscribe(svc1, created, "worker", slow,
+		framework.Concurrency(1000), framework.Use(idem1.Middleware()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, svc1, n)
+	testenv.Eventually(t, 30*time.Second, "some events done and many in flight", func() bool {
+		return sub1.Stats().Acked >= 200 && inFlight.Load() >= 500
+	})
+	inFlightAtStop := inFlight.Load()
+	stopCtx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	start := time.Now()
+	if err := svc1.Shutdown(stopCtx); err != nil {
+		t.Logf("shutdown: %v", err)
+	}
+	stopTook := time.Since(start)
+	st1 := sub1.Stats()
+	if stopTook > budget+10*time.Second {
+		t.Fatalf("shutdown took %s on a %s budget", stopTook, budget)
+	}
+	if st1.HandedBack == 0 || st1.DeadLettered != 0 || st1.Acked+st1.HandedBack != n {
+		t.Fatalf("first instance: %+v", st1)
+	}
+
+	svc2 := newService(t, srv, "worker-2", long)
+	idem2 := newIdem(svc2)
+	var fast atomic.Int64
+	var redelivered atomic.Int64 // deliveries beyond the one hand-back
+	start = time.Now()
+	sub2, err := framework.Subscribe(svc2, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+		fast.Add(1)
+		if m.NumDelivered > 2 {
+			redelivered.Add(1)
+		}
+		done.add(ev.Index)
+		return nil
+	}, framework.Concurrency(64), framework.Use(idem2.Middleware()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.WaitFor(ctx, ackWait/2, func() bool { return done.distinct() == n }); err != nil {
+		c, _ := svc2.Conn().JS.Consumer(ctx, "ORDERS", "worker")
+		info, _ := c.Info(ctx)
+		t.Fatalf("second instance has %d of %d events after %s: first %+v, second %+v, idempotency %+v, consumer pending %d ack-pending %d redelivered %d",
+			done.distinct(), n, ackWait/2, st1, sub2.Stats(), idem2.Stats(), info.NumPending, info.NumAckPending, info.NumRedelivered)
+	}
+	takeover := time.Since(start)
+	testenv.WaitConsumerIdle(t, svc2.Conn().JS, "ORDERS", "worker", 10*time.Second)
+	done.check(t, n)
+	if r := redelivered.Load(); r != 0 {
+		t.Errorf("%d messages reached the second instance after more than one delivery: a hand-back was redelivered to the stopping instance", r)
+	}
+	st2 := sub2.Stats()
+	if st1.Acked+st2.Acked < n || st2.DeadLettered != 0 {
+		t.Fatalf("acked %d + %d of %d; second instance %+v", st1.Acked, st2.Acked, n, st2)
+	}
+	t.Logf("in flight at stop %d; shutdown took %s (budget %s); first instance acked %d, handed back %d; "+
+		"second instance took %d messages (%d ran, %d skipped as done, %d waited for a claim) in %s",
+		inFlightAtStop, stopTook.Round(time.Millisecond), budget, st1.Acked, st1.HandedBack,
+		st2.Received, fast.Load(), idem2.Stats().Skipped, idem2.Stats().Waited, takeover.Round(time.Millisecond))
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
