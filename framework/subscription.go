@@ -33,9 +33,9 @@ type Subscription struct {
 	heldMu     sync.Mutex
 	held       []jetstream.Msg
 	heldClosed bool
-	slots    []workerSlot
-	workers  sync.WaitGroup
-	hbDone   chan struct{}
+	slots      []workerSlot
+	workers    sync.WaitGroup
+	hbDone     chan struct{}
 
 	// handlerCtx is cancelled when the shutdown budget runs out.
 	handlerCtx    context.Context
