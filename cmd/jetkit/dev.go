@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/health"
+	"github.com/jetkit/jetkit/framework/middleware"
 	"github.com/jetkit/jetkit/framework/telemetry"
 	"github.com/jetkit/jetkit/services/inventory"
 	"github.com/jetkit/jetkit/services/order"
@@ -203,7 +204,9 @@ func devService(ctx context.Context, base framework.Config, name string, log *sl
 	cfg := base
 	cfg.ServiceName = name
 	cfg.ClientName = ""
-	svc, err := framework.New(ctx, cfg, append([]framework.Option{framework.WithLogger(log)}, opts...)...)
+	opts = append([]framework.Option{framework.WithLogger(log),
+		framework.WithMiddleware(middleware.Defaults(middleware.Options{Logger: log})...)}, opts...)
+	svc, err := framework.New(ctx, cfg, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start %s service: %w", name, err)
 	}

@@ -3,6 +3,7 @@ package order_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -168,4 +169,33 @@ func TestUnwantedReservationIsReleased(t *testing.T) {
 		m, err := st.GetLastMsgForSubject(context.Background(), "orders.cancelled.v1.ghost")
 		return err == nil && framework.HeaderValue(m.Header, framework.HeaderID) == events.CancelledID("ghost")
 	})
+}
+
+// When the orders.created event cannot be published the client gets
+// ErrUnavailable (HTTP 503), and the stored order is rejected rather than left pending forever.
+func TestPlaceWhenThePublishFails(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if err := r.svc.Conn().JS.DeleteStream(ctx, events.OrdersStream.Name); err != nil {
+		t.Fatal(err)
+	}
+	// Publish retries for several seconds by default; a short deadline
+	// keeps the test quick and takes the same path.
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if _, err := r.orders.Place(pctx, "c-1", []events.Line{{SKU: "apple", Qty: 1}}); !errors.Is(err, order.ErrUnavailable) {
+		t.Fatalf("place with no stream for orders.created: %v, want ErrUnavailable (HTTP 503)", err)
+	}
+	kv, err := r.svc.Conn().JS.KeyValue(ctx, order.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.Keys(ctx)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("orders stored: %v %v, want one", keys, err)
+	}
+	o, err := r.orders.Get(ctx, keys[0])
+	if err != nil || o.Status != order.StatusRejected || o.Reason == "" {
+		t.Errorf("order after a failed publish: %+v %v, want rejected with a reason", o, err)
+	}
 }

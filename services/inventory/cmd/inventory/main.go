@@ -22,6 +22,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/health"
+	"github.com/jetkit/jetkit/framework/middleware"
 	"github.com/jetkit/jetkit/framework/telemetry"
 	"github.com/jetkit/jetkit/services/inventory"
 )
@@ -75,7 +76,11 @@ func run() error {
 		}
 	}()
 
-	svc, err := framework.New(ctx, cfg, framework.WithLogger(log), framework.WithObserver(tel.Observer()))
+	// Logging, in-process retries and panic recovery in jetkit's fixed
+	// order. No idempotency middleware: the handlers are idempotent by
+	// design (see the package doc).
+	svc, err := framework.New(ctx, cfg, framework.WithLogger(log), framework.WithObserver(tel.Observer()),
+		framework.WithMiddleware(middleware.Defaults(middleware.Options{Logger: log})...))
 	if err != nil {
 		return err
 	}
