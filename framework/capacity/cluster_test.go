@@ -1,0 +1,84 @@
+package capacity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/testenv"
+)
+
+// TestSamplerOnCluster samples a filtered consumer of a 3-replica stream
+// (direct gets allowed, so the oldest message may be read from any
+// replica), and keeps sampling after the stream leader's node is killed.
+func TestSamplerOnCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := testenv.StartCluster(t, 3)
+	conn, err := framework.Connect(ctx, cl.Config("capacity-cluster"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	js := conn.JS
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CL", Subjects: []string{"cl.>"}, Replicas: 3, AllowDirect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "mine", FilterSubject: "cl.mine.>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(subject string, n int) {
+		t.Helper()
+		for i := range n {
+			if _, err := js.Publish(ctx, subject, fmt.Appendf(nil, "%d", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish("cl.other.x", 20) // seqs 1..20: not the consumer's
+	publish("cl.mine.a", 30)  // seqs 21..50
+	first, err := st.GetMsg(ctx, 21)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSampler(js, "CL", "mine", RequestTimeout(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mustSample(t, s)
+	if !a.Filtered || a.Backlog() != 30 || a.OldestSeq != 21 || !a.OldestTime.Equal(first.Time) {
+		t.Fatalf("sample %+v: want filtered, backlog 30, oldest seq 21 at %s", a, first.Time)
+	}
+	publish("cl.other.x", 10)
+	publish("cl.mine.b", 10)
+	b := mustSample(t, s)
+	if n, _, _ := arrivals(a, b); n != 10 {
+		t.Fatalf("arrivals %v, want 10 (the other subject's 10 do not count)", n)
+	}
+
+	leader, err := cl.WaitStreamLeader(30*time.Second, "CL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Kill(leader)
+	var last error
+	err = testenv.WaitFor(ctx, 30*time.Second, func() bool {
+		sctx, c := context.WithTimeout(ctx, 3*time.Second)
+		defer c()
+		smp, err := s.Sample(sctx)
+		last = err
+		return err == nil && smp.Backlog() == 40 && smp.OldestSeq == 21
+	})
+	if err != nil {
+		t.Fatalf("no good sample after killing the stream leader: %v", errors.Join(err, last))
+	}
+}
