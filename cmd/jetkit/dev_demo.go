@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -210,7 +211,7 @@ func short(id string) string {
 // deleteSampleAssets removes the sample system's streams, consumers and
 // buckets from an external server, for --fresh with JETKIT_NATS_URL.
 func deleteSampleAssets(ctx context.Context, cfg framework.Config, out io.Writer) error {
-	conn, err := framework.Connect(ctx, cfg, nil)
+	conn, err := framework.Connect(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
