@@ -109,3 +109,29 @@ func TestDevDemoRunsTheSystemAndKeepsState(t *testing.T) {
 		t.Errorf("%d orders stored after --fresh, want 1", n)
 	}
 }
+
+// With JETKIT_NATS_URL set, jetkit dev uses that server; --fresh deletes
+// the sample's streams and buckets there.
+func TestDevUsesJETKIT_NATS_URL(t *testing.T) {
+	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus")
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	dataDir := filepath.Join(t.TempDir(), "data")
+	srv, err := testenv.Run(testenv.Options{StoreDir: dataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	t.Setenv("JETKIT_NATS_URL", srv.URL())
+
+	out := runDevCmd(t, filepath.Join(t.TempDir(), "unused"), 3, false)
+	if !strings.Contains(out, srv.URL()+" (from JETKIT_NATS_URL)") || strings.Count(out, "created → ") != 3 {
+		t.Errorf("output:\n%s", out)
+	}
+	out = runDevCmd(t, filepath.Join(t.TempDir(), "unused"), 1, true)
+	if !strings.Contains(out, "--fresh: deleted stream KV_orders") {
+		t.Errorf("--fresh did not delete the sample's assets:\n%s", out)
+	}
+	if strings.Count(out, "created → ") != 1 {
+		t.Errorf("output:\n%s", out)
+	}
+}
