@@ -29,9 +29,15 @@ import (
 // update. While a reservation is reserving, unwinding or releasing its
 // markers are never removed, so "marker present" means exactly "this step
 // is applied": a step repeated after a crash or a redelivery sees its
-// marker and changes nothing. Markers are removed only once the record is
-// final, after which no step runs again. Hence no redelivered or
-// re-published event reserves or releases twice.
+// marker and changes nothing. Markers are removed only once the record has
+// moved past the states whose steps they guard (reserve markers once
+// reserved, rejected or cancelled; release markers once released), after
+// which those steps never run again. Hence no redelivered or re-published
+// event reserves or releases twice. Within a process the steps of one
+// order are serialised (keyedMutex); a stale attempt that still overlaps a
+// final transition (two instances handling the same order at once) is
+// caught by the revision check on commit, and settleFinal gives back what
+// it held.
 const (
 	stateReserving = "reserving"
 	stateUnwinding = "unwinding"
@@ -141,7 +147,7 @@ func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
 				r.State = stateReleased
 			}
 		case stateReserved:
-			if err := s.applyLines(ctx, r, s.clearMarkers); err != nil {
+			if err := s.applyLines(ctx, r, s.commitHold); err != nil {
 				return err
 			}
 			_, err := events.InventoryReservedTopic.Publish(ctx, s.svc,
@@ -270,28 +276,33 @@ func (s *Service) release(st *stockRecord, _ bool, orderID string, line events.L
 	return true
 }
 
-// settleFinal tidies a SKU after the reservation became rejected,
-// cancelled or released. In those states every legitimate reserve marker is
-// already gone (undone, or replaced by a release marker in the same
-// update), so a reserve marker still present can only come from a stale
-// attempt that overlapped the final transition: its quantity is given
-// back. Release markers are then removed.
-func (s *Service) settleFinal(st *stockRecord, exists bool, orderID string, line events.Line) bool {
-	stray := s.undoHold(st, exists, orderID, line)
-	return s.clearMarkers(st, exists, orderID, line) || stray
+// commitHold removes the reserve marker of a reserved order: its stock is
+// now committed. Release markers are left alone: if a cancel is already
+// releasing this order (another instance), they are what keeps its release
+// from being applied twice.
+func (s *Service) commitHold(st *stockRecord, exists bool, orderID string, _ events.Line) bool {
+	mark := holdKey(holdReserve, orderID)
+	if _, ok := st.Holds[mark]; !exists || !ok {
+		return false
+	}
+	delete(st.Holds, mark)
+	return true
 }
 
-// clearMarkers removes the order's markers once its reservation is final;
-// for a reserved order the reserve markers stand for stock now committed.
-func (s *Service) clearMarkers(st *stockRecord, exists bool, orderID string, _ events.Line) bool {
-	changed := false
-	for _, kind := range []string{holdReserve, holdRelease} {
-		if _, ok := st.Holds[holdKey(kind, orderID)]; ok {
-			delete(st.Holds, holdKey(kind, orderID))
-			changed = true
-		}
+// settleFinal tidies a SKU after the reservation became rejected,
+// cancelled or released, after which no step runs again. In those states
+// every legitimate reserve marker is already gone (undone, or replaced by a
+// release marker in the same update), so a reserve marker still present can
+// only come from a stale attempt that overlapped the final transition: its
+// quantity is given back. Release markers are then removed.
+func (s *Service) settleFinal(st *stockRecord, exists bool, orderID string, line events.Line) bool {
+	changed := s.undoHold(st, exists, orderID, line)
+	mark := holdKey(holdRelease, orderID)
+	if _, ok := st.Holds[mark]; exists && ok {
+		delete(st.Holds, mark)
+		changed = true
 	}
-	return exists && changed
+	return changed
 }
 
 func setHold(st *stockRecord, mark string, qty int) {
