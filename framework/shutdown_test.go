@@ -159,3 +159,62 @@ type syncBuf struct {
 
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestRunCancelHandsBackHandlersThatIgnoreTheirContext stops a service
+// through Run (context cancelled, as SIGTERM does) while its handlers hang
+// without looking at their context. Run must still return soon after
+// ShutdownTimeout, and every event must reach a second instance at once.
+func TestRunCancelHandsBackHandlersThatIgnoreTheirContext(t *testing.T) {
+	srv := testenv.Start(t)
+	const (
+		n       = 300
+		ackWait = 60 * time.Second
+	)
+	budget := 200 * time.Millisecond
+	svc1 := newService(t, srv, "stuck", func(c *framework.Config) { c.AckWait = ackWait; c.ShutdownTimeout = budget })
+	release := make(chan struct{})
+	defer close(release)
+	var started atomic.Int64
+	sub1, err := framework.Subscribe(svc1, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+		started.Add(1)
+		<-release // hangs, ignoring ctx
+		return nil
+	}, framework.Concurrency(50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, svc1, n)
+	testenv.Eventually(t, 20*time.Second, "50 handlers hanging", func() bool { return started.Load() == 50 })
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- svc1.Run(ctx) }()
+	start := time.Now()
+	cancel()
+	select {
+	case <-ran:
+	case <-time.After(budget + 20*time.Second):
+		t.Fatal("Run did not return after its context was cancelled")
+	}
+	if took := time.Since(start); took < budget {
+		t.Fatalf("Run returned after %s, before the %s budget was spent", took, budget)
+	}
+	if st := sub1.Stats(); st.HandedBack < 50 || st.Acked != 0 {
+		t.Fatalf("first instance %+v: want everything it held handed back", st)
+	}
+
+	svc2 := newService(t, srv, "rescuer", func(c *framework.Config) { c.AckWait = ackWait })
+	done := &effects{n: map[int]int{}}
+	sub2, err := framework.Subscribe(svc2, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+		done.add(ev.Index)
+		return nil
+	}, framework.Concurrency(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, ackWait/3, "every event handled by the second instance", func() bool { return done.distinct() == n })
+	testenv.WaitConsumerIdle(t, svc2.Conn().JS, "ORDERS", "worker", 10*time.Second)
+	done.check(t, n)
+	if st := sub2.Stats(); st.Acked != n || st.DeadLettered != 0 {
+		t.Fatalf("second instance %+v", st)
+	}
+}
