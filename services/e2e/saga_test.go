@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
@@ -164,5 +165,48 @@ func TestCancelBeforeInventorySeesOrder(t *testing.T) {
 	}
 	if got := s.order(id); got.Status != order.StatusCancelled {
 		t.Errorf("order %+v, want cancelled", got)
+	}
+}
+
+// An orders.created event that the order API would never have sent (no
+// lines, qty 0, a bad SKU) is answered with a rejection, not dead-lettered,
+// and holds nothing.
+func TestMalformedOrderEventIsRejected(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, sysOptions{})
+	s.setStock("apple", 10)
+	ctx := context.Background()
+	bad := map[string][]events.Line{
+		"no-lines":  nil,
+		"zero-qty":  {{SKU: "apple", Qty: 0}},
+		"bad-sku":   {{SKU: "apple", Qty: 1}, {SKU: "a.b", Qty: 1}},
+		"too-large": {{SKU: "apple", Qty: events.MaxQty + 1}},
+	}
+	for id, lines := range bad {
+		if _, err := events.OrderCreatedTopic.Publish(ctx, s.orderSvc, events.OrderCreated{OrderID: id, Items: lines}, framework.WithKey(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.settle(waitLong)
+	st, err := s.orderSvc.Conn().JS.Stream(ctx, events.InventoryStream.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range bad {
+		m, err := st.GetLastMsgForSubject(ctx, events.InventoryRejectedTopic.Subject()+"."+id)
+		if err != nil {
+			t.Errorf("%s: no rejection published: %v", id, err)
+			continue
+		}
+		var rej events.InventoryRejected
+		if err := json.Unmarshal(m.Data, &rej); err != nil || rej.Reason != events.ReasonInvalidOrder {
+			t.Errorf("%s: rejection %+v (%v), want reason %s", id, rej, err, events.ReasonInvalidOrder)
+		}
+	}
+	if got := s.stock("apple"); got.Available != 10 || got.InFlight != 0 {
+		t.Errorf("apple: %+v, want 10", got)
+	}
+	if n := s.streamMsgs(framework.DefaultConfig().DeadLetterStream); n != 0 {
+		t.Errorf("%d dead letters, want 0", n)
 	}
 }
