@@ -37,8 +37,12 @@ var (
 )
 
 // InputError is a problem with what the client sent (HTTP 400).
-type InputError struct{ Msg string }
+type InputError struct {
+	// Msg says what is wrong, for the client.
+	Msg string
+}
 
+// Error implements error.
 func (e *InputError) Error() string { return e.Msg }
 
 // Order is an order as stored in the orders bucket and returned by the API.
