@@ -90,6 +90,11 @@ func composeProblems(p *types.Project) []string {
 		}
 	}
 	problems = append(problems, scrapeProblems(p, httpPorts)...)
+	for name := range httpPorts {
+		if v := p.Services[name].Environment["OTEL_METRICS_EXPORTER"]; v == nil || *v != "prometheus" {
+			add("service %s is scraped by Prometheus but does not set OTEL_METRICS_EXPORTER=prometheus, so it serves no /metrics", name)
+		}
+	}
 	return problems
 }
 
@@ -252,6 +257,16 @@ func builtServiceProblems(p *types.Project, name string, nodes []string) (httpPo
 	}
 	if replicas, err := strconv.Atoi(env[code.prefix+"_STREAM_REPLICAS"]); err != nil || replicas < 3 || replicas > len(nodes) {
 		add("%s_STREAM_REPLICAS=%q: set 3 so streams survive losing a node (at most the %d nodes)", code.prefix, env[code.prefix+"_STREAM_REPLICAS"], len(nodes))
+	}
+	const telemetryPkg, healthPkg = "github.com/jetkit/jetkit/framework/telemetry", "github.com/jetkit/jetkit/framework/health"
+	for k := range env {
+		if otelVar(k) && !code.imports[telemetryPkg] {
+			add("sets %s, but its main does not use %s, which reads the OTEL_* variables", k, telemetryPkg)
+			break
+		}
+	}
+	if env["OTEL_METRICS_EXPORTER"] == "prometheus" && !code.imports[healthPkg] {
+		add("OTEL_METRICS_EXPORTER=prometheus, but its main does not use %s, which serves /metrics", healthPkg)
 	}
 	if ep := env["OTEL_EXPORTER_OTLP_ENDPOINT"]; ep != "" {
 		if u, err := url.Parse(ep); err != nil || p.Services[u.Hostname()].Name == "" {
@@ -427,6 +442,8 @@ cluster {
       ORDER_STREAM_REPLICAS: "1"
       ORDER_ACK_WAIT: soon
       ORDER_HTTP_ADDR: ":8081"
+      OTEL_TRACES_EXPORTER: otlp
+      OTEL_EXPORTER_OTLP_ENDPOINT: http://collector:4318
     volumes:
       - ./missing.pem:/etc/ca.pem:ro
   prometheus:
@@ -454,6 +471,8 @@ volumes:
 		`ORDER_NATS_URL lists "nats://n9:4222", which is not one of the NATS nodes`,
 		`ORDER_NATS_URL lists 2 servers; list all 3 nodes`,
 		`ORDER_STREAM_REPLICAS="1"`,
+		`OTEL_EXPORTER_OTLP_ENDPOINT "http://collector:4318" is not a service of this file`,
+		"service order is scraped by Prometheus but does not set OTEL_METRICS_EXPORTER=prometheus",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("validation did not report %q; it reported:\n%s", want, got)

@@ -19,16 +19,17 @@ import (
 // environment, found by reading its source: the prefix it passes to
 // framework.LoadConfig and the envconfig tags of its own config struct.
 type serviceCode struct {
-	dir    string // the main package, e.g. services/order/cmd/order
-	prefix string // e.g. ORDER
-	own    map[string]bool
+	dir     string // the main package, e.g. services/order/cmd/order
+	prefix  string // e.g. ORDER
+	own     map[string]bool
+	imports map[string]bool // import paths of the main package
 }
 
 // readServiceCode parses the main package in dir. It expects what the
 // sample services do: a string constant passed to framework.LoadConfig
 // (or a literal), and envconfig.Process(prefix, &own) for its own struct.
 func readServiceCode(dir string) (serviceCode, error) {
-	sc := serviceCode{dir: dir, own: map[string]bool{}}
+	sc := serviceCode{dir: dir, own: map[string]bool{}, imports: map[string]bool{}}
 	fset := token.NewFileSet()
 	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil || len(files) == 0 {
@@ -45,6 +46,10 @@ func readServiceCode(dir string) (serviceCode, error) {
 			return sc, err
 		}
 		parsed = append(parsed, af)
+		for _, imp := range af.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			sc.imports[path] = true
+		}
 		for _, d := range af.Decls {
 			gd, ok := d.(*ast.GenDecl)
 			if !ok || gd.Tok != token.CONST {
