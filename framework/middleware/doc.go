@@ -15,8 +15,11 @@
 //	             deadline (RetryPolicy.AttemptTimeout) and its panics
 //	             recovered, so a timeout or panic is retried like any error
 //	Recover      a panic becomes a *framework.PanicError with the stack
-//	             before it can unwind through your own middleware
 //	your middleware (framework.Use), then the handler
+//
+// A panic in the handler unwinds through your own middleware up to
+// Recover; if your middleware must see it as an error (metrics, tracing),
+// end your own list with another middleware.Recover().
 //
 // Install it service-wide:
 //
