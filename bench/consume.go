@@ -63,12 +63,12 @@ func (k *counter) wait(ctx context.Context, what string) error {
 // rawConsume: nats.go Consume with the library's defaults. Ack is sent
 // from the callback; with concurrency > 1 the callback hands messages to
 // that many goroutines over a channel (the usual raw worker pool).
-func (e *env) rawConsume(ctx context.Context, r consumeRun) (float64, error) {
+func (e *env) rawConsume(ctx context.Context, r consumeRun) (measurement, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
 	nc, js, err := e.rawConn(ctx, "raw")
 	if err != nil {
-		return 0, err
+		return measurement{}, err
 	}
 	defer nc.Close()
 	durable := fmt.Sprintf("raw_%d", e.nextSeq())
@@ -77,7 +77,7 @@ func (e *env) rawConsume(ctx context.Context, r consumeRun) (float64, error) {
 		FilterSubject: r.subject,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("raw consumer on %s: %w", r.stream, err)
+		return measurement{}, fmt.Errorf("raw consumer on %s: %w", r.stream, err)
 	}
 	defer e.deleteConsumer(r.stream, durable)
 
@@ -127,33 +127,35 @@ func (e *env) rawConsume(ctx context.Context, r consumeRun) (float64, error) {
 			}
 		}
 	}
+	cpu := startCPU()
 	cc, err := cons.Consume(cb)
 	if err != nil {
 		close(quit)
-		return 0, fmt.Errorf("raw consume %s: %w", r.stream, err)
+		return measurement{}, fmt.Errorf("raw consume %s: %w", r.stream, err)
 	}
 	err = k.wait(ctx, "raw consume")
+	perMsg := cpu.perMsg(r.n)
 	cc.Stop()
 	close(quit)
 	wg.Wait()
 	if err != nil {
-		return 0, err
+		return measurement{}, err
 	}
-	return k.rate(), nil
+	return measurement{rate: k.rate(), cpu: perMsg}, nil
 }
 
 // jetkitConsume: framework.Subscribe with the bench middleware, timed
 // from the first delivery until the subscription has acked n messages.
-func (e *env) jetkitConsume(ctx context.Context, r consumeRun) (float64, error) {
+func (e *env) jetkitConsume(ctx context.Context, r consumeRun) (measurement, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
 	topic, err := framework.NewTopicErr[Event](r.subject)
 	if err != nil {
-		return 0, err
+		return measurement{}, err
 	}
 	svc, err := e.service(ctx)
 	if err != nil {
-		return 0, err
+		return measurement{}, err
 	}
 	defer stopService(svc)
 	durable := fmt.Sprintf("jetkit_%d", e.nextSeq())
@@ -165,6 +167,7 @@ func (e *env) jetkitConsume(ctx context.Context, r consumeRun) (float64, error) 
 	if r.sync {
 		opts[2] = framework.AckSync()
 	}
+	cpu := startCPU()
 	sub, err := framework.Subscribe(svc, topic, durable, func(ctx context.Context, ev Event, m *framework.Message) error {
 		k.begin()
 		if r.work > 0 {
@@ -174,26 +177,34 @@ func (e *env) jetkitConsume(ctx context.Context, r consumeRun) (float64, error) 
 			close(handled)
 		}
 		return nil
-	}, opts...)
+	}, e.subOpts(opts...)...)
 	if err != nil {
-		return 0, fmt.Errorf("jetkit subscribe %s: %w", r.stream, err)
+		return measurement{}, fmt.Errorf("jetkit subscribe %s: %w", r.stream, err)
 	}
 	select {
 	case <-handled:
 	case <-ctx.Done():
-		return 0, fmt.Errorf("jetkit consume: %d of %d messages handled: %w", count.Load(), r.n, ctx.Err())
+		return measurement{}, fmt.Errorf("jetkit consume: %d of %d messages handled: %w", count.Load(), r.n, ctx.Err())
 	}
 	// The handler has seen the n-th message; the run ends when its ack is
 	// sent (async) or confirmed (sync).
 	for sub.Stats().Acked < uint64(r.n) {
 		if ctx.Err() != nil {
 			st := sub.Stats()
-			return 0, fmt.Errorf("jetkit consume: %d of %d acked (ack failures %d): %w", st.Acked, r.n, st.AckFailed, ctx.Err())
+			return measurement{}, fmt.Errorf("jetkit consume: %d of %d acked (ack failures %d): %w", st.Acked, r.n, st.AckFailed, ctx.Err())
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
 	k.last.Store(time.Now().UnixNano())
-	return k.rate(), nil
+	return measurement{rate: k.rate(), cpu: cpu.perMsg(r.n)}, nil
+}
+
+// subOpts adds the bench-wide subscription options to opts.
+func (e *env) subOpts(opts ...framework.SubscribeOption) []framework.SubscribeOption {
+	if e.opts.Prefetch > 0 {
+		opts = append(opts, framework.Prefetch(e.opts.Prefetch))
+	}
+	return opts
 }
 
 func (e *env) nextSeq() int {
@@ -249,7 +260,7 @@ func (e *env) consume(ctx context.Context, stream, subject string, sync bool, pr
 		if !sync || c == 16 {
 			rowTarget = t
 		}
-		r := newResult(scenario, fmt.Sprintf("c=%d", c), "msgs/s", raw, jk, rowTarget, note)
+		r := throughputResult(scenario, fmt.Sprintf("c=%d", c), raw, jk, rowTarget, note)
 		progress(r)
 		out = append(out, r)
 	}
@@ -282,7 +293,7 @@ func (e *env) serviceTime(ctx context.Context, stream, subject string, progress 
 		if e.opts.ServiceTime > 0 {
 			note = fmt.Sprintf("ideal %.0f msgs/s (%d x 1/%s)", float64(c)/e.opts.ServiceTime.Seconds(), c, e.opts.ServiceTime)
 		}
-		r := newResult(ScenarioServiceTime, fmt.Sprintf("c=%d", c), "msgs/s", raw, jk, nil, note)
+		r := throughputResult(ScenarioServiceTime, fmt.Sprintf("c=%d", c), raw, jk, nil, note)
 		progress(r)
 		out = append(out, r)
 	}

@@ -12,12 +12,12 @@ func WriteTable(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "jetkit bench: %s server, %s storage, R%d, %d-byte messages, %s, GOMAXPROCS %d, %.0fs\n",
 		r.Server, r.Storage, r.Replicas, r.MsgSize, r.GoVersion, r.GOMAXPROCS, r.Elapsed)
 	fmt.Fprintf(w, "jetkit middleware: %s\n\n", strings.Join(r.Middleware, ", "))
-	rows := [][]string{{"scenario", "case", "unit", "raw nats.go", "jetkit", "ratio", "target", ""}}
+	rows := [][]string{{"scenario", "case", "unit", "raw nats.go", "jetkit", "ratio", "target", "", "cpu µs/msg raw", "jetkit", "ratio"}}
 	for _, x := range r.Results {
-		rows = append(rows, []string{x.Scenario, x.Case, x.Unit,
-			formatValue(x.Raw, x.Unit), formatValue(x.Jetkit, x.Unit), formatRatio(x.Ratio), x.Target, verdict(x)})
+		rows = append(rows, append([]string{x.Scenario, x.Case, x.Unit,
+			formatValue(x.Raw, x.Unit), formatValue(x.Jetkit, x.Unit), formatRatio(x.Ratio), x.Target, verdict(x)}, cpuColumns(x)...))
 	}
-	if err := writeAligned(w, rows, []bool{false, false, false, true, true, true, false, false}); err != nil {
+	if err := writeAligned(w, rows, []bool{false, false, false, true, true, true, false, false, true, true, true}); err != nil {
 		return err
 	}
 	notes := map[string]bool{}
@@ -38,11 +38,12 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "Server: %s, %s storage, R%d, %d-byte messages; client %s, GOMAXPROCS %d, %d CPUs; run took %.0f s; started %s.\n\n",
 		r.Server, r.Storage, r.Replicas, r.MsgSize, r.GoVersion, r.GOMAXPROCS, r.CPUs, r.Elapsed, r.Started.Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(w, "jetkit middleware: %s.\n\n", strings.Join(r.Middleware, ", "))
-	fmt.Fprintln(w, "| scenario | case | unit | raw nats.go | jetkit | ratio | target | | note |")
-	fmt.Fprintln(w, "|---|---|---|--:|--:|--:|---|---|---|")
+	fmt.Fprintln(w, "| scenario | case | unit | raw nats.go | jetkit | ratio | target | | CPU µs/msg raw | jetkit | ratio | note |")
+	fmt.Fprintln(w, "|---|---|---|--:|--:|--:|---|---|--:|--:|--:|---|")
 	for _, x := range r.Results {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.Scenario, x.Case, x.Unit,
-			formatValue(x.Raw, x.Unit), formatValue(x.Jetkit, x.Unit), formatRatio(x.Ratio), x.Target, verdict(x), x.Note)
+		c := cpuColumns(x)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.Scenario, x.Case, x.Unit,
+			formatValue(x.Raw, x.Unit), formatValue(x.Jetkit, x.Unit), formatRatio(x.Ratio), x.Target, verdict(x), c[0], c[1], c[2], x.Note)
 	}
 	_, err := fmt.Fprintln(w)
 	return err
@@ -75,6 +76,15 @@ func groupThousands(n int64) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// cpuColumns are the CPU µs/msg of raw and jetkit and their ratio, blank
+// for rows without a CPU measurement.
+func cpuColumns(x Result) []string {
+	if x.RawCPU == 0 || x.JetkitCPU == 0 {
+		return []string{"", "", ""}
+	}
+	return []string{fmt.Sprintf("%.1f", x.RawCPU), fmt.Sprintf("%.1f", x.JetkitCPU), formatRatio(x.JetkitCPU / x.RawCPU)}
 }
 
 func formatRatio(r float64) string {

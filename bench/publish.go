@@ -8,67 +8,78 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/jetkit/jetkit/framework"
 )
 
-// publishSync: raw js.Publish (waits for the PubAck) against jetkit
+// publishSync: raw js.PublishMsg (waits for the PubAck) against jetkit
 // Topic.Publish (envelope headers, JSON codec, waits for the PubAck).
-func (e *env) publishSync(ctx context.Context) (Result, error) {
-	n := e.opts.PublishCount
-	raw, err := e.timedPublish(ctx, "pub-sync-raw", func(ctx context.Context, subject string, sw *stopwatch) error {
-		nc, js, err := e.rawConn(ctx, "raw")
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		sw.start()
-		for i := range n {
-			if _, err := js.Publish(ctx, subject, e.rawPayload(time.Now())); err != nil {
-				return fmt.Errorf("raw publish %d: %w", i, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return Result{}, err
-	}
-	jk, err := e.timedPublish(ctx, "pub-sync-jetkit", func(ctx context.Context, subject string, sw *stopwatch) error {
-		return e.withTopic(ctx, subject, func(svc *framework.Service, topic *framework.Topic[Event]) error {
-			sw.start()
-			for i := range n {
-				if _, err := topic.Publish(ctx, svc, e.event(time.Now())); err != nil {
-					return fmt.Errorf("jetkit publish %d: %w", i, err)
-				}
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return Result{}, err
-	}
-	return newResult(ScenarioPublishSync, "", "msgs/s", rate(n, raw), rate(n, jk), ratioAtLeast(0.95), ""), nil
+func (e *env) publishSync(ctx context.Context) ([]Result, error) {
+	return e.publish(ctx, ScenarioPublishSync, false, ratioAtLeast(0.95))
 }
 
 // publishAsync: raw PublishMsgAsync against jetkit Topic.PublishAsync,
 // both bounded to the same number in flight, timed until every ack is in.
-func (e *env) publishAsync(ctx context.Context) (Result, error) {
-	n := e.opts.PublishCount
-	raw, err := e.timedPublish(ctx, "pub-async-raw", func(ctx context.Context, subject string, sw *stopwatch) error {
+func (e *env) publishAsync(ctx context.Context) ([]Result, error) {
+	return e.publish(ctx, ScenarioPublishAsync, true, ratioAtLeast(0.9))
+}
+
+// publish measures raw nats.go, raw nats.go sending the same headers as
+// jetkit (CloudEvents and Nats-Msg-Id), and jetkit. The second row splits
+// jetkit's cost into what the server pays for the headers and
+// de-duplication and what the framework itself adds.
+func (e *env) publish(ctx context.Context, scenario string, async bool, t *target) ([]Result, error) {
+	raw, err := e.timedPublish(ctx, scenario+"-raw", e.rawPublisher(async, false))
+	if err != nil {
+		return nil, err
+	}
+	rawH, err := e.timedPublish(ctx, scenario+"-rawh", e.rawPublisher(async, true))
+	if err != nil {
+		return nil, err
+	}
+	jk, err := e.timedPublish(ctx, scenario+"-jetkit", e.jetkitPublisher(async))
+	if err != nil {
+		return nil, err
+	}
+	return []Result{
+		throughputResult(scenario, "vs raw", raw, jk, t, "raw: no headers"),
+		throughputResult(scenario, "vs raw+headers", rawH, jk, nil, "raw with jetkit's CloudEvents headers and Nats-Msg-Id (server-side de-duplication)"),
+	}, nil
+}
+
+// rawPublisher publishes PublishCount messages with nats.go, optionally
+// with the headers a jetkit event carries.
+func (e *env) rawPublisher(async, headers bool) func(context.Context, string, *stopwatch) error {
+	return func(ctx context.Context, subject string, sw *stopwatch) error {
 		nc, js, err := e.rawConn(ctx, "raw")
 		if err != nil {
 			return err
 		}
 		defer nc.Close()
 		sw.start()
-		for i := range n {
-			err := retryStalled(ctx, func() error {
-				_, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: e.rawPayload(time.Now())})
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("raw async publish %d: %w", i, err)
+		for i := range e.opts.PublishCount {
+			now := time.Now()
+			msg := &nats.Msg{Subject: subject, Data: e.rawPayload(now)}
+			if headers {
+				id := nuid.Next()
+				msg.Header = nats.Header{"ce-specversion": {"1.0"}, "ce-id": {id}, "ce-type": {subject}, "ce-source": {"jetkit-bench"},
+					"ce-time": {now.UTC().Format(time.RFC3339Nano)}, "content-type": {"application/json"}, nats.MsgIdHdr: {id}}
 			}
+			if async {
+				err = retryStalled(ctx, func() error {
+					_, err := js.PublishMsgAsync(msg)
+					return err
+				})
+			} else {
+				_, err = js.PublishMsg(ctx, msg)
+			}
+			if err != nil {
+				return fmt.Errorf("raw publish %d: %w", i, err)
+			}
+		}
+		if !async {
+			return nil
 		}
 		select {
 		case <-js.PublishAsyncComplete():
@@ -76,46 +87,52 @@ func (e *env) publishAsync(ctx context.Context) (Result, error) {
 		case <-ctx.Done():
 			return fmt.Errorf("raw async publish: %d acks missing: %w", js.PublishAsyncPending(), ctx.Err())
 		}
-	})
-	if err != nil {
-		return Result{}, err
 	}
-	jk, err := e.timedPublish(ctx, "pub-async-jetkit", func(ctx context.Context, subject string, sw *stopwatch) error {
+}
+
+// jetkitPublisher publishes PublishCount typed events with jetkit.
+func (e *env) jetkitPublisher(async bool) func(context.Context, string, *stopwatch) error {
+	return func(ctx context.Context, subject string, sw *stopwatch) error {
 		return e.withTopic(ctx, subject, func(svc *framework.Service, topic *framework.Topic[Event]) error {
 			sw.start()
-			for i := range n {
-				err := retryStalled(ctx, func() error {
-					_, err := topic.PublishAsync(ctx, svc, e.event(time.Now()))
-					return err
-				})
+			for i := range e.opts.PublishCount {
+				var err error
+				if async {
+					err = retryStalled(ctx, func() error {
+						_, err := topic.PublishAsync(ctx, svc, e.event(time.Now()))
+						return err
+					})
+				} else {
+					_, err = topic.Publish(ctx, svc, e.event(time.Now()))
+				}
 				if err != nil {
-					return fmt.Errorf("jetkit async publish %d: %w", i, err)
+					return fmt.Errorf("jetkit publish %d: %w", i, err)
 				}
 			}
-			return svc.Conn().FlushAsync(ctx)
+			if async {
+				return svc.Conn().FlushAsync(ctx)
+			}
+			return nil
 		})
-	})
-	if err != nil {
-		return Result{}, err
 	}
-	return newResult(ScenarioPublishAsync, "", "msgs/s", rate(n, raw), rate(n, jk), ratioAtLeast(0.9), ""), nil
 }
 
 // timedPublish runs publish on a fresh stream and times it from
 // sw.start (after connecting) until publish returns.
-func (e *env) timedPublish(ctx context.Context, what string, publish func(ctx context.Context, subject string, sw *stopwatch) error) (time.Duration, error) {
+func (e *env) timedPublish(ctx context.Context, what string, publish func(ctx context.Context, subject string, sw *stopwatch) error) (measurement, error) {
 	name, subject, err := e.stream(ctx, what)
 	if err != nil {
-		return 0, err
+		return measurement{}, err
 	}
 	defer e.deleteStream(name)
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
 	var sw stopwatch
 	if err := publish(ctx, subject, &sw); err != nil {
-		return 0, err
+		return measurement{}, err
 	}
-	return sw.stop(), nil
+	n := e.opts.PublishCount
+	return measurement{rate: rate(n, sw.stop()), cpu: sw.cpu.perMsg(n)}, nil
 }
 
 // withTopic runs f with a fresh jetkit service and a topic on subject.
@@ -145,9 +162,12 @@ func retryStalled(ctx context.Context, publish func() error) error {
 }
 
 // stopwatch times a run from start to stop.
-type stopwatch struct{ t0 time.Time }
+type stopwatch struct {
+	t0  time.Time
+	cpu cpuMeter
+}
 
-func (s *stopwatch) start() { s.t0 = time.Now() }
+func (s *stopwatch) start() { s.t0, s.cpu = time.Now(), startCPU() }
 
 func (s *stopwatch) stop() time.Duration { return time.Since(s.t0) }
 

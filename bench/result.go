@@ -20,6 +20,11 @@ type Result struct {
 	Jetkit float64 `json:"jetkit"`
 	// Ratio is Jetkit / Raw (0 when Raw is 0).
 	Ratio float64 `json:"ratio"`
+	// RawCPU and JetkitCPU are the process CPU time per message in
+	// microseconds (server included when embedded); 0 when not measured.
+	// Steadier than throughput on a busy machine.
+	RawCPU    float64 `json:"raw_cpu_us_per_msg,omitempty"`
+	JetkitCPU float64 `json:"jetkit_cpu_us_per_msg,omitempty"`
 	// Target is the goal for this row in words ("" when there is none).
 	Target string `json:"target,omitempty"`
 	// Pass says whether the target was met; nil when there is no target.
@@ -78,6 +83,31 @@ func ratioAtMost(max float64) *target {
 
 func jetkitAtMost(max float64, unit string) *target {
 	return &target{text: fmt.Sprintf("jetkit <= %g %s", max, unit), ok: func(r Result) bool { return r.Jetkit <= max }}
+}
+
+// measurement is one side of a throughput row.
+type measurement struct {
+	rate float64 // msgs/s
+	cpu  float64 // process CPU µs per message
+}
+
+// cpuMeter measures process CPU time per message over a run.
+type cpuMeter struct{ t0 time.Duration }
+
+func startCPU() cpuMeter { return cpuMeter{t0: processCPU()} }
+
+func (c cpuMeter) perMsg(n int) float64 {
+	if n <= 0 {
+		return 0
+	}
+	return float64((processCPU() - c.t0).Nanoseconds()) / 1e3 / float64(n)
+}
+
+// throughputResult is a msgs/s row with CPU per message.
+func throughputResult(scenario, kase string, raw, jk measurement, t *target, note string) Result {
+	r := newResult(scenario, kase, "msgs/s", raw.rate, jk.rate, t, note)
+	r.RawCPU, r.JetkitCPU = raw.cpu, jk.cpu
+	return r
 }
 
 func newResult(scenario, kase, unit string, raw, jetkit float64, t *target, note string) Result {

@@ -36,8 +36,12 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		rep.Server, rep.Storage, rep.Replicas, rep.MsgSize, rep.Middleware)
 	add := func(r Result) {
 		rep.Results = append(rep.Results, r)
-		fmt.Fprintf(progress, "  %-14s %-22s raw %12s  jetkit %12s  %6s %s\n", r.Scenario, r.Case,
-			formatValue(r.Raw, r.Unit), formatValue(r.Jetkit, r.Unit), formatRatio(r.Ratio), verdict(r))
+		cpu := ""
+		if c := cpuColumns(r); c[0] != "" {
+			cpu = fmt.Sprintf("  (CPU µs/msg raw %s, jetkit %s)", c[0], c[1])
+		}
+		fmt.Fprintf(progress, "  %-14s %-22s raw %12s  jetkit %12s  %6s %-4s%s\n", r.Scenario, r.Case,
+			formatValue(r.Raw, r.Unit), formatValue(r.Jetkit, r.Unit), formatRatio(r.Ratio), verdict(r), cpu)
 	}
 	steps := e.steps()
 	for i, st := range steps {
@@ -54,16 +58,6 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 type step struct {
 	name, what string
 	run        func(ctx context.Context, add func(Result)) error
-}
-
-func one(f func(context.Context) (Result, error)) func(context.Context, func(Result)) error {
-	return func(ctx context.Context, add func(Result)) error {
-		r, err := f(ctx)
-		if err == nil {
-			add(r)
-		}
-		return err
-	}
 }
 
 func many(f func(context.Context) ([]Result, error)) func(context.Context, func(Result)) error {
@@ -106,10 +100,10 @@ func (e *env) steps() []step {
 	}
 	var out []step
 	if o.enabled(ScenarioPublishSync) {
-		out = append(out, step{ScenarioPublishSync, fmt.Sprintf("%d msgs, each waiting for its PubAck", o.PublishCount), one(e.publishSync)})
+		out = append(out, step{ScenarioPublishSync, fmt.Sprintf("%d msgs, each waiting for its PubAck", o.PublishCount), many(e.publishSync)})
 	}
 	if o.enabled(ScenarioPublishAsync) {
-		out = append(out, step{ScenarioPublishAsync, fmt.Sprintf("%d msgs, %d in flight at most", o.PublishCount, asyncMaxPending), one(e.publishAsync)})
+		out = append(out, step{ScenarioPublishAsync, fmt.Sprintf("%d msgs, %d in flight at most", o.PublishCount, asyncMaxPending), many(e.publishAsync)})
 	}
 	if o.enabled(ScenarioConsumeAsync) {
 		out = append(out, step{ScenarioConsumeAsync, fmt.Sprintf("%d msgs per run, no-op handler, Ack, concurrency %v", o.ConsumeCount, o.Concurrencies), consume(false)})

@@ -2,6 +2,8 @@ package framework
 
 import (
 	"encoding/json"
+
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Codec turns events into payload bytes and back. The content type it
@@ -15,7 +17,11 @@ type Codec interface {
 	Unmarshal(data []byte, v any) error
 }
 
-// JSON is the default codec: encoding/json, content type application/json.
+// JSON is the default codec, content type application/json: encoding/json
+// to encode, and github.com/segmentio/encoding/json (same rules, about ten
+// times faster on small events) to decode; a payload it rejects is decoded
+// again by encoding/json, whose error names the field and type but never
+// quotes the payload.
 var JSON Codec = jsonCodec{}
 
 type jsonCodec struct{}
@@ -24,4 +30,9 @@ func (jsonCodec) ContentType() string { return "application/json" }
 
 func (jsonCodec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
 
-func (jsonCodec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+func (jsonCodec) Unmarshal(data []byte, v any) error {
+	if fastjson.Unmarshal(data, v) == nil {
+		return nil
+	}
+	return json.Unmarshal(data, v)
+}

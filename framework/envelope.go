@@ -90,11 +90,15 @@ func parseEnvelope(h nats.Header) (Envelope, error) {
 
 // writeEnvelope sets the envelope headers (and Nats-Msg-Id) on h.
 func writeEnvelope(h nats.Header, env Envelope) {
-	h[HeaderSpecVersion] = []string{SpecVersion}
-	h[HeaderID] = []string{env.ID}
-	h[HeaderType] = []string{env.Type}
-	h[HeaderSource] = []string{env.Source}
-	h[HeaderTime] = []string{env.Time.UTC().Format(time.RFC3339Nano)}
-	h[HeaderContentType] = []string{env.ContentType}
-	h[HeaderMsgID] = []string{env.ID}
+	// One backing array for the seven one-value slices: one allocation
+	// instead of seven on every publish (hot path).
+	v := [...]string{SpecVersion, env.ID, env.Type, env.Source, env.Time.UTC().Format(time.RFC3339Nano), env.ContentType, env.ID}
+	vals := v[:]
+	h[HeaderSpecVersion] = vals[0:1:1]
+	h[HeaderID] = vals[1:2:2]
+	h[HeaderType] = vals[2:3:3]
+	h[HeaderSource] = vals[3:4:4]
+	h[HeaderTime] = vals[4:5:5]
+	h[HeaderContentType] = vals[5:6:6]
+	h[HeaderMsgID] = vals[6:7:7]
 }

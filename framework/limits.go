@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"mime"
@@ -110,11 +111,34 @@ func decodeEvent(c Codec, env Envelope, data []byte, v any) error {
 
 // mediaType is the lower-case type/subtype without parameters.
 func mediaType(ct string) string {
+	if plainMediaType(ct) { // the usual case, e.g. application/json: nothing to parse (hot path)
+		return ct
+	}
 	if mt, _, err := mime.ParseMediaType(ct); err == nil {
 		return mt
 	}
 	mt, _, _ := strings.Cut(ct, ";")
 	return strings.ToLower(strings.TrimSpace(mt))
+}
+
+// plainMediaType reports whether ct is already a lower-case type/subtype
+// without parameters or spaces, which mime.ParseMediaType would return as is.
+func plainMediaType(ct string) bool {
+	slash := strings.IndexByte(ct, '/')
+	if slash <= 0 || slash == len(ct)-1 {
+		return false
+	}
+	for i := 0; i < len(ct); i++ {
+		b := ct[i]
+		switch {
+		case i == slash:
+		case b >= 'a' && b <= 'z', b >= '0' && b <= '9':
+		case strings.IndexByte("!#$&-^_.+", b) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // checkJSON scans data once, without allocating, and rejects invalid UTF-8
@@ -127,7 +151,8 @@ func checkJSON(data []byte, l DecodeLimits) error {
 	}
 	depth, values := 0, 0
 	inString, escaped := false, false
-	for i, b := range data {
+	for i := 0; i < len(data); i++ {
+		b := data[i]
 		if inString {
 			switch {
 			case escaped:
@@ -136,6 +161,16 @@ func checkJSON(data []byte, l DecodeLimits) error {
 				escaped = true
 			case b == '"':
 				inString = false
+			default: // skip plain string bytes up to the next quote or backslash (hot path)
+				rest := data[i:]
+				next := bytes.IndexByte(rest, '"')
+				if next < 0 {
+					next = len(rest)
+				}
+				if bs := bytes.IndexByte(rest[:next], '\\'); bs >= 0 {
+					next = bs
+				}
+				i += next - 1
 			}
 			continue
 		}
@@ -222,12 +257,29 @@ func checkOutgoing(c *Conn, msg *nats.Msg, eventType, id string) error {
 			return fmt.Errorf("publish %s event %s: header key %q: must be printable ASCII without spaces or ':'", eventType, id, k)
 		}
 	}
+	max := c.NC.MaxPayload()
+	if max <= 0 || int64(len(msg.Data)+headerSizeBound(msg.Header)) <= max {
+		return nil // fits without encoding the headers to measure them (hot path)
+	}
 	size := msg.Size() - len(msg.Subject) - len(msg.Reply)
-	if max := c.NC.MaxPayload(); max > 0 && int64(size) > max {
+	if int64(size) > max {
 		return fmt.Errorf("publish %s event %s: %w: %d bytes (payload %d + headers %d), the server's max_payload is %d",
 			eventType, id, ErrMessageTooLarge, size, len(msg.Data), size-len(msg.Data), max)
 	}
 	return nil
+}
+
+// headerSizeBound is at least the encoded size of h: "NATS/1.0\r\n", a
+// "key: value\r\n" line per value (encoding may only trim values) and the
+// closing "\r\n".
+func headerSizeBound(h nats.Header) int {
+	n := 12
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // Dead-letter headers added when the copy had to be cut to fit max_payload.

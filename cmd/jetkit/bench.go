@@ -21,7 +21,7 @@ func newBenchCmd() *cobra.Command {
 		cpuProfile, memProfle string
 		size, pubN, consN     int
 		backlog, rate         int
-		replicas              int
+		replicas, prefetch    int
 		memory                bool
 		concurrency, svcConc  []int
 		e2eFor, svcTime, svcD time.Duration
@@ -57,6 +57,7 @@ the full run with a 1,000,000-message backlog.`,
 			set("rate", func() { o.Rate = rate })
 			set("e2e-duration", func() { o.E2EDuration = e2eFor })
 			set("service-time", func() { o.ServiceTime = svcTime })
+			set("prefetch", func() { o.Prefetch = prefetch })
 			set("service-duration", func() { o.ServiceDuration = svcD })
 			set("concurrency", func() { o.Concurrencies = concurrency })
 			set("service-concurrency", func() { o.ServiceConcurrencies = svcConc })
@@ -70,6 +71,7 @@ the full run with a 1,000,000-message backlog.`,
 	f := cmd.Flags()
 	f.BoolVar(&short, "short", false, "quick run with small counts (what 'make bench' runs)")
 	f.StringVar(&url, "url", "", "NATS server URL to benchmark instead of an embedded server")
+	f.IntVar(&prefetch, "prefetch", 0, "jetkit Prefetch for the consume scenarios (default: the framework's default)")
 	f.IntVar(&replicas, "replicas", 1, "replicas of the streams the bench creates")
 	f.BoolVar(&memory, "memory-storage", false, "memory-backed streams instead of file-backed")
 	f.IntVar(&size, "size", 128, "payload size in bytes")
