@@ -44,13 +44,17 @@ func (s *Service) Handler(probes ...health.Option) http.Handler {
 
 // PlaceRequest is the body of POST /orders.
 type PlaceRequest struct {
-	CustomerID string        `json:"customer_id"`
-	Items      []events.Line `json:"items"`
+	// CustomerID: 1-64 characters of A-Z a-z 0-9 _ -.
+	CustomerID string `json:"customer_id"`
+	// Items: 1 to events.MaxLines lines, qty 1 to events.MaxQty.
+	Items []events.Line `json:"items"`
 }
 
 // PlaceResponse is the answer to POST /orders.
 type PlaceResponse struct {
-	ID     string `json:"id"`
+	// ID of the new order.
+	ID string `json:"id"`
+	// Status is always pending: the inventory answers asynchronously.
 	Status string `json:"status"`
 }
 
