@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -141,7 +140,7 @@ func (c *Conn) natsOptions() ([]nats.Option, error) {
 	case cfg.NKeyFile != "":
 		o, err := nats.NkeyOptionFromSeed(cfg.NKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: JETKIT_NATS_NKEY_FILE %q: %v", ErrInvalidConfig, cfg.NKeyFile, errors.Unwrap(err))
+			return nil, fmt.Errorf("%w: JETKIT_NATS_NKEY_FILE %q: %w (expected a file holding an NKey user seed, SU...)", ErrInvalidConfig, cfg.NKeyFile, err)
 		}
 		opts = append(opts, o)
 	case cfg.User != "":

@@ -2,6 +2,7 @@ package framework_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,7 +104,10 @@ func TestAuthNKey(t *testing.T) {
 func TestAuthNKeyFileWithoutSeedIsAConfigError(t *testing.T) {
 	srv := testenv.Start(t)
 	cfg := testenv.Credentials{NKeyFile: writeFile(t, "bad.nk", "not a seed")}.Apply(srv.Config("order"))
-	mustFailConnect(t, cfg, "NKEY_FILE")
+	err := mustFailConnect(t, cfg, "NKEY_FILE")
+	if !errors.Is(err, framework.ErrInvalidConfig) || strings.Contains(err.Error(), "<nil>") || !strings.Contains(err.Error(), "seed") {
+		t.Fatalf("want a config error explaining the seed file, got %v", err)
+	}
 }
 
 func TestAuthJWTCreds(t *testing.T) {
