@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -35,6 +36,7 @@ type subscriptionObserver struct {
 	add    []metric.AddOption    // labels: subject, stream, consumer (bounded)
 	record []metric.RecordOption // the same labels
 	start  []trace.SpanStartOption
+	pool   sync.Pool // *processState
 }
 
 // Subscribed implements framework.Observer.
@@ -54,6 +56,7 @@ func (o *Observer) Subscribed(info framework.SubscriptionInfo) framework.Subscri
 			AttrStream.String(info.Stream), AttrMaxDeliver.Int(info.MaxDeliver),
 		},
 	}
+	s.pool.New = newProcessState
 	o.inst.limit.Record(context.Background(), int64(info.Concurrency), s.record...)
 	return s
 }
@@ -68,46 +71,89 @@ func (o *Observer) Subscribed(info framework.SubscriptionInfo) framework.Subscri
 // carries a link to that same context for back-ends that follow links.
 // A delivery without trace headers starts a new trace.
 func (s *subscriptionObserver) StartProcess(ctx context.Context, m *framework.Message) (context.Context, framework.ProcessEnd) {
-	start := time.Now()
+	p := s.pool.Get().(*processState)
+	p.s, p.m = s, m
 	in := s.o.inst
-	in.consumed.Add(ctx, 1, s.add...)
-	if m.NumDelivered > 1 {
-		in.redelivered.Add(ctx, 1, s.add...)
+	// One check for all instruments: they share a provider. Remembered so
+	// that end matches what start recorded (in-flight stays balanced).
+	if p.metrics = in.consumed.Enabled(ctx); p.metrics {
+		p.start = time.Now()
+		in.consumed.Add(ctx, 1, s.add...)
+		if m.NumDelivered > 1 {
+			in.redelivered.Add(ctx, 1, s.add...)
+		}
+		in.inFlight.Add(ctx, 1, s.add...)
 	}
-	in.inFlight.Add(ctx, 1, s.add...)
 
-	fields := readHeaderFields(m.Header)
-	ctx = s.o.prop.Extract(ctx, &fields)
-	producer := trace.SpanContextFromContext(ctx)
-	span := noSpan
+	p.fields = readHeaderFields(m.Header)
+	ctx = s.o.prop.Extract(ctx, &p.fields)
+	p.span = noSpan
 	if s.o.tracer != nil {
-		ctx, span = s.o.tracer.Start(ctx, s.spanName, s.start...)
+		producer := trace.SpanContextFromContext(ctx)
+		ctx, p.span = s.o.tracer.Start(ctx, s.spanName, s.start...)
+		if p.span.IsRecording() {
+			s.describe(p.span, producer, m)
+		}
 	}
-	if span.IsRecording() {
-		// Added after the start so that a no-op tracer costs no allocation;
-		// samplers therefore do not see the link (they see the parent).
-		if producer.IsValid() {
-			span.AddLink(trace.Link{SpanContext: producer})
-		}
-		attrs := make([]attribute.KeyValue, 0, len(s.base)+8)
-		attrs = append(attrs, s.base...)
-		attrs = append(attrs,
-			semconv.MessagingDestinationName(m.Subject),
-			semconv.MessagingMessageBodySize(len(m.Data)),
-			AttrDeliveryCount.Int64(int64(m.NumDelivered)),
-			AttrStreamSeq.Int64(int64(m.StreamSeq)))
-		if m.Subject != s.info.Subject {
-			attrs = append(attrs, semconv.MessagingDestinationTemplate(s.info.Subject))
-		}
-		if m.Envelope.ID != "" {
-			attrs = append(attrs, semconv.MessagingMessageID(m.Envelope.ID), AttrEventType.String(m.Envelope.Type))
-		}
-		span.SetAttributes(attrs...)
-	}
-	return ctx, func(st framework.Settlement) { s.end(start, span, m, st) }
+	return ctx, p.endFn
 }
 
-func (s *subscriptionObserver) end(start time.Time, span trace.Span, m *framework.Message, st framework.Settlement) {
+// describe sets the attributes of a recording process span.
+func (s *subscriptionObserver) describe(span trace.Span, producer trace.SpanContext, m *framework.Message) {
+	// Added after the start so that a no-op tracer costs no allocation;
+	// samplers therefore see the parent but not the link.
+	if producer.IsValid() {
+		span.AddLink(trace.Link{SpanContext: producer})
+	}
+	attrs := make([]attribute.KeyValue, 0, len(s.base)+8)
+	attrs = append(attrs, s.base...)
+	attrs = append(attrs,
+		semconv.MessagingDestinationName(m.Subject),
+		semconv.MessagingMessageBodySize(len(m.Data)),
+		AttrDeliveryCount.Int64(int64(m.NumDelivered)),
+		AttrStreamSeq.Int64(int64(m.StreamSeq)))
+	if m.Subject != s.info.Subject {
+		attrs = append(attrs, semconv.MessagingDestinationTemplate(s.info.Subject))
+	}
+	if m.Envelope.ID != "" {
+		attrs = append(attrs, semconv.MessagingMessageID(m.Envelope.ID), AttrEventType.String(m.Envelope.Type))
+	}
+	span.SetAttributes(attrs...)
+}
+
+// processState is one delivery in flight. It is pooled, and its end
+// function is bound once, so that observing a delivery allocates nothing
+// of its own; the framework calls end exactly once.
+type processState struct {
+	s       *subscriptionObserver
+	m       *framework.Message
+	span    trace.Span
+	start   time.Time
+	metrics bool
+	fields  headerFields
+	endFn   framework.ProcessEnd
+}
+
+func newProcessState() any {
+	p := &processState{}
+	p.endFn = p.end
+	return p
+}
+
+func (p *processState) end(st framework.Settlement) {
+	s, m, span := p.s, p.m, p.span
+	if p.metrics {
+		s.measure(p.start, st)
+	}
+	if span.IsRecording() {
+		s.annotate(span, m, st)
+	}
+	span.End()
+	*p = processState{endFn: p.endFn}
+	s.pool.Put(p)
+}
+
+func (s *subscriptionObserver) measure(start time.Time, st framework.Settlement) {
 	in := s.o.inst
 	ctx := context.Background()
 	in.inFlight.Add(ctx, -1, s.add...)
@@ -127,10 +173,6 @@ func (s *subscriptionObserver) end(start time.Time, span trace.Span, m *framewor
 	case framework.OutcomeAckFailed:
 		in.ackFailed.Add(ctx, 1, s.add...)
 	}
-	if span.IsRecording() {
-		s.annotate(span, m, st)
-	}
-	span.End()
 }
 
 // annotate records the outcome on the span: the error, and retries and
