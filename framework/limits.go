@@ -327,14 +327,27 @@ func fitDeadLetter(h nats.Header, data []byte, maxPayload int64) []byte {
 	if size() <= maxPayload {
 		return data
 	}
-	h[HeaderDLQTruncated] = []string{strconv.Itoa(len(data))}
-	if over := size() - maxPayload; over < int64(len(data)) {
-		return data[:int64(len(data))-over]
+	// cut shortens the payload just enough, if that can be enough.
+	cut := func() ([]byte, bool) {
+		h[HeaderDLQTruncated] = []string{strconv.Itoa(len(data))}
+		if over := size() - maxPayload; over > 0 && over < int64(len(data)) {
+			return data[:int64(len(data))-over], true
+		}
+		delete(h, HeaderDLQTruncated)
+		return nil, false
+	}
+	if d, ok := cut(); ok {
+		return d
 	}
 	drop(func(string, []string) bool { return false })
-	if over := size() - maxPayload; over < int64(len(data)) {
-		return data[:int64(len(data))-over]
+	if size() <= maxPayload {
+		return data
 	}
+	if d, ok := cut(); ok {
+		return d
+	}
+	// Our own headers alone are too large: send them without the payload.
+	h[HeaderDLQTruncated] = []string{strconv.Itoa(len(data))}
 	return nil
 }
 
