@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -83,41 +82,57 @@ func RunCluster(o ClusterOptions) (*Cluster, error) {
 		}
 		root, c.tempDir = dir, dir
 	}
-	ports, err := freePorts(size)
+	// A port found free can be taken by another process before the node
+	// binds it; start again on fresh ports when that happens.
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if err = c.start(root, size); err == nil {
+			return c, nil
+		}
+		c.killAll()
+		for _, nd := range c.nodes {
+			_ = os.RemoveAll(nd.storeDir)
+		}
+		c.nodes = nil
+	}
+	c.Shutdown()
+	return nil, err
+}
+
+// start creates and starts size nodes on fresh ports under root and waits
+// for the meta leader.
+func (c *Cluster) start(root string, size int) error {
+	ports, err := freePorts(2 * size)
 	if err != nil {
-		c.Shutdown()
-		return nil, err
+		return err
 	}
 	for i := range size {
 		name := fmt.Sprintf("n%d", i+1)
 		c.nodes = append(c.nodes, &clusterNode{
 			name: name, storeDir: filepath.Join(root, name),
-			clientPort: server.RANDOM_PORT, clusterPort: ports[i],
+			clientPort: ports[2*i], clusterPort: ports[2*i+1],
 		})
 	}
 	// Start every node before waiting for any: a lone node cannot finish
 	// starting JetStream in clustered mode until it has peers.
 	for i := range c.nodes {
 		if err := c.startNode(i, false); err != nil {
-			c.Shutdown()
-			return nil, err
+			return err
 		}
 	}
 	for i := range c.nodes {
 		if err := c.waitReady(i); err != nil {
-			c.Shutdown()
-			return nil, err
+			return err
 		}
 	}
-	if _, err := c.WaitMetaLeader(clusterStartTimeout); err != nil {
-		c.Shutdown()
-		return nil, err
-	}
-	return c, nil
+	_, err = c.WaitMetaLeader(clusterStartTimeout)
+	return err
 }
 
-// freePorts reserves n distinct free TCP ports on 127.0.0.1 for the route
-// listeners, which every node must know before any starts.
+// freePorts finds n distinct free TCP ports on 127.0.0.1, held open
+// together so they differ: every node must know its peers' route ports
+// before any starts, and a client port fixed from the start stays the same
+// across restarts.
 func freePorts(n int) ([]int, error) {
 	ls := make([]net.Listener, 0, n)
 	defer func() {
@@ -189,8 +204,7 @@ func (c *Cluster) startNode(i int, wait bool) error {
 	return nil
 }
 
-// waitReady waits until node i accepts clients and records its client port
-// so that a restart listens on the same one.
+// waitReady waits until node i accepts clients.
 func (c *Cluster) waitReady(i int) error {
 	ns := c.Server(i)
 	if ns == nil {
@@ -198,11 +212,6 @@ func (c *Cluster) waitReady(i int) error {
 	}
 	if !ns.ReadyForConnections(clusterStartTimeout) {
 		return fmt.Errorf("testenv: node %s not ready for connections within %s", ns.Name(), clusterStartTimeout)
-	}
-	if addr, ok := ns.Addr().(*net.TCPAddr); ok {
-		c.mu.Lock()
-		c.nodes[i].clientPort = addr.Port
-		c.mu.Unlock()
 	}
 	return nil
 }
@@ -261,129 +270,12 @@ func (c *Cluster) Config(serviceName string) framework.Config {
 	return cfg
 }
 
-// find returns the first running node for which pred holds, or -1.
-func (c *Cluster) find(pred func(*server.Server) bool) int {
-	for i := range c.nodes {
-		if ns := c.Server(i); ns != nil && ns.Running() && pred(ns) {
-			return i
-		}
-	}
-	return -1
-}
-
-// MetaLeader is the index of the JetStream meta leader, or -1 if there is
-// none right now.
-func (c *Cluster) MetaLeader() int {
-	return c.find(func(s *server.Server) bool { return s.JetStreamIsLeader() })
-}
-
-// StreamLeader is the index of the node leading stream (in the default
-// account), or -1 if none does right now.
-func (c *Cluster) StreamLeader(stream string) int {
-	return c.find(func(s *server.Server) bool { return s.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) })
-}
-
-// ConsumerLeader is the index of the node leading the consumer (in the
-// default account), or -1 if none does right now.
-func (c *Cluster) ConsumerLeader(stream, consumer string) int {
-	return c.find(func(s *server.Server) bool {
-		return s.JetStreamIsConsumerLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream, consumer)
-	})
-}
-
-// WaitMetaLeader waits until the meta leader exists and every running
-// node's view of the meta group is current, and returns its index.
-func (c *Cluster) WaitMetaLeader(timeout time.Duration) (int, error) {
-	leader := -1
-	err := WaitFor(context.Background(), timeout, func() bool {
-		leader = c.MetaLeader()
-		return leader >= 0 && c.find(func(s *server.Server) bool { return !s.JetStreamIsCurrent() }) < 0
-	})
-	if err != nil {
-		return -1, fmt.Errorf("testenv: cluster %s: no JetStream meta leader with all running nodes current within %s", c.name, timeout)
-	}
-	return leader, nil
-}
-
-// WaitStreamLeader waits until a running node leads stream and every
-// running node holding a replica of it is current, and returns the
-// leader's index. Call it after Kill or Restart before asserting on the
-// stream.
-func (c *Cluster) WaitStreamLeader(timeout time.Duration, stream string) (int, error) {
-	leader := -1
-	err := WaitFor(context.Background(), timeout, func() bool {
-		leader = c.StreamLeader(stream)
-		return leader >= 0 && c.streamReplicasCurrent(leader, stream)
-	})
-	if err != nil {
-		return -1, fmt.Errorf("testenv: cluster %s: stream %s has no leader with current replicas within %s", c.name, stream, timeout)
-	}
-	return leader, nil
-}
-
-// streamReplicasCurrent reports whether every running node holding a
-// replica of the stream has caught up with leader, as leader sees it.
-func (c *Cluster) streamReplicasCurrent(leader int, stream string) bool {
-	ns := c.Server(leader)
-	if ns == nil {
-		return false
-	}
-	d, ok := StreamDetail(ns, stream)
-	if !ok || d.Cluster == nil {
-		return false
-	}
-	for _, r := range d.Cluster.Replicas {
-		if i := c.nodeIndex(r.Name); i >= 0 && c.Running(i) && !r.Current {
-			return false
-		}
-	}
-	return true
-}
-
-func (c *Cluster) nodeIndex(name string) int {
-	for i, nd := range c.nodes {
-		if nd.name == name {
-			return i
-		}
-	}
-	return -1
-}
-
-// StreamDetail is what node ns itself holds of stream in the default
-// account (its local replica's state; on the leader also the replicas'
-// progress), from the server's monitoring view. ok is false if ns holds no
-// replica of the stream.
-func StreamDetail(ns *server.Server, stream string) (detail server.StreamDetail, ok bool) {
-	jsz, err := ns.Jsz(&server.JSzOptions{Account: server.DEFAULT_GLOBAL_ACCOUNT, Streams: true})
-	if err != nil {
-		return detail, false
-	}
-	for _, acc := range jsz.AccountDetails {
-		for _, d := range acc.Streams {
-			if d.Name == stream {
-				return d, true
-			}
-		}
-	}
-	return detail, false
-}
-
-// WaitConsumerLeader waits until a running node leads the consumer and
-// returns its index.
-func (c *Cluster) WaitConsumerLeader(timeout time.Duration, stream, consumer string) (int, error) {
-	leader := -1
-	err := WaitFor(context.Background(), timeout, func() bool {
-		leader = c.ConsumerLeader(stream, consumer)
-		return leader >= 0
-	})
-	if err != nil {
-		return -1, fmt.Errorf("testenv: cluster %s: consumer %s/%s has no leader within %s", c.name, stream, consumer, timeout)
-	}
-	return leader, nil
-}
-
 // Kill shuts node i down at once: its clients and routes drop, and its
 // store stays on disk for Restart. Killing a killed node does nothing.
+// nats-server's shutdown first hands the Raft leaderships it holds to a
+// peer (as a SIGTERM'd server does), so a killed leader is replaced at
+// once rather than after an election timeout; in-flight requests to it
+// are lost all the same.
 func (c *Cluster) Kill(i int) {
 	c.mu.Lock()
 	ns := c.nodes[i].ns
@@ -405,15 +297,19 @@ func (c *Cluster) Restart(i int) error {
 
 // Shutdown stops every node and removes a temporary store.
 func (c *Cluster) Shutdown() {
+	c.killAll()
+	if c.tempDir != "" {
+		_ = os.RemoveAll(c.tempDir)
+	}
+}
+
+func (c *Cluster) killAll() {
 	var wg sync.WaitGroup
 	for i := range c.nodes {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.Kill(i) }()
 	}
 	wg.Wait()
-	if c.tempDir != "" {
-		_ = os.RemoveAll(c.tempDir)
-	}
 }
 
 // StartCluster runs an embedded JetStream cluster of size nodes for the

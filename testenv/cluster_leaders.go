@@ -1,0 +1,130 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// find returns the first running node for which pred holds, or -1.
+func (c *Cluster) find(pred func(*server.Server) bool) int {
+	for i := range c.nodes {
+		if ns := c.Server(i); ns != nil && ns.Running() && pred(ns) {
+			return i
+		}
+	}
+	return -1
+}
+
+// MetaLeader is the index of the JetStream meta leader, or -1 if there is
+// none right now.
+func (c *Cluster) MetaLeader() int {
+	return c.find(func(s *server.Server) bool { return s.JetStreamIsLeader() })
+}
+
+// StreamLeader is the index of the node leading stream (in the default
+// account), or -1 if none does right now.
+func (c *Cluster) StreamLeader(stream string) int {
+	return c.find(func(s *server.Server) bool { return s.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream) })
+}
+
+// ConsumerLeader is the index of the node leading the consumer (in the
+// default account), or -1 if none does right now.
+func (c *Cluster) ConsumerLeader(stream, consumer string) int {
+	return c.find(func(s *server.Server) bool {
+		return s.JetStreamIsConsumerLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream, consumer)
+	})
+}
+
+// WaitMetaLeader waits until the meta leader exists and every running
+// node's view of the meta group is current, and returns its index.
+func (c *Cluster) WaitMetaLeader(timeout time.Duration) (int, error) {
+	leader := -1
+	err := WaitFor(context.Background(), timeout, func() bool {
+		leader = c.MetaLeader()
+		return leader >= 0 && c.find(func(s *server.Server) bool { return !s.JetStreamIsCurrent() }) < 0
+	})
+	if err != nil {
+		return -1, fmt.Errorf("testenv: cluster %s: no JetStream meta leader with all running nodes current within %s", c.name, timeout)
+	}
+	return leader, nil
+}
+
+// WaitStreamLeader waits until a running node leads stream and every
+// running node holding a replica of it is current, and returns the
+// leader's index. Call it after Kill or Restart before asserting on the
+// stream.
+func (c *Cluster) WaitStreamLeader(timeout time.Duration, stream string) (int, error) {
+	leader := -1
+	err := WaitFor(context.Background(), timeout, func() bool {
+		leader = c.StreamLeader(stream)
+		return leader >= 0 && c.streamReplicasCurrent(leader, stream)
+	})
+	if err != nil {
+		return -1, fmt.Errorf("testenv: cluster %s: stream %s has no leader with current replicas within %s", c.name, stream, timeout)
+	}
+	return leader, nil
+}
+
+// streamReplicasCurrent reports whether every running node holding a
+// replica of the stream has caught up with leader, as leader sees it.
+func (c *Cluster) streamReplicasCurrent(leader int, stream string) bool {
+	ns := c.Server(leader)
+	if ns == nil {
+		return false
+	}
+	d, ok := StreamDetail(ns, stream)
+	if !ok || d.Cluster == nil {
+		return false
+	}
+	for _, r := range d.Cluster.Replicas {
+		if i := c.nodeIndex(r.Name); i >= 0 && c.Running(i) && !r.Current {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Cluster) nodeIndex(name string) int {
+	for i, nd := range c.nodes {
+		if nd.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// StreamDetail is what node ns itself holds of stream in the default
+// account (its local replica's state; on the leader also the replicas'
+// progress), from the server's monitoring view. ok is false if ns holds no
+// replica of the stream.
+func StreamDetail(ns *server.Server, stream string) (detail server.StreamDetail, ok bool) {
+	jsz, err := ns.Jsz(&server.JSzOptions{Account: server.DEFAULT_GLOBAL_ACCOUNT, Streams: true})
+	if err != nil {
+		return detail, false
+	}
+	for _, acc := range jsz.AccountDetails {
+		for _, d := range acc.Streams {
+			if d.Name == stream {
+				return d, true
+			}
+		}
+	}
+	return detail, false
+}
+
+// WaitConsumerLeader waits until a running node leads the consumer and
+// returns its index.
+func (c *Cluster) WaitConsumerLeader(timeout time.Duration, stream, consumer string) (int, error) {
+	leader := -1
+	err := WaitFor(context.Background(), timeout, func() bool {
+		leader = c.ConsumerLeader(stream, consumer)
+		return leader >= 0
+	})
+	if err != nil {
+		return -1, fmt.Errorf("testenv: cluster %s: consumer %s/%s has no leader within %s", c.name, stream, consumer, timeout)
+	}
+	return leader, nil
+}
