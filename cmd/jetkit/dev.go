@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -87,11 +89,12 @@ func runDev(ctx context.Context, out, logs io.Writer, o devOptions) error {
 	if err != nil {
 		return fmt.Errorf("order API on %s: %w (pick another with --order-addr)", o.orderAddr, err)
 	}
+	defer orderLn.Close() // already closed once served and shut down; this covers early returns
 	invLn, err := net.Listen("tcp", o.inventoryAddr)
 	if err != nil {
-		orderLn.Close()
 		return fmt.Errorf("inventory API on %s: %w (pick another with --inventory-addr)", o.inventoryAddr, err)
 	}
+	defer invLn.Close()
 
 	tel, err := devTelemetry(ctx)
 	if err != nil {
@@ -153,7 +156,7 @@ func runDev(ctx context.Context, out, logs io.Writer, o devOptions) error {
 // devNATS starts the embedded server, or picks the one JETKIT_NATS_URL
 // names, and returns the base configuration to connect with.
 func devNATS(ctx context.Context, out io.Writer, o devOptions) (framework.Config, string, func(), error) {
-	if url := os.Getenv("JETKIT_NATS_URL"); url != "" {
+	if urls := os.Getenv("JETKIT_NATS_URL"); urls != "" {
 		cfg, err := framework.LoadConfig(framework.DefaultEnvPrefix)
 		if err != nil {
 			return cfg, "", nil, err
@@ -163,7 +166,7 @@ func devNATS(ctx context.Context, out io.Writer, o devOptions) (framework.Config
 				return cfg, "", nil, err
 			}
 		}
-		return cfg, fmt.Sprintf("%s (from JETKIT_NATS_URL)", url), func() {}, nil
+		return cfg, fmt.Sprintf("%s (from JETKIT_NATS_URL)", redactURLs(urls)), func() {}, nil
 	}
 	if o.fresh {
 		if err := os.RemoveAll(o.dataDir); err != nil {
@@ -183,6 +186,20 @@ func devNATS(ctx context.Context, out io.Writer, o devOptions) (framework.Config
 		state = "started empty"
 	}
 	return cfg, fmt.Sprintf("%s (embedded, data in %s, %s)", srv.URL(), o.dataDir, state), srv.Shutdown, nil
+}
+
+// redactURLs drops user:password from a comma-separated server list
+// before it is printed.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		} else if at := strings.LastIndex(p, "@"); at >= 0 {
+			parts[i] = "[redacted]@" + p[at+1:]
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // devTelemetry sets up OpenTelemetry from the OTEL_* variables, defaulting

@@ -135,3 +135,10 @@ func TestDevUsesJETKIT_NATS_URL(t *testing.T) {
 		t.Errorf("output:\n%s", out)
 	}
 }
+
+func TestRedactURLs(t *testing.T) {
+	got := redactURLs("nats://alice:s3cret@h1:4222, nats://h2:4222,bob:pw@h3")
+	if strings.Contains(got, "s3cret") || strings.Contains(got, "pw") || !strings.Contains(got, "h2:4222") {
+		t.Errorf("redactURLs: %q", got)
+	}
+}
