@@ -31,6 +31,7 @@ type capacityOpts struct {
 	once, asJSON     bool
 	onceSamples      int
 	web              string
+	add              int
 }
 
 // newCapacityCmd is `jetkit capacity`: a live view of a consumer's lag,
@@ -76,6 +77,7 @@ scripts; --web ADDR also serves an HTML page with charts and /metrics.`,
 	f.BoolVar(&o.once, "once", false, "sample --once-samples times, print one estimate and exit")
 	f.IntVar(&o.onceSamples, "once-samples", 5, "samples taken with --once (at least 2)")
 	f.BoolVar(&o.asJSON, "json", false, "with --once: print the estimate as JSON")
+	f.IntVar(&o.add, "add", -1, "also predict the drain with this many instances added now (each ready after --startup-delay)")
 	f.StringVar(&o.web, "web", "", "also serve an HTML view and /metrics on this address, e.g. 127.0.0.1:8090")
 	_ = cmd.MarkFlagRequired("stream")
 	_ = cmd.MarkFlagRequired("consumer")
@@ -185,7 +187,14 @@ func capacityOnce(ctx context.Context, out io.Writer, s *capacity.Sampler, est *
 	if o.asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(e)
+		var whatIf *capacity.Prediction
+		if pr, ok := e.Predict(o.add); ok {
+			whatIf = &pr
+		}
+		return enc.Encode(struct {
+			capacity.Estimate
+			WhatIf *capacity.Prediction `json:"what_if,omitempty"`
+		}{e, whatIf})
 	}
 	_, err = io.WriteString(out, capacityView(e, s.Samples(), o, nil))
 	return err
@@ -234,6 +243,16 @@ func capacityView(e capacity.Estimate, samples []capacity.Sample, o capacityOpts
 	b.WriteString("\n\n")
 	for _, l := range e.Summary() {
 		fmt.Fprintf(&b, "%-15s %s\n", l.Label, l.Value)
+	}
+	if o.add >= 0 {
+		what := "μ unknown"
+		if pr, ok := e.Predict(o.add); ok {
+			what = "never drains"
+			if pr.Drains {
+				what = "drained in " + capacity.HumanDuration(time.Duration(pr.Drain))
+			}
+		}
+		fmt.Fprintf(&b, "%-15s %s\n", fmt.Sprintf("what if +%d", o.add), what)
 	}
 	backlogs := capacity.Backlogs(samples)
 	top := 0.0

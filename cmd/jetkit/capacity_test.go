@@ -61,7 +61,7 @@ func TestCapacityOnceJSON(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := runJetkit(ctx, "capacity", "--stream", "CAP", "--consumer", "idle", "--url", srv.URL(),
-		"--once", "--json", "--interval", "50ms", "--once-samples", "4", "--mu", "10", "--target-drain", "30s")
+		"--once", "--json", "--interval", "50ms", "--once-samples", "4", "--mu", "10", "--target-drain", "30s", "--add", "1", "--startup-delay", "2s")
 	if err != nil {
 		t.Fatalf("jetkit capacity: %v\n%s", err, out)
 	}
@@ -77,6 +77,9 @@ func TestCapacityOnceJSON(t *testing.T) {
 			Total int `json:"total"`
 			Add   int `json:"add"`
 		} `json:"plan"`
+		WhatIf struct {
+			Drain float64 `json:"drain_s"`
+		} `json:"what_if"`
 	}
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, out)
@@ -85,7 +88,9 @@ func TestCapacityOnceJSON(t *testing.T) {
 	// instance drains 100 in 10s, within the 30s target: keep 1.
 	if got.Status != "STOP" || got.Backlog != 100 || got.Pending != 100 || got.ServiceSource != "configured" ||
 		got.Plan.Total != 1 || got.Plan.Add != 0 || got.Drain < 9.9 || got.Drain > 10.1 ||
-		got.TimeLagSource != "read" || got.TimeLag <= 0 {
+		got.TimeLagSource != "read" || got.TimeLag <= 0 ||
+		// +1 ready after 2s: 100 − 2·10 = 80 left, then 20/s: 2s + 4s.
+		got.WhatIf.Drain < 5.9 || got.WhatIf.Drain > 6.1 {
 		t.Fatalf("unexpected estimate: %+v\n%s", got, out)
 	}
 }

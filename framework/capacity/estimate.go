@@ -230,13 +230,8 @@ func (e *Estimator) Estimate(stream, consumer string, samples []Sample) (Estimat
 	if est.Plan.Total >= 0 && est.SteadyReplicas >= 0 {
 		est.ReplicasNeeded = max(est.Plan.Needed, est.SteadyReplicas)
 	}
-	if est.Plan.Total >= 0 {
-		horizon := p.TargetDrain
-		if est.Plan.Drains {
-			horizon = max(horizon, est.Plan.Drain)
-		}
-		horizon = horizon + horizon/5
-		est.Predicted = in.Model(est.Plan.Add).Curve(horizon, horizon/60)
+	if pr, ok := est.Predict(est.Plan.Add); ok {
+		est.Predicted = pr.Curve
 	}
 	est.TimeLag, est.TimeLagSource = timeLag(samples)
 
@@ -308,4 +303,36 @@ func jsonFloat(f float64) float64 {
 		return -1
 	}
 	return f
+}
+
+// Prediction is the model's answer to "add k instances now, each ready
+// after the start-up delay".
+type Prediction struct {
+	// Add is k.
+	Add int `json:"add"`
+	// Drain is when the backlog reaches zero; Drains is false if never.
+	Drain  Seconds `json:"drain_s"`
+	Drains bool    `json:"drains"`
+	// Curve is B(t) up to a little past the target or the drain.
+	Curve []Point `json:"curve"`
+}
+
+// Predict runs the model from this estimate's backlog, λ, μ and instances
+// with add more instances started now, each working after StartupDelay.
+// ok is false when μ is unknown.
+func (e Estimate) Predict(add int) (Prediction, bool) {
+	mu := e.ServiceRate.PerSecond
+	if mu <= 0 || add < 0 {
+		return Prediction{}, false
+	}
+	in := ScaleInput{Backlog: e.Backlog, Lambda: e.Arrival.PerSecond, Mu: mu, Current: e.Instances,
+		Target: time.Duration(e.TargetDrain), Startup: time.Duration(e.StartupDelay)}
+	m := in.Model(add)
+	d, ok := m.DrainTime()
+	horizon := in.Target
+	if ok {
+		horizon = max(horizon, d)
+	}
+	horizon += horizon / 5
+	return Prediction{Add: add, Drain: Seconds(d), Drains: ok, Curve: m.Curve(horizon, horizon/60)}, true
 }

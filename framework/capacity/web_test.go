@@ -60,6 +60,13 @@ func TestEstimateSynthetic(t *testing.T) {
 	if est.Plan.Total != 3 || est.Plan.Add != 2 || time.Duration(est.Plan.Drain).Round(time.Millisecond) != time.Minute {
 		t.Errorf("plan %+v, want 3 instances draining in 60s", est.Plan)
 	}
+	// What if: nothing added never drains; 3 more drain in 15s + 2250/(200−100) = 37.5s.
+	if pr, ok := est.Predict(0); !ok || pr.Drains {
+		t.Errorf("Predict(0) = %+v, want never drains", pr)
+	}
+	if pr, ok := est.Predict(3); !ok || !pr.Drains || absDur(time.Duration(pr.Drain)-37500*time.Millisecond) > time.Millisecond || len(pr.Curve) < 2 {
+		t.Errorf("Predict(3) drains %v in %s, want 37.5s", pr.Drains, time.Duration(pr.Drain))
+	}
 	if est.SteadyReplicas != 3 { // ⌈100 / (50·0.8)⌉ = ⌈2.5⌉
 		t.Errorf("steady replicas %d, want 3", est.SteadyReplicas)
 	}
