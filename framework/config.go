@@ -90,8 +90,10 @@ type Config struct {
 	// RetryMax caps the redelivery delay.
 	RetryMax time.Duration `envconfig:"RETRY_MAX" default:"1m"`
 	// ShutdownTimeout is the budget in-flight handlers get at shutdown before
-	// their messages are handed back; it fits Kubernetes' 30 s grace period.
-	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s"`
+	// their messages are handed back. With the 2 s unwind grace for cancelled
+	// handlers and the final flush, the default stays inside Kubernetes'
+	// 30 s termination grace period.
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s"`
 	// PublishAsyncMaxPending bounds un-acknowledged async publishes.
 	PublishAsyncMaxPending int `envconfig:"PUBLISH_ASYNC_MAX_PENDING" default:"4000"`
 }
