@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -38,16 +39,31 @@ func (c *Cluster) ConsumerLeader(stream, consumer string) int {
 	})
 }
 
-// WaitMetaLeader waits until the meta leader exists and every running
-// node's view of the meta group is current, and returns its index.
+// WaitMetaLeader waits until the meta leader exists, every running node's
+// view of the meta group is current, and the leader counts every running
+// node as an online JetStream peer (otherwise creating a replicated stream
+// fails with "no suitable peers for placement"), and returns its index.
 func (c *Cluster) WaitMetaLeader(timeout time.Duration) (int, error) {
 	leader := -1
 	err := WaitFor(context.Background(), timeout, func() bool {
 		leader = c.MetaLeader()
-		return leader >= 0 && c.find(func(s *server.Server) bool { return !s.JetStreamIsCurrent() }) < 0
+		if leader < 0 || c.find(func(s *server.Server) bool { return !s.JetStreamIsCurrent() }) >= 0 {
+			return false
+		}
+		ns := c.Server(leader)
+		if ns == nil {
+			return false
+		}
+		online := ns.JetStreamClusterPeers()
+		for i := range c.nodes {
+			if c.Running(i) && !slices.Contains(online, c.nodes[i].name) {
+				return false
+			}
+		}
+		return true
 	})
 	if err != nil {
-		return -1, fmt.Errorf("testenv: cluster %s: no JetStream meta leader with all running nodes current within %s", c.name, timeout)
+		return -1, fmt.Errorf("testenv: cluster %s: no JetStream meta leader seeing all running nodes online and current within %s", c.name, timeout)
 	}
 	return leader, nil
 }
