@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/health"
 	"github.com/jetkit/jetkit/testenv"
 )
 
@@ -212,6 +214,15 @@ func TestRunningServiceNeverLeaksSecrets(t *testing.T) {
 	}
 	h, _ := json.Marshal(svc.Conn().Health(ctx))
 	assertNoSecret(t, "health", string(h))
+	probes := health.New(svc)
+	readyz := func() (int, string) {
+		rec := httptest.NewRecorder()
+		probes.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := readyz(); code != 200 {
+		t.Fatalf("/readyz %d: %s", code, body)
+	}
 
 	// Outage: readiness fails with a reason, logs say disconnected.
 	srv.Shutdown()
@@ -224,6 +235,11 @@ func TestRunningServiceNeverLeaksSecrets(t *testing.T) {
 		}
 		return err != nil
 	})
+	code, body := readyz()
+	if code != 503 {
+		t.Fatalf("/readyz during the outage: %d %s", code, body)
+	}
+	assertNoSecret(t, "/readyz", body)
 	pubCtx, pubCancel := context.WithTimeout(ctx, 2*time.Second)
 	_, err = created.Publish(pubCtx, svc, orderCreated{ID: "o", Qty: 1})
 	pubCancel()
