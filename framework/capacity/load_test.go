@@ -105,6 +105,14 @@ func TestControlledLoad(t *testing.T) {
 	// The realised service time: a loaded machine oversleeps a little, so
 	// the true μ is concurrency / the mean time the handlers really took.
 	var svcNanos, svcCount atomic.Int64
+	// Every handler call of phase 1, to know the truth over exactly the
+	// window the estimator looked at.
+	type call struct {
+		end time.Time
+		dur time.Duration
+	}
+	var callsMu sync.Mutex
+	var calls []call
 	delay.Store(int64(serviceTime))
 	connectWorker := func(name string) (*framework.Service, error) {
 		return framework.New(ctx, srv.Config(name), quiet)
@@ -114,8 +122,12 @@ func TestControlledLoad(t *testing.T) {
 			start := time.Now()
 			time.Sleep(time.Duration(delay.Load())) // the fixed service time
 			handled.Store(m.Envelope.ID, true)
-			svcNanos.Add(int64(time.Since(start)))
+			d := time.Since(start)
+			svcNanos.Add(int64(d))
 			svcCount.Add(1)
+			callsMu.Lock()
+			calls = append(calls, call{time.Now(), d})
+			callsMu.Unlock()
 			return nil
 		}, framework.Concurrency(concurrency), framework.Prefetch(2*concurrency))
 		return worker{svc, sub}, err
@@ -211,16 +223,31 @@ func TestControlledLoad(t *testing.T) {
 		t.Errorf("Watch made no estimates")
 	}
 	n1, c1 := svcNanos.Load(), svcCount.Load()
-	meanService := time.Duration(n1 / max(c1, 1))
-	knownMu := float64(concurrency) / meanService.Seconds()
-	t.Logf("service time: nominal %s, realised mean %s over %d calls: true μ %.1f/s", serviceTime, meanService, svcCount.Load(), knownMu)
+	// The truth over the estimator's window, measured in the handler: the
+	// mean service time (a loaded machine oversleeps) and the completions
+	// per second of the one saturated instance.
+	var inWin int
+	var winDur time.Duration
+	callsMu.Lock()
+	for _, c := range calls {
+		if !c.end.Before(est.Processed.From) && !c.end.After(est.Processed.To) {
+			inWin++
+			winDur += c.dur
+		}
+	}
+	callsMu.Unlock()
+	meanService := winDur / time.Duration(max(inWin, 1))
+	handlerMu := float64(concurrency) / meanService.Seconds()
+	knownMu := float64(inWin) / est.Processed.To.Sub(est.Processed.From).Seconds()
+	t.Logf("truth over the window: %d calls, mean service time %s (nominal %s): μ %.1f/s by handler time, %.1f/s completed (nominal %.0f/s)",
+		inWin, meanService, serviceTime, handlerMu, knownMu, float64(concurrency)/serviceTime.Seconds())
 	t.Logf("λ %.1f/s (%s), processed %.1f/s, μ %.1f/s (%s; handler %.1f, saturated %.1f), backlog %.0f, time lag %s (%s), status %s (%s)",
 		est.Arrival.PerSecond, est.Arrival.Note, est.Processed.PerSecond, est.ServiceRate.PerSecond, est.ServiceSource,
 		est.HandlerServiceRate, est.SaturatedServiceRate, est.Backlog, time.Duration(est.TimeLag), est.TimeLagSource, est.Status, est.StatusReason)
 	t.Logf("plan: %+v", est.Plan)
 
 	within(t, "λ (filtered consumer; the stream also stores 30/s of noise)", est.Arrival.PerSecond, loadLambda, rateTolerance)
-	within(t, "μ from handler timing", est.HandlerServiceRate, knownMu, rateTolerance)
+	within(t, "μ from handler timing", est.HandlerServiceRate, handlerMu, rateTolerance)
 	within(t, "μ from saturated throughput", est.SaturatedServiceRate, knownMu, rateTolerance)
 	if est.ServiceSource != SourceHandlerTiming {
 		t.Errorf("μ source %s, want %s for a local subscription", est.ServiceSource, SourceHandlerTiming)
@@ -334,7 +361,7 @@ func TestControlledLoad(t *testing.T) {
 		// really happened (same backlog, λ and k), which still checks the
 		// start-up and drain dynamics, and say so.
 		mu2 := float64(concurrency) / (time.Duration(n2 / max(c2, 1))).Seconds()
-		drift := math.Abs(mu2-knownMu) / knownMu
+		drift := math.Abs(mu2-handlerMu) / handlerMu
 		late := sc.ready - startupDelay
 		if drift <= 0.10 && late <= startupDelay/10 {
 			t.Errorf("observed drain %s, predicted %s: off by more than 25%% (μ while draining %.1f/s, %.0f%% from before; instances %s late)",
@@ -343,7 +370,7 @@ func TestControlledLoad(t *testing.T) {
 			in := ScaleInput{Backlog: est.Backlog, Lambda: loadLambda, Mu: mu2, Current: 1, Target: targetDrain, Startup: sc.ready}
 			redo, ok := in.Model(add).DrainTime()
 			t.Logf("the machine changed under the test: μ while draining %.1f/s (%.0f%% from %.1f/s), instances %s late; the model with those inputs predicts %s",
-				mu2, drift*100, knownMu, late.Round(time.Millisecond), redo)
+				mu2, drift*100, handlerMu, late.Round(time.Millisecond), redo)
 			if !ok || math.Abs(float64(observed-redo)) > 0.25*float64(redo) {
 				t.Errorf("observed drain %s, predicted %s before scaling and %s with the realised μ and start-up: off by more than 25%%", observed, predicted, redo)
 			}
