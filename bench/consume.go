@@ -134,14 +134,14 @@ func (e *env) rawConsume(ctx context.Context, r consumeRun) (measurement, error)
 		return measurement{}, fmt.Errorf("raw consume %s: %w", r.stream, err)
 	}
 	err = k.wait(ctx, "raw consume")
-	perMsg := cpu.perMsg(r.n)
+	m := cpu.measure(r.n, k.rate())
 	cc.Stop()
 	close(quit)
 	wg.Wait()
 	if err != nil {
 		return measurement{}, err
 	}
-	return measurement{rate: k.rate(), cpu: perMsg}, nil
+	return m, nil
 }
 
 // jetkitConsume: framework.Subscribe with the bench middleware, timed
@@ -196,7 +196,7 @@ func (e *env) jetkitConsume(ctx context.Context, r consumeRun) (measurement, err
 		time.Sleep(200 * time.Microsecond)
 	}
 	k.last.Store(time.Now().UnixNano())
-	return measurement{rate: k.rate(), cpu: cpu.perMsg(r.n)}, nil
+	return cpu.measure(r.n, k.rate()), nil
 }
 
 // subOpts adds the bench-wide subscription options to opts.

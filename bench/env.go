@@ -121,7 +121,11 @@ func (e *env) rawConn(ctx context.Context, role string) (*nats.Conn, jetstream.J
 // service starts a jetkit service with the bench middleware.
 func (e *env) service(ctx context.Context) (*framework.Service, error) {
 	cfg := e.config()
-	svc, err := framework.New(ctx, cfg, framework.WithLogger(e.log), framework.WithMiddleware(e.opts.Middleware...))
+	opts := []framework.Option{framework.WithLogger(e.log), framework.WithMiddleware(e.opts.Middleware...)}
+	if e.opts.Observer != nil {
+		opts = append(opts, framework.WithObserver(e.opts.Observer))
+	}
+	svc, err := framework.New(ctx, cfg, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start jetkit service: %w", err)
 	}

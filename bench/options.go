@@ -71,6 +71,10 @@ type Options struct {
 	Middleware []framework.Middleware
 	// MiddlewareNames describe Middleware in the report.
 	MiddlewareNames []string
+	// Observer, if not nil, instruments jetkit publishes and deliveries
+	// (see DefaultObserver); ObserverName describes it in the report.
+	Observer     framework.Observer
+	ObserverName string
 	// Timeout bounds each single run; a run that does not finish fails the bench.
 	Timeout time.Duration
 }

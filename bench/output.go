@@ -12,12 +12,12 @@ func WriteTable(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "jetkit bench: %s server, %s storage, R%d, %d-byte messages, %s, GOMAXPROCS %d, %.0fs\n",
 		r.Server, r.Storage, r.Replicas, r.MsgSize, r.GoVersion, r.GOMAXPROCS, r.Elapsed)
 	fmt.Fprintf(w, "jetkit middleware: %s\n\n", strings.Join(r.Middleware, ", "))
-	rows := [][]string{{"scenario", "case", "unit", "raw nats.go", "jetkit", "ratio", "target", "", "cpu µs/msg raw", "jetkit", "ratio"}}
+	rows := [][]string{{"scenario", "case", "unit", "raw nats.go", "jetkit", "ratio", "target", "", "cpu µs/msg raw", "jetkit", "ratio", "allocs/msg raw", "jetkit"}}
 	for _, x := range r.Results {
 		rows = append(rows, append([]string{x.Scenario, x.Case, x.Unit,
 			formatValue(x.Raw, x.Unit), formatValue(x.Jetkit, x.Unit), formatRatio(x.Ratio), x.Target, verdict(x)}, cpuColumns(x)...))
 	}
-	if err := writeAligned(w, rows, []bool{false, false, false, true, true, true, false, false, true, true, true}); err != nil {
+	if err := writeAligned(w, rows, []bool{false, false, false, true, true, true, false, false, true, true, true, true, true}); err != nil {
 		return err
 	}
 	notes := map[string]bool{}
@@ -38,12 +38,12 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "Server: %s, %s storage, R%d, %d-byte messages; client %s, GOMAXPROCS %d, %d CPUs; run took %.0f s; started %s.\n\n",
 		r.Server, r.Storage, r.Replicas, r.MsgSize, r.GoVersion, r.GOMAXPROCS, r.CPUs, r.Elapsed, r.Started.Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(w, "jetkit middleware: %s.\n\n", strings.Join(r.Middleware, ", "))
-	fmt.Fprintln(w, "| scenario | case | unit | raw nats.go | jetkit | ratio | target | | CPU µs/msg raw | jetkit | ratio | note |")
-	fmt.Fprintln(w, "|---|---|---|--:|--:|--:|---|---|--:|--:|--:|---|")
+	fmt.Fprintln(w, "| scenario | case | unit | raw nats.go | jetkit | ratio | target | | CPU µs/msg raw | jetkit | ratio | allocs/msg raw | jetkit | note |")
+	fmt.Fprintln(w, "|---|---|---|--:|--:|--:|---|---|--:|--:|--:|--:|--:|---|")
 	for _, x := range r.Results {
 		c := cpuColumns(x)
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.Scenario, x.Case, x.Unit,
-			formatValue(x.Raw, x.Unit), formatValue(x.Jetkit, x.Unit), formatRatio(x.Ratio), x.Target, verdict(x), c[0], c[1], c[2], x.Note)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.Scenario, x.Case, x.Unit,
+			formatValue(x.Raw, x.Unit), formatValue(x.Jetkit, x.Unit), formatRatio(x.Ratio), x.Target, verdict(x), c[0], c[1], c[2], c[3], c[4], x.Note)
 	}
 	_, err := fmt.Fprintln(w)
 	return err
@@ -78,13 +78,15 @@ func groupThousands(n int64) string {
 	return s
 }
 
-// cpuColumns are the CPU µs/msg of raw and jetkit and their ratio, blank
+// cpuColumns are the CPU µs/msg of raw and jetkit, their ratio, and the
+// allocations per message of each, blank
 // for rows without a CPU measurement.
 func cpuColumns(x Result) []string {
 	if x.RawCPU == 0 || x.JetkitCPU == 0 {
-		return []string{"", "", ""}
+		return []string{"", "", "", "", ""}
 	}
-	return []string{fmt.Sprintf("%.1f", x.RawCPU), fmt.Sprintf("%.1f", x.JetkitCPU), formatRatio(x.JetkitCPU / x.RawCPU)}
+	return []string{fmt.Sprintf("%.1f", x.RawCPU), fmt.Sprintf("%.1f", x.JetkitCPU), formatRatio(x.JetkitCPU / x.RawCPU),
+		fmt.Sprintf("%.1f", x.RawAllocs), fmt.Sprintf("%.1f", x.JetkitAllocs)}
 }
 
 func formatRatio(r float64) string {

@@ -132,7 +132,7 @@ func (e *env) timedPublish(ctx context.Context, what string, publish func(ctx co
 		return measurement{}, err
 	}
 	n := e.opts.PublishCount
-	return measurement{rate: rate(n, sw.stop()), cpu: sw.cpu.perMsg(n)}, nil
+	return sw.cpu.measure(n, rate(n, sw.stop())), nil
 }
 
 // withTopic runs f with a fresh jetkit service and a topic on subject.

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"runtime/metrics"
 	"time"
 )
 
@@ -25,6 +26,10 @@ type Result struct {
 	// Steadier than throughput on a busy machine.
 	RawCPU    float64 `json:"raw_cpu_us_per_msg,omitempty"`
 	JetkitCPU float64 `json:"jetkit_cpu_us_per_msg,omitempty"`
+	// RawAllocs and JetkitAllocs are heap allocations per message in this
+	// process (server included when embedded): a figure load does not move.
+	RawAllocs    float64 `json:"raw_allocs_per_msg,omitempty"`
+	JetkitAllocs float64 `json:"jetkit_allocs_per_msg,omitempty"`
 	// Target is the goal for this row in words ("" when there is none).
 	Target string `json:"target,omitempty"`
 	// Pass says whether the target was met; nil when there is no target.
@@ -87,26 +92,44 @@ func jetkitAtMost(max float64, unit string) *target {
 
 // measurement is one side of a throughput row.
 type measurement struct {
-	rate float64 // msgs/s
-	cpu  float64 // process CPU µs per message
+	rate   float64 // msgs/s
+	cpu    float64 // process CPU µs per message
+	allocs float64 // heap allocations per message
 }
 
-// cpuMeter measures process CPU time per message over a run.
-type cpuMeter struct{ t0 time.Duration }
+// cpuMeter measures process CPU time and allocations per message over a run.
+type cpuMeter struct {
+	t0      time.Duration
+	allocs0 uint64
+}
 
-func startCPU() cpuMeter { return cpuMeter{t0: processCPU()} }
+func startCPU() cpuMeter { return cpuMeter{t0: processCPU(), allocs0: heapAllocs()} }
 
-func (c cpuMeter) perMsg(n int) float64 {
+// measure is the measurement of n messages since the meter started.
+func (c cpuMeter) measure(n int, rate float64) measurement {
 	if n <= 0 {
+		return measurement{rate: rate}
+	}
+	return measurement{rate: rate,
+		cpu:    float64((processCPU() - c.t0).Nanoseconds()) / 1e3 / float64(n),
+		allocs: float64(heapAllocs()-c.allocs0) / float64(n)}
+}
+
+// heapAllocs counts heap allocations since the process started.
+func heapAllocs() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
 		return 0
 	}
-	return float64((processCPU() - c.t0).Nanoseconds()) / 1e3 / float64(n)
+	return s[0].Value.Uint64()
 }
 
 // throughputResult is a msgs/s row with CPU per message.
 func throughputResult(scenario, kase string, raw, jk measurement, t *target, note string) Result {
 	r := newResult(scenario, kase, "msgs/s", raw.rate, jk.rate, t, note)
 	r.RawCPU, r.JetkitCPU = raw.cpu, jk.cpu
+	r.RawAllocs, r.JetkitAllocs = raw.allocs, jk.allocs
 	return r
 }
 

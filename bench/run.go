@@ -20,11 +20,14 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 	}
 	rep := &Report{
 		Started: time.Now().UTC(), MsgSize: o.MsgSize, Replicas: o.Replicas, Storage: "file",
-		Middleware: append([]string{"recover (core)"}, o.MiddlewareNames...),
+		Middleware: append(append([]string{}, o.MiddlewareNames...), "recover (core dispatcher)"),
 		GoVersion:  runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), CPUs: runtime.NumCPU(),
 	}
 	if o.MemoryStorage {
 		rep.Storage = "memory"
+	}
+	if o.Observer != nil {
+		rep.Middleware = append(rep.Middleware, o.ObserverName)
 	}
 	e, err := newEnv(ctx, o)
 	if err != nil {

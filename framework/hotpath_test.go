@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 )
@@ -133,4 +135,31 @@ func TestJSONCodecErrorsDoNotQuoteThePayload(t *testing.T) {
 	if err := JSON.Unmarshal([]byte(`{"qty":3}`), &v); err != nil || v.Qty != 3 {
 		t.Fatalf("decode: %v, qty %d", err, v.Qty)
 	}
+}
+
+func TestPrintableASCIIAgreesWithIsPrint(t *testing.T) {
+	for b := 0; b < 0x80; b++ {
+		v := string(rune(b))
+		if printableASCII(v) != (checkEnvelopeValueSlow(v) == nil) {
+			t.Errorf("byte %#x: printableASCII %v, unicode.IsPrint disagrees", b, printableASCII(v))
+		}
+	}
+	for _, v := range []string{"orders.created.v1", "2aQnC8kq4W5sTfR0bZ3Jx1", "svc with space", "tab\there", "bell\a", "del\x7f", "ünïcode", "\xff"} {
+		if (checkEnvelopeValue(v) == nil) != (checkEnvelopeValueSlow(v) == nil) {
+			t.Errorf("checkEnvelopeValue(%q) = %v, the rune-by-rune check says %v", v, checkEnvelopeValue(v), checkEnvelopeValueSlow(v))
+		}
+	}
+}
+
+// checkEnvelopeValueSlow is checkEnvelopeValue without the ASCII fast path.
+func checkEnvelopeValueSlow(v string) error {
+	if !utf8.ValidString(v) {
+		return errors.New("not valid UTF-8")
+	}
+	for _, r := range v {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("non-printable %U", r)
+		}
+	}
+	return nil
 }

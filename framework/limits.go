@@ -237,6 +237,9 @@ func checkEnvelopeValue(v string) error {
 	if len(v) > MaxEnvelopeValueLen {
 		return fmt.Errorf("%d bytes long, over the limit of %d", len(v), MaxEnvelopeValueLen)
 	}
+	if printableASCII(v) { // ids, types and sources usually are (hot path)
+		return nil
+	}
 	if !utf8.ValidString(v) {
 		return fmt.Errorf("%q is not valid UTF-8", v)
 	}
@@ -246,6 +249,17 @@ func checkEnvelopeValue(v string) error {
 		}
 	}
 	return nil
+}
+
+// printableASCII reports whether every byte of v is printable ASCII
+// (space included), which unicode.IsPrint accepts as well.
+func printableASCII(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // checkOutgoing rejects a message the server would refuse: headers and

@@ -23,6 +23,8 @@ func newBenchCmd() *cobra.Command {
 		backlog, rate         int
 		replicas, prefetch    int
 		memory                bool
+		noMiddleware          bool
+		noTelemetry           bool
 		concurrency, svcConc  []int
 		e2eFor, svcTime, svcD time.Duration
 		url                   string
@@ -64,7 +66,16 @@ the full run with a 1,000,000-message backlog.`,
 			if scenarios != "" {
 				o.Scenarios = strings.Split(scenarios, ",")
 			}
-			o.Middleware, o.MiddlewareNames = bench.DefaultMiddleware()
+			if !noMiddleware {
+				o.Middleware, o.MiddlewareNames = bench.DefaultMiddleware()
+			}
+			if !noTelemetry {
+				obs, name, err := bench.DefaultObserver()
+				if err != nil {
+					return err
+				}
+				o.Observer, o.ObserverName = obs, name
+			}
 			return runBench(cmd, o, asJSON, markdown, cpuProfile, memProfle)
 		},
 	}
@@ -85,6 +96,8 @@ the full run with a 1,000,000-message backlog.`,
 	f.IntSliceVar(&concurrency, "concurrency", []int{1, 4, 16, 64}, "concurrencies of the consume scenarios")
 	f.IntSliceVar(&svcConc, "service-concurrency", nil, "concurrencies of the scaling scenario (default 1,4,16,64, --short 1,16,64)")
 	f.StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run (default all): "+strings.Join(bench.AllScenarios, ","))
+	f.BoolVar(&noMiddleware, "no-middleware", false, "run jetkit without the default middleware (logging, retry, recover)")
+	f.BoolVar(&noTelemetry, "no-telemetry", false, "run jetkit without the telemetry observer")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON instead of a table")
 	f.StringVar(&markdown, "markdown", "", "also write the results as a markdown table to this file")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
