@@ -120,15 +120,23 @@ func TestMetricsForSuccessRetryAndDeadLetter(t *testing.T) {
 		telemetry.MetricHandedBack: 0, telemetry.MetricAckFailed: 0, telemetry.MetricProcessTime: 4,
 		telemetry.MetricInFlight: 0, telemetry.MetricConcurrency: 3,
 	}
-	// end() runs just after the stats move: wait for the last measurement.
+	// The observer's end runs just after the stats move: wait until every
+	// measurement is in, then report what differs.
 	var data map[string]metricdata.Aggregation
-	testenv.Eventually(t, 10*time.Second, "process metrics recorded", func() bool {
+	allIn := func() bool {
 		data = r.collect(t)
-		return value(data, telemetry.MetricProcessTime, labels) == 4
-	})
-	for name, w := range want {
-		if got := value(data, name, labels); got != w {
-			t.Errorf("%s = %d, want %d", name, got, w)
+		for name, w := range want {
+			if value(data, name, labels) != w {
+				return false
+			}
+		}
+		return true
+	}
+	if err := testenv.WaitFor(context.Background(), 10*time.Second, allIn); err != nil {
+		for name, w := range want {
+			if got := value(data, name, labels); got != w {
+				t.Errorf("%s = %d, want %d", name, got, w)
+			}
 		}
 	}
 	// Reconcile: published = processed + dead-lettered.
