@@ -105,6 +105,18 @@ func (s *system) startInventory() {
 	s.t.Cleanup(s.invHTTP.Close)
 }
 
+// addInventoryInstance starts one more inventory instance on the same
+// durables: the instances split the work, and their writes to the same
+// SKUs and orders meet only at the KV revision checks.
+func (s *system) addInventoryInstance() *framework.Service {
+	s.t.Helper()
+	svc := s.framework("inventory")
+	if _, err := inventory.New(context.Background(), svc, framework.Concurrency(8)); err != nil {
+		s.t.Fatalf("inventory.New: %v", err)
+	}
+	return svc
+}
+
 // stopInventory shuts the inventory service down gracefully.
 func (s *system) stopInventory() {
 	s.t.Helper()

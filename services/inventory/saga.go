@@ -207,7 +207,7 @@ func (s *Service) holdLines(ctx context.Context, r reservation) (*events.Invento
 	mark := holdKey(holdReserve, r.OrderID)
 	for _, line := range r.Lines {
 		var rej *events.InventoryRejected
-		_, _, err := updateJSON(ctx, s.stock, line.SKU, func(st *stockRecord, exists bool) (bool, error) {
+		_, _, err := s.updateStock(ctx, line.SKU, func(st *stockRecord, exists bool) (bool, error) {
 			rej = nil
 			switch {
 			case !exists:
@@ -241,7 +241,7 @@ type lineStep func(st *stockRecord, exists bool, orderID string, line events.Lin
 // applyLines runs step on each line's stock record with revision checks.
 func (s *Service) applyLines(ctx context.Context, r reservation, step lineStep) error {
 	for _, line := range r.Lines {
-		_, _, err := updateJSON(ctx, s.stock, line.SKU, func(st *stockRecord, exists bool) (bool, error) {
+		_, _, err := s.updateStock(ctx, line.SKU, func(st *stockRecord, exists bool) (bool, error) {
 			return step(st, exists, r.OrderID, line), nil
 		})
 		if err != nil {
@@ -312,11 +312,14 @@ func setHold(st *stockRecord, mark string, qty int) {
 	st.Holds[mark] = qty
 }
 
-// keyedMutex serialises work on one order inside this process, so that
-// the cancel and the reservation of one order, or two deliveries of the
-// same event, never interleave their steps here. Across instances,
+// keyedMutex serialises work on one key inside this process. Per order, it
+// keeps the cancel and the reservation of one order, or two deliveries of
+// the same event, from interleaving their steps here (across instances,
 // JetStream delivers one message to one instance at a time, and
-// deterministic event ids let the server drop re-published copies.
+// deterministic event ids let the server drop re-published copies). Per
+// SKU, it avoids needless CAS conflicts. The two are separate instances
+// and the SKU lock is only taken innermost, one at a time, so they cannot
+// deadlock.
 type keyedMutex struct{ stripes [256]sync.Mutex }
 
 func (k *keyedMutex) lock(key string) (unlock func()) {

@@ -41,7 +41,8 @@ type Service struct {
 	log          *slog.Logger
 	stock        jetstream.KeyValue
 	reservations jetstream.KeyValue
-	locks        keyedMutex
+	locks        keyedMutex // per order: serialises one order's saga steps
+	skuLocks     keyedMutex // per SKU: spares this process's workers CAS conflicts
 }
 
 // New declares the streams and buckets the inventory needs and starts

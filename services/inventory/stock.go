@@ -47,6 +47,17 @@ type StockLevel struct {
 
 func holdKey(kind, orderID string) string { return kind + ":" + orderID }
 
+// updateStock changes one SKU's record with a revision-checked update (see
+// updateJSON). The revision check is what keeps the stock right, across
+// instances too; the per-SKU lock only stops this process's own workers
+// from colliding on a popular SKU, which would cost a re-read and a
+// rewrite each time.
+func (s *Service) updateStock(ctx context.Context, sku string, change func(st *stockRecord, exists bool) (bool, error)) (stockRecord, uint64, error) {
+	unlock := s.skuLocks.lock(sku)
+	defer unlock()
+	return updateJSON(ctx, s.stock, sku, change)
+}
+
 // SetStock sets the available quantity of sku (creating it if needed),
 // keeping any reservation steps in flight.
 func (s *Service) SetStock(ctx context.Context, sku string, available int) (StockLevel, error) {
@@ -56,7 +67,7 @@ func (s *Service) SetStock(ctx context.Context, sku string, available int) (Stoc
 	if available < 0 || available > MaxStock {
 		return StockLevel{}, fmt.Errorf("available %d: expected 0 to %d", available, MaxStock)
 	}
-	rec, rev, err := updateJSON(ctx, s.stock, sku, func(r *stockRecord, _ bool) (bool, error) {
+	rec, rev, err := s.updateStock(ctx, sku, func(r *stockRecord, _ bool) (bool, error) {
 		r.Available = available
 		return true, nil
 	})
@@ -73,7 +84,7 @@ func (s *Service) SeedStock(ctx context.Context, levels map[string]int) error {
 		if err := events.ValidateSKU(sku); err != nil {
 			return err
 		}
-		_, _, err := updateJSON(ctx, s.stock, sku, func(r *stockRecord, exists bool) (bool, error) {
+		_, _, err := s.updateStock(ctx, sku, func(r *stockRecord, exists bool) (bool, error) {
 			if exists {
 				return false, nil
 			}
