@@ -204,7 +204,7 @@ func (e *Estimator) Estimate(stream, consumer string, samples []Sample) (Estimat
 
 	est.Instances, est.InstancesSource = p.Instances, "given"
 	if est.Instances <= 0 {
-		est.Instances, est.InstancesSource = 1, "assumed 1 (pass Params.Instances / --instances)"
+		est.Instances, est.InstancesSource = 1, "assumed 1: JetStream does not tell; pass --instances"
 		switch {
 		case last.Local != nil && last.Local.Instances > 0:
 			est.Instances, est.InstancesSource = last.Local.Instances, "local subscriptions"

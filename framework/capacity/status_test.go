@@ -1,0 +1,56 @@
+package capacity
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// seqs builds samples 1s apart from (pending, ack-pending, delivered
+// consumer seq, delivered stream seq, ack floor stream seq, waiting).
+func seqs(rows ...[6]uint64) []Sample {
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	out := make([]Sample, len(rows))
+	for i, r := range rows {
+		out[i] = Sample{
+			At: t0.Add(time.Duration(i) * time.Second), NumPending: r[0], NumAckPending: int(r[1]),
+			Delivered: jetstream.SequenceInfo{Consumer: r[2], Stream: r[3]}, AckFloor: jetstream.SequenceInfo{Stream: r[4]},
+			NumWaiting: int(r[5]), MaxAckPending: 1000, Filtered: true,
+		}
+	}
+	return out
+}
+
+func TestStatus(t *testing.T) {
+	cases := []struct {
+		name    string
+		samples []Sample
+		want    Status
+	}{
+		{"nothing waiting", seqs([6]uint64{0, 0, 10, 10, 10, 1}, [6]uint64{0, 0, 20, 20, 20, 1}), StatusOK},
+		{"keeping up with a small, noisy backlog", seqs(
+			[6]uint64{3, 4, 100, 100, 96, 0}, [6]uint64{5, 4, 200, 200, 196, 0}, [6]uint64{2, 4, 300, 300, 296, 0},
+			[6]uint64{6, 3, 400, 400, 397, 0}, [6]uint64{4, 4, 500, 500, 496, 0}), StatusOK},
+		{"lag growing", seqs(
+			[6]uint64{100, 10, 100, 100, 90, 0}, [6]uint64{150, 10, 150, 150, 140, 0}, [6]uint64{200, 10, 200, 200, 190, 0},
+			[6]uint64{250, 10, 250, 250, 240, 0}, [6]uint64{300, 10, 300, 300, 290, 0}), StatusWarn},
+		{"nobody consumes", seqs(
+			[6]uint64{100, 10, 100, 100, 90, 0}, [6]uint64{150, 10, 100, 100, 90, 0}, [6]uint64{200, 10, 100, 100, 90, 0}), StatusStop},
+		{"pull requests open but nothing acked", seqs(
+			[6]uint64{100, 10, 100, 100, 90, 2}, [6]uint64{100, 10, 100, 100, 90, 2}, [6]uint64{100, 10, 100, 100, 90, 2}), StatusStall},
+		{"redelivering the same messages, nothing acked", func() []Sample {
+			s := seqs([6]uint64{100, 10, 100, 100, 90, 0}, [6]uint64{100, 10, 110, 100, 90, 0}, [6]uint64{100, 10, 120, 100, 90, 0})
+			for i := range s {
+				s[i].NumRedelivered = 10
+			}
+			return s
+		}(), StatusStall},
+	}
+	for _, c := range cases {
+		got, why := status(c.samples, c.samples)
+		if got != c.want {
+			t.Errorf("%s: %s (%s), want %s", c.name, got, why, c.want)
+		}
+	}
+}
