@@ -82,7 +82,6 @@ type Sampler struct {
 	samples []Sample
 	lastErr error
 	st      jetstream.Stream
-	notify  []chan<- Sample
 }
 
 // SamplerOption configures a Sampler.
@@ -160,14 +159,6 @@ func (s *Sampler) Err() error {
 	return s.lastErr
 }
 
-// Subscribe delivers each new sample to ch without blocking (a full
-// channel misses the sample).
-func (s *Sampler) Subscribe(ch chan<- Sample) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.notify = append(s.notify, ch)
-}
-
 // Run samples every interval until ctx ends. A failed sample is kept as
 // Err and retried at the next tick; Run returns ctx's error.
 func (s *Sampler) Run(ctx context.Context) error {
@@ -195,12 +186,6 @@ func (s *Sampler) Sample(ctx context.Context) (Sample, error) {
 	s.samples = append(s.samples, smp)
 	if over := len(s.samples) - s.window; over > 0 {
 		s.samples = append(s.samples[:0:0], s.samples[over:]...)
-	}
-	for _, ch := range s.notify {
-		select {
-		case ch <- smp:
-		default:
-		}
 	}
 	return smp, nil
 }
