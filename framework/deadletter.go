@@ -75,8 +75,8 @@ func oneLine(s string, limit int) string {
 
 // deadLetter copies m with reason headers to the dead-letter stream, then
 // terminates it. If the copy cannot be stored the message is retried later
-// instead: it is never dropped.
-func (s *Subscription) deadLetter(m *Message, cause error) Settlement {
+// instead: it is never dropped. lctx is the delivery's context, for logs.
+func (s *Subscription) deadLetter(lctx context.Context, m *Message, cause error) Settlement {
 	reason := deadLetterReason(cause)
 	errText := oneLine(cause.Error(), maxDLQErrorHeaderLen)
 	h := make(nats.Header, len(m.Header)+9)
@@ -104,17 +104,17 @@ func (s *Subscription) deadLetter(m *Message, cause error) Settlement {
 		s.stats.deadLetterFailed.Add(1)
 		delay := s.opts.backoff.Delay(m.NumDelivered)
 		_ = m.raw.NakWithDelay(delay)
-		s.log.Error("dead-letter failed; message kept and retried", "event_id", m.Envelope.ID, "subject", m.Subject,
+		s.log.ErrorContext(lctx, "dead-letter failed; message kept and retried", "event_id", m.Envelope.ID, "subject", m.Subject,
 			"stream_seq", m.StreamSeq, "dead_letter_stream", s.conn.cfg.DeadLetterStream, "retry_in", delay, "error", err)
 		return Settlement{Outcome: OutcomeDeadLetterFailed, Err: cause, Delay: delay, Reason: reason, SettleErr: err}
 	}
 	if terr := m.raw.TermWithReason(oneLine(reason+": "+errText, 200)); terr != nil {
 		// The copy is stored; a redelivery is dead-lettered again and
 		// de-duplicated by its Msg-Id, so nothing is doubled.
-		s.log.Warn("term after dead-letter failed", "subject", m.Subject, "stream_seq", m.StreamSeq, "error", terr)
+		s.log.WarnContext(lctx, "term after dead-letter failed", "subject", m.Subject, "stream_seq", m.StreamSeq, "error", terr)
 	}
 	s.stats.deadLettered.Add(1)
-	s.log.Warn("dead-lettered", "event_id", m.Envelope.ID, "type", m.Envelope.Type, "subject", m.Subject,
+	s.log.WarnContext(lctx, "dead-lettered", "event_id", m.Envelope.ID, "type", m.Envelope.Type, "subject", m.Subject,
 		"stream_seq", m.StreamSeq, "delivery", m.NumDelivered, "reason", reason, "error", errText)
 	return Settlement{Outcome: OutcomeDeadLettered, Err: cause, Reason: reason}
 }

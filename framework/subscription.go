@@ -216,7 +216,7 @@ func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) {
 		}
 		return
 	}
-	st := s.settle(m, err)
+	st := s.settle(ctx, m, err)
 	if end != nil {
 		end(st)
 	}
@@ -259,33 +259,34 @@ func (s *Subscription) call(ctx context.Context, m *Message) (err error) {
 	return s.handler.Handle(ctx, m)
 }
 
-// settle decides the outcome of a delivery: DESIGN.md §3.
-func (s *Subscription) settle(m *Message, err error) Settlement {
+// settle decides the outcome of a delivery: DESIGN.md §3. lctx is the
+// delivery's context: log lines about it carry its trace span.
+func (s *Subscription) settle(lctx context.Context, m *Message, err error) Settlement {
 	raw := m.raw
 	var me *maxDeliverError
 	switch {
 	case err == nil:
-		return s.ack(m)
+		return s.ack(lctx, m)
 	case s.handlerCtx.Err() != nil:
 		s.handBack(raw)
 		return Settlement{Outcome: OutcomeHandedBack, Err: err}
 	case IsPermanent(err) || errors.As(err, &me) || m.NumDelivered >= uint64(s.opts.maxDeliver):
-		return s.deadLetter(m, err)
+		return s.deadLetter(lctx, m, err)
 	default:
 		delay := s.opts.backoff.Delay(m.NumDelivered)
 		nerr := raw.NakWithDelay(delay)
 		if nerr != nil {
-			s.log.Warn("nak failed; the message returns after AckWait", "subject", m.Subject, "error", nerr)
+			s.log.WarnContext(lctx, "nak failed; the message returns after AckWait", "subject", m.Subject, "error", nerr)
 		}
 		s.stats.retried.Add(1)
-		s.log.Warn("handler failed; will retry", "event_id", m.Envelope.ID, "type", m.Envelope.Type,
+		s.log.WarnContext(lctx, "handler failed; will retry", "event_id", m.Envelope.ID, "type", m.Envelope.Type,
 			"subject", m.Subject, "stream_seq", m.StreamSeq, "delivery", m.NumDelivered,
 			"max_deliver", s.opts.maxDeliver, "retry_in", delay, "error", err)
 		return Settlement{Outcome: OutcomeRetried, Err: err, Delay: delay, SettleErr: nerr}
 	}
 }
 
-func (s *Subscription) ack(m *Message) Settlement {
+func (s *Subscription) ack(lctx context.Context, m *Message) Settlement {
 	var err error
 	if s.opts.ackMode == AckModeSync {
 		ctx, cancel := context.WithTimeout(context.Background(), s.conn.cfg.RequestTimeout)
@@ -296,12 +297,12 @@ func (s *Subscription) ack(m *Message) Settlement {
 	}
 	if err != nil {
 		s.stats.ackFailed.Add(1)
-		s.log.Warn("ack failed; the message will be redelivered", "event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "error", err)
+		s.log.WarnContext(lctx, "ack failed; the message will be redelivered", "event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "error", err)
 		return Settlement{Outcome: OutcomeAckFailed, SettleErr: err}
 	}
 	s.stats.acked.Add(1)
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.Debug("handled", "event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq)
+	if s.log.Enabled(lctx, slog.LevelDebug) {
+		s.log.DebugContext(lctx, "handled", "event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq)
 	}
 	return Settlement{Outcome: OutcomeAcked}
 }

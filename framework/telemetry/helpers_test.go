@@ -55,6 +55,12 @@ type rig struct {
 
 func newRig(t *testing.T, edit ...func(*framework.Config)) *rig {
 	t.Helper()
+	return newRigWith(t, nil, edit...)
+}
+
+// newRigWith is newRig with extra service options (e.g. a logger).
+func newRigWith(t *testing.T, opts []framework.Option, edit ...func(*framework.Config)) *rig {
+	t.Helper()
 	r := &rig{srv: testenv.Start(t), spans: tracetest.NewInMemoryExporter(), reader: sdkmetric.NewManualReader()}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(r.spans))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(r.reader))
@@ -63,7 +69,7 @@ func newRig(t *testing.T, edit ...func(*framework.Config)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.svc = newService(t, r.srv, "order", []framework.Option{framework.WithObserver(obs)}, edit...)
+	r.svc = newService(t, r.srv, "order", append([]framework.Option{framework.WithObserver(obs)}, opts...), edit...)
 	return r
 }
 

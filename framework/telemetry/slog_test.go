@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/telemetry"
 )
 
@@ -63,4 +67,47 @@ func TestLogHandlerAddsIDsOnlyInsideSpans(t *testing.T) {
 	if telemetry.LogHandler(telemetry.LogHandler(slog.NewTextHandler(io.Discard, nil))) == nil {
 		t.Fatal("wrapping twice returned nil")
 	}
+}
+
+// The framework's own log lines about a delivery (here the retry warning)
+// carry the delivery's trace and span ids.
+func TestFrameworkLogsCarryTheProcessSpan(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	r := newRigWith(t, []framework.Option{framework.WithLogger(newJSONLogger(&buf, &mu))})
+	var calls atomic.Int32
+	if _, err := framework.Subscribe(r.svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+		if calls.Add(1) == 1 {
+			return errors.New("not yet")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := orderTopic.Publish(context.Background(), r.svc, orderCreated{ID: "o-1"}); err != nil {
+		t.Fatal(err)
+	}
+	spans := r.waitSpans(t, 3) // publish + two deliveries
+	var retried tracetest.SpanStub
+	for _, s := range spans {
+		if attrs(s)["jetkit.outcome"].AsString() == "retried" {
+			retried = s
+		}
+	}
+	if retried.Name == "" {
+		t.Fatalf("no retried process span among %v", spanNames(spans))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, line := range bytes.Split(buf.Bytes(), []byte("\n")) {
+		var rec map[string]any
+		if json.Unmarshal(line, &rec) != nil || rec["msg"] != "handler failed; will retry" {
+			continue
+		}
+		if rec["trace_id"] != retried.SpanContext.TraceID().String() || rec["span_id"] != retried.SpanContext.SpanID().String() {
+			t.Fatalf("retry warning %s does not carry the process span %s/%s", line, retried.SpanContext.TraceID(), retried.SpanContext.SpanID())
+		}
+		return
+	}
+	t.Fatalf("no retry warning logged:\n%s", buf.String())
 }
