@@ -23,7 +23,13 @@ const maxCASAttempts = 200
 // exist). On a conflict it re-reads and calls change again, so change must
 // depend on nothing but its arguments. It returns the value and revision
 // now stored; when change reports no write they are the ones read.
-func updateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, change func(v *T, exists bool) (write bool, err error)) (T, uint64, error) {
+//
+// A KV read may be served by a replica that lags behind (direct get), so a
+// decision taken on it is only known to be right once a revision-checked
+// write succeeds. With confirm, a "no write" decision on an existing key
+// is confirmed that way: the value read is written back unchanged at its
+// revision, and if the key had moved on, it is re-read and decided again.
+func updateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, confirm bool, change func(v *T, exists bool) (write bool, err error)) (T, uint64, error) {
 	for attempt := 1; ; attempt++ {
 		var v T
 		var rev uint64
@@ -40,12 +46,19 @@ func updateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, c
 			return v, 0, fmt.Errorf("read %s/%s: %w", kv.Bucket(), key, err)
 		}
 		write, err := change(&v, exists)
-		if err != nil || !write {
+		if err != nil {
 			return v, rev, err
 		}
-		data, err := json.Marshal(v)
-		if err != nil {
-			return v, 0, fmt.Errorf("encode %s/%s: %w", kv.Bucket(), key, err)
+		var data []byte
+		switch {
+		case write:
+			if data, err = json.Marshal(v); err != nil {
+				return v, 0, fmt.Errorf("encode %s/%s: %w", kv.Bucket(), key, err)
+			}
+		case confirm && exists:
+			data = entry.Value()
+		default:
+			return v, rev, nil
 		}
 		if exists {
 			rev, err = kv.Update(ctx, key, data, rev)

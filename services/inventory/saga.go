@@ -75,7 +75,7 @@ func (s *Service) handleCreated(ctx context.Context, ev events.OrderCreated, _ *
 	unlock := s.locks.lock(ev.OrderID)
 	defer unlock()
 	lines, invalid := events.NormalizeLines(ev.Items)
-	r, rev, err := updateJSON(ctx, s.reservations, ev.OrderID, func(r *reservation, exists bool) (bool, error) {
+	r, rev, err := updateJSON(ctx, s.reservations, ev.OrderID, false, func(r *reservation, exists bool) (bool, error) {
 		if exists {
 			return false, nil
 		}
@@ -101,7 +101,7 @@ func (s *Service) handleCancelled(ctx context.Context, ev events.OrderCancelled,
 	}
 	unlock := s.locks.lock(ev.OrderID)
 	defer unlock()
-	r, rev, err := updateJSON(ctx, s.reservations, ev.OrderID, func(r *reservation, exists bool) (bool, error) {
+	r, rev, err := updateJSON(ctx, s.reservations, ev.OrderID, false, func(r *reservation, exists bool) (bool, error) {
 		switch {
 		case !exists:
 			*r = reservation{OrderID: ev.OrderID, State: stateCancelled}
@@ -126,8 +126,26 @@ func (s *Service) handleCancelled(ctx context.Context, ev events.OrderCancelled,
 // a revision check. If another writer moved the record meanwhile, it
 // re-reads it and carries on from there.
 func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
+	// The record may come from a lagging replica. Before doing a
+	// non-final state's stock work, make sure it is current: rewrite it at
+	// its revision (commit), which fails if it has moved on.
+	current := false
+	unwound := false // this call moved it to rejected or cancelled itself
 	for step := 0; step < 16; step++ {
 		var err error
+		if !current && (r.State == stateReserving || r.State == stateUnwinding || r.State == stateReleasing) {
+			r.UpdatedAt = time.Now().UTC()
+			if rev, err = s.commit(ctx, r, rev); err != nil {
+				if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+					return err
+				}
+				if r, rev, err = updateJSON(ctx, s.reservations, r.OrderID, false, noChange[reservation]); err != nil {
+					return err
+				}
+				continue
+			}
+			current = true
+		}
 		switch r.State {
 		case stateReserving:
 			var rej *events.InventoryRejected
@@ -140,7 +158,7 @@ func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
 			}
 		case stateUnwinding:
 			if err = s.applyLines(ctx, r, s.undoHold); err == nil {
-				r.State = r.Outcome
+				r.State, unwound = r.Outcome, true
 			}
 		case stateReleasing:
 			if err = s.applyLines(ctx, r, s.release); err == nil {
@@ -155,8 +173,10 @@ func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
 				framework.WithEventID(events.ReservedID(r.OrderID)), framework.WithKey(r.OrderID))
 			return err
 		case stateRejected:
-			if err := s.applyLines(ctx, r, s.settleFinal); err != nil {
-				return err
+			if !unwound { // else the unwinding just left every line settled
+				if err := s.applyLines(ctx, r, s.settleFinal); err != nil {
+					return err
+				}
 			}
 			rej := events.InventoryRejected{OrderID: r.OrderID, Reason: events.ReasonInvalidOrder}
 			if r.Rejection != nil {
@@ -165,7 +185,12 @@ func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
 			_, err := events.InventoryRejectedTopic.Publish(ctx, s.svc, rej,
 				framework.WithEventID(events.RejectedID(r.OrderID)), framework.WithKey(r.OrderID))
 			return err
-		case stateReleased, stateCancelled:
+		case stateCancelled:
+			if unwound {
+				return nil
+			}
+			return s.applyLines(ctx, r, s.settleFinal)
+		case stateReleased:
 			return s.applyLines(ctx, r, s.settleFinal)
 		default:
 			return framework.Permanent(fmt.Errorf("reservation of order %s: unknown state %q", r.OrderID, r.State))
@@ -178,9 +203,10 @@ func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
 			if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 				return err
 			}
-			if r, rev, err = updateJSON(ctx, s.reservations, r.OrderID, noChange[reservation]); err != nil {
+			if r, rev, err = updateJSON(ctx, s.reservations, r.OrderID, false, noChange[reservation]); err != nil {
 				return err
 			}
+			current, unwound = false, false
 		}
 	}
 	return fmt.Errorf("reservation of order %s: no final state after 16 steps (state %q); will retry", r.OrderID, r.State)
@@ -207,7 +233,7 @@ func (s *Service) holdLines(ctx context.Context, r reservation) (*events.Invento
 	mark := holdKey(holdReserve, r.OrderID)
 	for _, line := range r.Lines {
 		var rej *events.InventoryRejected
-		_, _, err := s.updateStock(ctx, line.SKU, func(st *stockRecord, exists bool) (bool, error) {
+		_, _, err := s.updateStock(ctx, line.SKU, true, func(st *stockRecord, exists bool) (bool, error) {
 			rej = nil
 			switch {
 			case !exists:
@@ -238,10 +264,12 @@ func (s *Service) holdLines(ctx context.Context, r reservation) (*events.Invento
 // reports whether it changed anything.
 type lineStep func(st *stockRecord, exists bool, orderID string, line events.Line) bool
 
-// applyLines runs step on each line's stock record with revision checks.
+// applyLines runs step on each line's stock record with revision checks;
+// a step that changes nothing is confirmed by a revision-checked rewrite,
+// so that it was not decided on a stale read.
 func (s *Service) applyLines(ctx context.Context, r reservation, step lineStep) error {
 	for _, line := range r.Lines {
-		_, _, err := s.updateStock(ctx, line.SKU, func(st *stockRecord, exists bool) (bool, error) {
+		_, _, err := s.updateStock(ctx, line.SKU, true, func(st *stockRecord, exists bool) (bool, error) {
 			return step(st, exists, r.OrderID, line), nil
 		})
 		if err != nil {

@@ -52,10 +52,10 @@ func holdKey(kind, orderID string) string { return kind + ":" + orderID }
 // instances too; the per-SKU lock only stops this process's own workers
 // from colliding on a popular SKU, which would cost a re-read and a
 // rewrite each time.
-func (s *Service) updateStock(ctx context.Context, sku string, change func(st *stockRecord, exists bool) (bool, error)) (stockRecord, uint64, error) {
+func (s *Service) updateStock(ctx context.Context, sku string, confirm bool, change func(st *stockRecord, exists bool) (bool, error)) (stockRecord, uint64, error) {
 	unlock := s.skuLocks.lock(sku)
 	defer unlock()
-	return updateJSON(ctx, s.stock, sku, change)
+	return updateJSON(ctx, s.stock, sku, confirm, change)
 }
 
 // SetStock sets the available quantity of sku (creating it if needed),
@@ -67,7 +67,7 @@ func (s *Service) SetStock(ctx context.Context, sku string, available int) (Stoc
 	if available < 0 || available > MaxStock {
 		return StockLevel{}, fmt.Errorf("available %d: expected 0 to %d", available, MaxStock)
 	}
-	rec, rev, err := s.updateStock(ctx, sku, func(r *stockRecord, _ bool) (bool, error) {
+	rec, rev, err := s.updateStock(ctx, sku, false, func(r *stockRecord, _ bool) (bool, error) {
 		r.Available = available
 		return true, nil
 	})
@@ -84,7 +84,7 @@ func (s *Service) SeedStock(ctx context.Context, levels map[string]int) error {
 		if err := events.ValidateSKU(sku); err != nil {
 			return err
 		}
-		_, _, err := s.updateStock(ctx, sku, func(r *stockRecord, exists bool) (bool, error) {
+		_, _, err := s.updateStock(ctx, sku, false, func(r *stockRecord, exists bool) (bool, error) {
 			if exists {
 				return false, nil
 			}
@@ -103,7 +103,7 @@ func (s *Service) Stock(ctx context.Context, sku string) (StockLevel, error) {
 	if err := events.ValidateSKU(sku); err != nil {
 		return StockLevel{}, err
 	}
-	rec, rev, err := updateJSON(ctx, s.stock, sku, func(*stockRecord, bool) (bool, error) { return false, nil })
+	rec, rev, err := updateJSON(ctx, s.stock, sku, false, noChange[stockRecord])
 	if err != nil {
 		return StockLevel{}, fmt.Errorf("read stock of %s: %w", sku, err)
 	}

@@ -182,6 +182,14 @@ func (s *Service) publishCancelled(ctx context.Context, id, reason string) error
 	return err
 }
 
+// unknownOrderDeliveries is how many deliveries an answer for an order
+// not found in the bucket is retried before the order is taken to be
+// unknown. A KV read may come from a replica that has not yet stored a
+// just-placed order; the retry (with backoff) reads again.
+const unknownOrderDeliveries = 3
+
+var errUnknownYet = errors.New("order not found (yet); a replica may lag behind, retrying")
+
 // onReserved confirms a pending order. A reservation for an order that is
 // no longer pending (cancelled meanwhile, rejected because its event could
 // not be published, or unknown) is handed back by publishing
@@ -195,6 +203,8 @@ func (s *Service) onReserved(ctx context.Context, ev events.InventoryReserved, m
 	_, _, err := updateJSON(ctx, s.orders, ev.OrderID, func(o *Order, exists bool) (bool, error) {
 		release = ""
 		switch {
+		case !exists && m != nil && m.NumDelivered < unknownOrderDeliveries:
+			return false, errUnknownYet
 		case !exists:
 			release = "reservation for an unknown order"
 		case o.Status == StatusPending:
@@ -222,6 +232,9 @@ func (s *Service) onRejected(ctx context.Context, ev events.InventoryRejected, m
 		return framework.Permanent(fmt.Errorf("inventory.rejected event: %w", err))
 	}
 	_, _, err := updateJSON(ctx, s.orders, ev.OrderID, func(o *Order, exists bool) (bool, error) {
+		if !exists && m != nil && m.NumDelivered < unknownOrderDeliveries {
+			return false, errUnknownYet
+		}
 		if !exists || o.Status != StatusPending {
 			return false, nil
 		}
