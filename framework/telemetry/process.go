@@ -41,6 +41,9 @@ type subscriptionObserver struct {
 
 // Subscribed implements framework.Observer.
 func (o *Observer) Subscribed(info framework.SubscriptionInfo) framework.SubscriptionObserver {
+	if o == nil { // a typed nil in the framework.Observer interface
+		return nil
+	}
 	labels := attrSet(systemNATS, semconv.MessagingDestinationName(info.Subject),
 		semconv.MessagingConsumerGroupName(info.Consumer), AttrStream.String(info.Stream))
 	s := &subscriptionObserver{

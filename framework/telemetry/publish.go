@@ -43,6 +43,9 @@ func (o *Observer) publishLabels(subject string) *publishLabels {
 // framework injects into the message headers (W3C traceparent), so the
 // consumer's process span continues this trace.
 func (o *Observer) StartPublish(ctx context.Context, info framework.PublishInfo) (context.Context, framework.PublishEnd) {
+	if o == nil { // a typed nil in the framework.Observer interface
+		return ctx, nil
+	}
 	l := o.publishLabels(info.Subject)
 	start := time.Now()
 	span := noSpan

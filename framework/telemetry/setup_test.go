@@ -188,3 +188,26 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// A nil *Observer (e.g. from a failed set-up) in WithObserver observes
+// nothing instead of crashing the hot path.
+func TestTypedNilObserverIsHarmless(t *testing.T) {
+	srv := testenv.Start(t)
+	var obs *telemetry.Observer
+	svc := newService(t, srv, "order", []framework.Option{framework.WithObserver(obs)})
+	done := make(chan struct{})
+	if _, err := framework.Subscribe(svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+		close(done)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := orderTopic.Publish(context.Background(), svc, orderCreated{ID: "o-1"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("not handled")
+	}
+}
