@@ -77,7 +77,7 @@ scripts; --web ADDR also serves an HTML page with charts and /metrics.`,
 	f.BoolVar(&o.once, "once", false, "sample --once-samples times, print one estimate and exit")
 	f.IntVar(&o.onceSamples, "once-samples", 5, "samples taken with --once (at least 2)")
 	f.BoolVar(&o.asJSON, "json", false, "with --once: print the estimate as JSON")
-	f.IntVar(&o.add, "add", -1, "also predict the drain with this many instances added now (each ready after --startup-delay)")
+	f.IntVar(&o.add, "add", -1, "also predict the drain with this many instances added now, each ready after --startup-delay (-1: none)")
 	f.StringVar(&o.web, "web", "", "also serve an HTML view and /metrics on this address, e.g. 127.0.0.1:8090")
 	_ = cmd.MarkFlagRequired("stream")
 	_ = cmd.MarkFlagRequired("consumer")
@@ -141,7 +141,10 @@ func runCapacity(ctx context.Context, out, errOut io.Writer, o capacityOpts) err
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() {
+		conn.NC.SetDisconnectErrHandler(nil) // a deliberate close is not worth a warning
+		conn.Close()
+	}()
 	sampler, err := capacity.NewSampler(conn.JS, o.stream, o.consumer,
 		capacity.Interval(o.interval), capacity.Window(o.window), capacity.RequestTimeout(cfg.RequestTimeout))
 	if err != nil {

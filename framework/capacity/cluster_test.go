@@ -54,13 +54,24 @@ func TestSamplerOnCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := mustSample(t, s)
+	// In a cluster the consumer leader learns of new messages through
+	// replication, so wait until it has counted them all.
+	untilBacklog := func(n float64) Sample {
+		t.Helper()
+		var smp Sample
+		testenv.Eventually(t, 10*time.Second, fmt.Sprintf("the consumer counts %v pending", n), func() bool {
+			smp = mustSample(t, s)
+			return smp.Backlog() == n
+		})
+		return smp
+	}
+	a := untilBacklog(30)
 	if !a.Filtered || a.Backlog() != 30 || a.OldestSeq != 21 || !a.OldestTime.Equal(first.Time) {
 		t.Fatalf("sample %+v: want filtered, backlog 30, oldest seq 21 at %s", a, first.Time)
 	}
 	publish("cl.other.x", 10)
 	publish("cl.mine.b", 10)
-	b := mustSample(t, s)
+	b := untilBacklog(40)
 	if n, _, _ := arrivals(a, b); n != 10 {
 		t.Fatalf("arrivals %v, want 10 (the other subject's 10 do not count)", n)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -206,7 +208,7 @@ func (s *Sampler) read(ctx context.Context) (Sample, error) {
 	// Consumer fetches the consumer's info once; CachedInfo is that reply.
 	cons, err := st.Consumer(ctx, s.consumer)
 	if err != nil {
-		return Sample{}, fmt.Errorf("read consumer %s/%s info (is the durable name right? it may have been deleted): %w", s.stream, s.consumer, err)
+		return Sample{}, fmt.Errorf("read consumer %s/%s info%s: %w", s.stream, s.consumer, s.consumerHint(ctx, st, err), err)
 	}
 	ci := cons.CachedInfo()
 	at := before.Add(time.Since(before) / 2)
@@ -334,4 +336,22 @@ func isFiltered(filters, streamSubjects []string) bool {
 		}
 	}
 	return false
+}
+
+// consumerHint names the stream's consumers when the one asked for is not
+// there, so a typo is obvious.
+func (s *Sampler) consumerHint(ctx context.Context, st jetstream.Stream, err error) string {
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return ""
+	}
+	var names []string
+	lister := st.ConsumerNames(ctx)
+	for n := range lister.Name() {
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return " (the stream has no consumers)"
+	}
+	slices.Sort(names)
+	return fmt.Sprintf(" (no such consumer; the stream has: %s)", strings.Join(names, ", "))
 }

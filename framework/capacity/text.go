@@ -23,16 +23,20 @@ func (e Estimate) Summary() []Line {
 		return fmt.Sprintf("%.1f/s over %s", r.PerSecond, r.To.Sub(r.From).Round(100*time.Millisecond))
 	}
 	mu := "unknown"
+	if e.Processed.PerSecond > 0 && e.Instances > 0 {
+		mu = fmt.Sprintf("unknown, at least %.1f/s per instance (what it processes without being saturated)", e.Processed.PerSecond/float64(e.Instances))
+	}
 	if e.ServiceRate.PerSecond > 0 {
 		mu = fmt.Sprintf("%.1f/s per instance", e.ServiceRate.PerSecond)
 	}
 	mu += " [" + string(e.ServiceSource) + "]"
-	rho := "n/a"
-	switch {
-	case e.Utilisation < 0:
-		rho = "∞ (no capacity measured)"
-	case e.ServiceRate.PerSecond > 0 || e.Arrival.PerSecond == 0:
+	rho := "unknown (μ unknown)"
+	if e.ServiceRate.PerSecond > 0 || e.Arrival.PerSecond == 0 {
 		rho = fmt.Sprintf("%.2f", e.Utilisation)
+	}
+	capacity := "capacity unknown"
+	if e.Capacity > 0 {
+		capacity = fmt.Sprintf("capacity %.1f/s", e.Capacity)
 	}
 	drain := "never at this capacity"
 	switch {
@@ -54,7 +58,7 @@ func (e Estimate) Summary() []Line {
 		{"arrivals λ", rate(e.Arrival)},
 		{"processed", rate(e.Processed)},
 		{"service μ", mu},
-		{"instances", fmt.Sprintf("%d [%s], capacity %.1f/s", e.Instances, e.InstancesSource, e.Capacity)},
+		{"instances", fmt.Sprintf("%d [%s], %s", e.Instances, e.InstancesSource, capacity)},
 		{"utilisation ρ", rho},
 		{"drain time", drain},
 		{"recommendation", e.Recommendation()},
