@@ -81,6 +81,13 @@ type limitedCodec struct {
 
 func (c limitedCodec) decodeLimits() DecodeLimits { return c.limits }
 
+// Decode decodes m's payload into v the way a typed Subscribe does: the
+// content-type must match c and the payload must keep within c's decode
+// limits (LimitCodec, else DefaultDecodeLimits). Use it in handlers given
+// to SubscribeHandler; return its error as is, it is permanent (the
+// message is dead-lettered, reason "decode").
+func Decode(c Codec, m *Message, v any) error { return decodeEvent(c, m.Envelope, m.Data, v) }
+
 // decodeEvent checks an untrusted payload against the envelope's content
 // type and the codec's limits, then decodes it into v. Every failure is a
 // permanent decode error naming what is wrong.

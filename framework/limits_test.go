@@ -228,3 +228,40 @@ func TestDeadLetterOfAMessageAtMaxPayloadFits(t *testing.T) {
 		t.Errorf("a small dead letter was cut: %v", dl)
 	}
 }
+
+func TestDecodeGivesUntypedHandlersTheSameChecks(t *testing.T) {
+	srv := testenv.Start(t)
+	svc := newService(t, srv, "order")
+	var decoded atomic.Int64
+	sub, err := framework.SubscribeHandler(svc, "orders.>", "raw", framework.HandlerFunc(func(_ context.Context, m *framework.Message) error {
+		var ev orderCreated
+		if err := framework.Decode(framework.JSON, m, &ev); err != nil {
+			return err
+		}
+		decoded.Add(1)
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, m := range []*nats.Msg{
+		{Subject: "orders.created.v1", Header: envelope("deep", nil), Data: []byte(`{"note":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`)},
+		{Subject: "orders.created.v1", Header: envelope("xml", map[string]string{"content-type": "text/xml"}), Data: []byte(`<x/>`)},
+		{Subject: "orders.created.v1", Header: envelope("fine", nil), Data: []byte(`{"id":"a","qty":1}`)},
+	} {
+		if _, err := svc.Conn().JS.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "all settled", func() bool { st := sub.Stats(); return st.Acked+st.DeadLettered == 3 })
+	testenv.WaitConsumerIdle(t, svc.Conn().JS, "ORDERS", "raw", 10*time.Second)
+	if st := sub.Stats(); st.Acked != 1 || st.DeadLettered != 2 || st.Retried != 0 || decoded.Load() != 1 {
+		t.Fatalf("stats %+v, decoded %d", st, decoded.Load())
+	}
+	for _, dl := range deadLetters(t, svc) {
+		if dl.Header.Get(framework.HeaderDLQReason) != framework.ReasonDecode {
+			t.Errorf("reason %q: %s", dl.Header.Get(framework.HeaderDLQReason), dl.Header.Get(framework.HeaderDLQError))
+		}
+	}
+}

@@ -111,6 +111,28 @@ func (c *Conn) watchPermissions(ctx context.Context, prefixes ...string) (contex
 	return ctx, g
 }
 
+// WatchPermissions makes calls your code makes on the raw connection (a
+// KV bucket, a JetStream API call) fail at once on a permission violation,
+// as jetkit's own calls do, instead of timing out. The returned ctx ends
+// when the server refuses a subject starting with one of prefixes (default:
+// the JetStream API, KV and reply subjects); pass the call's error to done,
+// which returns it wrapped with the *PermissionError that caused it:
+//
+//	ctx, done := svc.Conn().WatchPermissions(ctx)
+//	kv, err := svc.Conn().JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "orders"})
+//	if err = done(err); err != nil { ... } // names e.g. $JS.API.STREAM.CREATE.KV_orders
+func (c *Conn) WatchPermissions(ctx context.Context, prefixes ...string) (context.Context, func(error) error) {
+	if len(prefixes) == 0 {
+		prefixes = c.jsPrefixes()
+	}
+	ctx, g := c.watchPermissions(ctx, prefixes...)
+	return ctx, func(err error) error {
+		err = g.explain(err)
+		g.done()
+		return err
+	}
+}
+
 // jsPrefixes are the subjects JetStream API calls and their replies use.
 func (c *Conn) jsPrefixes() []string { return []string{"$JS.", "$KV.", c.inboxPrefix()} }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/testenv"
@@ -229,4 +230,29 @@ func TestPublishDeniedFailsAtOnceNamingTheSubject(t *testing.T) {
 	if _, err := created.Publish(ctx, svc, orderCreated{ID: "y", Qty: 1}, framework.WithKey("regular")); err != nil {
 		t.Fatalf("allowed publish after a refused one: %v", err)
 	}
+}
+
+func TestWatchPermissionsForRawKVCalls(t *testing.T) {
+	perms := servicePermissions()
+	perms.Publish = append(perms.Publish, "$JS.API.STREAM.CREATE.KV_orders", "$JS.API.STREAM.UPDATE.KV_orders",
+		"$JS.API.DIRECT.GET.KV_orders.>") // but not $KV.orders.> (writes)
+	srv, user, _ := leastPrivilegeServer(t, perms)
+	svc := startService(t, slowTimeoutConfig(srv, user))
+	conn := svc.Conn()
+	ctx := context.Background()
+
+	wctx, done := conn.WatchPermissions(ctx)
+	kv, err := conn.JS.CreateOrUpdateKeyValue(wctx, jetstream.KeyValueConfig{Bucket: "orders"})
+	if err = done(err); err != nil {
+		t.Fatalf("allowed bucket: %v", err)
+	}
+	start := time.Now()
+	wctx, done = conn.WatchPermissions(ctx)
+	_, err = kv.Put(wctx, "o-1", []byte("{}"))
+	assertPermissionError(t, done(err), start, "publish", "$KV.orders.o-1")
+
+	start = time.Now()
+	wctx, done = conn.WatchPermissions(ctx)
+	_, err = conn.JS.CreateOrUpdateKeyValue(wctx, jetstream.KeyValueConfig{Bucket: "stock"})
+	assertPermissionError(t, done(err), start, "publish", "$JS.API.STREAM.UPDATE.KV_stock") // CreateOrUpdate tries the update first
 }
