@@ -76,7 +76,23 @@ func SteadyReplicas(lambda, mu, target float64) int {
 	if mu <= 0 || target <= 0 {
 		return -1
 	}
-	return int(math.Ceil(lambda/(mu*target) - eps))
+	return ceilCount(lambda / (mu * target))
+}
+
+// maxCount bounds instance counts, so absurd inputs (μ near zero) give a
+// large number rather than an integer overflow.
+const maxCount = 1 << 20
+
+// ceilCount is ⌈x⌉ for an instance count, tolerant of floating-point
+// noise, at least 0 and at most maxCount.
+func ceilCount(x float64) int {
+	if math.IsNaN(x) || x <= 0 {
+		return 0
+	}
+	if x >= maxCount {
+		return maxCount
+	}
+	return int(math.Ceil(x - eps))
 }
 
 // Instance is one consumer instance in the model: it processes Rate
@@ -273,12 +289,13 @@ func (p ScalePlan) MarshalJSON() ([]byte, error) {
 // Model is the backlog model of the plan: the current instances now and
 // Add more after the start-up delay.
 func (in ScaleInput) Model(add int) Model {
+	// Instances that start together act as one of their summed rate.
 	m := Model{Backlog: in.Backlog, Lambda: in.Lambda}
-	for range in.Current {
-		m.Instances = append(m.Instances, Instance{Rate: in.Mu})
+	if in.Current > 0 {
+		m.Instances = append(m.Instances, Instance{Rate: float64(in.Current) * in.Mu})
 	}
-	for range add {
-		m.Instances = append(m.Instances, Instance{Rate: in.Mu, Ready: in.Startup})
+	if add > 0 {
+		m.Instances = append(m.Instances, Instance{Rate: float64(add) * in.Mu, Ready: in.Startup})
 	}
 	return m
 }
@@ -297,6 +314,9 @@ func ReplicasNeeded(in ScaleInput) ScalePlan {
 	if in.Mu <= 0 {
 		return ScalePlan{Total: -1, Needed: -1, Reason: "service rate μ unknown: no plan"}
 	}
+	if in.Target <= 0 {
+		return ScalePlan{Total: -1, Needed: -1, Reason: "the target drain time must be positive"}
+	}
 	c := max(in.Current, 0)
 	bT0 := in.BacklogAtStartup()
 	p := ScalePlan{BacklogAtReady: bT0, Feasible: true}
@@ -305,7 +325,7 @@ func ReplicasNeeded(in ScaleInput) ScalePlan {
 		p.Total, p.Add = c, 0
 		p.Drain, p.Drains = d, true
 		p.Earliest = d
-		p.Needed = max(0, int(math.Ceil((in.Lambda+in.Backlog/in.Target.Seconds())/in.Mu-eps)))
+		p.Needed = ceilCount((in.Lambda + in.Backlog/in.Target.Seconds()) / in.Mu)
 		p.Reason = "the running instances drain within the target"
 		return p
 	}
@@ -329,8 +349,7 @@ func ReplicasNeeded(in ScaleInput) ScalePlan {
 	} else {
 		p.Reason = "(c+k)·μ ≥ λ + B(T₀)/(D−T₀)"
 	}
-	need := (in.Lambda + bT0/window.Seconds()) / in.Mu
-	total := int(math.Ceil(need - eps))
+	total := ceilCount((in.Lambda + bT0/window.Seconds()) / in.Mu)
 	if total <= c {
 		total = c + 1 // the current instances do not suffice (checked above)
 	}

@@ -111,6 +111,14 @@ func TestReplicasNeeded(t *testing.T) {
 			in: ScaleInput{Backlog: 1000, Lambda: 300, Mu: 100, Current: 6, Target: time.Minute, Startup: 15 * time.Second},
 		},
 		{
+			name: "no target", total: -1, needed: -1,
+			in: ScaleInput{Backlog: 500, Lambda: 100, Mu: 10, Current: 2},
+		},
+		{
+			name: "absurdly slow instances", total: 1 << 20, add: 1<<20 - 1, feasible: true, bT0: 1e6, drains: true, drain: 953674316402683, // 1e6 / (2²⁰ · 1e-6)
+			in: ScaleInput{Backlog: 1e6, Lambda: 0, Mu: 1e-6, Current: 1, Target: time.Second, Startup: 0},
+		},
+		{
 			name: "μ unknown", total: -1, needed: -1,
 			in: ScaleInput{Backlog: 500, Lambda: 100, Current: 2, Target: 3 * time.Second},
 		},
