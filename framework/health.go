@@ -29,7 +29,9 @@ func (c *Conn) Health(ctx context.Context) Health {
 		return h
 	}
 	h.Server = c.NC.ConnectedServerName()
-	if _, err := c.JS.AccountInfo(ctx); err != nil {
+	wctx, done := c.WatchPermissions(ctx, "$JS.API.INFO", c.inboxPrefix()) // a refusal is named, not a timeout
+	_, err := c.JS.AccountInfo(wctx)
+	if err = done(err); err != nil {
 		h.Problem = fmt.Sprintf("JetStream not reachable: %v", err)
 		return h
 	}

@@ -256,3 +256,15 @@ func TestWatchPermissionsForRawKVCalls(t *testing.T) {
 	_, err = conn.JS.CreateOrUpdateKeyValue(wctx, jetstream.KeyValueConfig{Bucket: "stock"})
 	assertPermissionError(t, done(err), start, "publish", "$JS.API.STREAM.UPDATE.KV_stock") // CreateOrUpdate tries the update first
 }
+
+func TestReadinessNamesARefusedAccountInfo(t *testing.T) {
+	srv, user, _ := leastPrivilegeServer(t, without(servicePermissions(), "$JS.API.INFO"))
+	svc := startService(t, slowTimeoutConfig(srv, user))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := svc.Ready(ctx)
+	if err == nil || !strings.Contains(err.Error(), `"$JS.API.INFO"`) || time.Since(start) > 15*time.Second {
+		t.Fatalf("Ready: want a fast error naming $JS.API.INFO, got %v after %s", err, time.Since(start))
+	}
+}
