@@ -221,7 +221,7 @@ func (e *env) deleteConsumer(stream, durable string) {
 // consumeBacklog creates the stream the consume scenarios read, filled
 // with n jetkit events.
 func (e *env) consumeBacklog(ctx context.Context, what string, n int) (stream, subject string, err error) {
-	stream, subject, err = e.stream(ctx, what)
+	stream, subject, err = e.stream(ctx, what, backlogDuplicates)
 	if err != nil {
 		return "", "", err
 	}

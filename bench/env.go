@@ -148,15 +148,25 @@ func (e *env) remember(stream string) {
 	e.streams = append(e.streams, stream)
 }
 
+// Duplicate windows of the bench streams. Publish and end-to-end runs
+// keep JetStream's default, so the server pays for de-duplication as in
+// production; backlogs that are only read use a short one, so that the
+// server's table of recent ids does not dominate the memory measured in
+// this process.
+const (
+	publishDuplicates = 2 * time.Minute
+	backlogDuplicates = time.Second
+)
+
 // stream creates a fresh stream for one run and returns its name and base
 // subject (a valid jetkit topic subject).
-func (e *env) stream(ctx context.Context, what string) (name, subject string, err error) {
+func (e *env) stream(ctx context.Context, what string, duplicates time.Duration) (name, subject string, err error) {
 	e.seq++
 	name = fmt.Sprintf("JKB_%s_%s_%d", strings.ToUpper(e.id), strings.ToUpper(strings.ReplaceAll(what, "-", "_")), e.seq)
 	subject = fmt.Sprintf("jkb%s.%s%d.v1", e.id, strings.ReplaceAll(what, "-", ""), e.seq)
 	_, err = e.adminJS.CreateStream(ctx, jetstream.StreamConfig{
 		Name: name, Subjects: []string{subject, subject + ".>"}, Storage: e.storage,
-		Replicas: e.opts.Replicas, Duplicates: 2 * time.Minute,
+		Replicas: e.opts.Replicas, Duplicates: duplicates,
 	})
 	if err != nil {
 		return "", "", fmt.Errorf("create stream %s: %w", name, err)

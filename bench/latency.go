@@ -106,7 +106,7 @@ func (e *env) e2e(ctx context.Context) ([]Result, error) {
 func (e *env) rawE2E(ctx context.Context, total int) (*latencies, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
-	stream, subject, err := e.stream(ctx, "e2e-raw")
+	stream, subject, err := e.stream(ctx, "e2e-raw", publishDuplicates)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func (e *env) rawE2E(ctx context.Context, total int) (*latencies, error) {
 func (e *env) jetkitE2E(ctx context.Context, total int) (*latencies, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
-	stream, subject, err := e.stream(ctx, "e2e-jetkit")
+	stream, subject, err := e.stream(ctx, "e2e-jetkit", publishDuplicates)
 	if err != nil {
 		return nil, err
 	}

@@ -120,7 +120,7 @@ func (e *env) jetkitPublisher(async bool) func(context.Context, string, *stopwat
 // timedPublish runs publish on a fresh stream and times it from
 // sw.start (after connecting) until publish returns.
 func (e *env) timedPublish(ctx context.Context, what string, publish func(ctx context.Context, subject string, sw *stopwatch) error) (measurement, error) {
-	name, subject, err := e.stream(ctx, what)
+	name, subject, err := e.stream(ctx, what, publishDuplicates)
 	if err != nil {
 		return measurement{}, err
 	}
