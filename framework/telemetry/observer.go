@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -19,9 +20,11 @@ import (
 // that traces and measures every publish and every delivery. Give it to a
 // service with framework.WithObserver. It is safe for concurrent use.
 type Observer struct {
-	tracer trace.Tracer // nil when the provider is a no-op: no span is started
-	inst   *instruments
-	prop   propagation.TextMapPropagator
+	tracer  trace.Tracer // nil when the provider is a no-op: no span is started
+	tracing atomic.Bool  // the provider is configured: start spans (see spansOn)
+	probes  atomic.Uint64
+	inst    *instruments
+	prop    propagation.TextMapPropagator
 
 	// publish attribute sets per topic subject: bounded by the topics declared.
 	pubLabels sync.Map // string -> *publishLabels
@@ -59,9 +62,14 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 }
 
 // NewObserver builds the instrumentation over the given (or global)
-// providers. With the global no-op providers it costs a few hundred
-// nanoseconds per message; with no observer at all the framework skips
-// instrumentation entirely.
+// providers. Over providers that are not configured (the globals before
+// any SDK is installed) it starts no spans and records nothing, and costs
+// a few hundred nanoseconds per message: reading the trace headers, so
+// that handlers still see the producer's trace context. With no observer
+// at all the framework skips instrumentation entirely.
+//
+// An SDK tracer provider installed globally after NewObserver is picked up
+// within probeEvery messages (see spansOn).
 func NewObserver(opts ...Option) (*Observer, error) {
 	var c observerConfig
 	for _, o := range opts {
@@ -83,8 +91,42 @@ func NewObserver(opts ...Option) (*Observer, error) {
 	o := &Observer{inst: inst, prop: c.prop}
 	if _, off := c.tp.(tracenoop.TracerProvider); !off {
 		o.tracer = c.tp.Tracer(instrumentationScope)
+		o.probe()
 	}
 	return o, nil
+}
+
+// probeEvery is how many publishes and deliveries pass between two probes
+// of a tracer provider that was not configured at the last probe.
+const probeEvery = 1024
+
+// spansOn reports whether to start spans. A tracer provider that is not
+// configured (the global one before an SDK is set) would return a
+// non-recording span for every message, which costs allocations and
+// carries nothing; so until a probe finds a configured provider, no span
+// is started, and the probe is repeated every probeEvery messages so that
+// a provider installed later is picked up.
+func (o *Observer) spansOn() bool {
+	if o.tracing.Load() {
+		return true
+	}
+	if o.tracer == nil || o.probes.Add(1)%probeEvery != 0 {
+		return false
+	}
+	return o.probe()
+}
+
+// probe starts a root span and looks at its context: a configured SDK
+// gives a new root span a valid trace id even when its sampler drops it;
+// an unconfigured provider returns an empty context. The probe span is
+// never ended, so it is never exported.
+func (o *Observer) probe() bool {
+	_, span := o.tracer.Start(context.Background(), "jetkit.telemetry.probe")
+	if !span.SpanContext().IsValid() {
+		return false
+	}
+	o.tracing.Store(true)
+	return true
 }
 
 // noSpan stands in for a span when tracing is off: the context keeps the

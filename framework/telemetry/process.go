@@ -91,7 +91,7 @@ func (s *subscriptionObserver) StartProcess(ctx context.Context, m *framework.Me
 	p.fields = readHeaderFields(m.Header)
 	ctx = s.o.prop.Extract(ctx, &p.fields)
 	p.span = noSpan
-	if s.o.tracer != nil {
+	if s.o.spansOn() {
 		producer := trace.SpanContextFromContext(ctx)
 		ctx, p.span = s.o.tracer.Start(ctx, s.spanName, s.start...)
 		if p.span.IsRecording() {

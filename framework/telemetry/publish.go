@@ -49,7 +49,7 @@ func (o *Observer) StartPublish(ctx context.Context, info framework.PublishInfo)
 	l := o.publishLabels(info.Subject)
 	start := time.Now()
 	span := noSpan
-	if o.tracer != nil {
+	if o.spansOn() {
 		ctx, span = o.tracer.Start(ctx, l.spanName, l.start...)
 	}
 	return ctx, func(msg *nats.Msg, err error) {
