@@ -157,7 +157,7 @@ func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
 				}
 			}
 		case stateUnwinding:
-			if err = s.applyLines(ctx, r, s.undoHold); err == nil {
+			if err = s.applyLines(ctx, heldBefore(r), s.undoHold); err == nil {
 				r.State, unwound = r.Outcome, true
 			}
 		case stateReleasing:
@@ -258,6 +258,26 @@ func (s *Service) holdLines(ctx context.Context, r reservation) (*events.Invento
 		}
 	}
 	return nil, nil
+}
+
+// heldBefore narrows an unwinding reservation to the lines that can hold
+// stock. Lines are held in SKU order and a hold marker stays until the
+// record leaves reserving, so when a line failed for lack of stock (a
+// decision confirmed at the SKU's latest revision) no attempt ever got
+// past it: that line and the ones after it hold nothing. In every other
+// case (unknown SKU, cancelled while reserving) all lines are checked.
+func heldBefore(r reservation) reservation {
+	rej := r.Rejection
+	if r.Outcome != stateRejected || rej == nil || rej.Reason != events.ReasonInsufficientStock {
+		return r
+	}
+	for i, l := range r.Lines {
+		if l.SKU == rej.SKU {
+			r.Lines = r.Lines[:i:i]
+			break
+		}
+	}
+	return r
 }
 
 // lineStep changes one SKU's record for one line of a reservation and
