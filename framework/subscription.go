@@ -232,7 +232,7 @@ func (s *Subscription) message(raw jetstream.Msg) (*Message, error) {
 	}
 	m.StreamSeq, m.ConsumerSeq = md.Sequence.Stream, md.Sequence.Consumer
 	m.NumDelivered, m.NumPending, m.Timestamp = md.NumDelivered, md.NumPending, md.Timestamp
-	if m.NumDelivered > uint64(s.opts.maxDeliver) {
+	if limit := crashLoopLimit(s.opts.maxDeliver); m.NumDelivered > limit {
 		return m, &maxDeliverError{delivered: m.NumDelivered, limit: s.opts.maxDeliver}
 	}
 	env, err := parseUntrusted(m.Header) // header limits + envelope (limits.go)
@@ -240,13 +240,23 @@ func (s *Subscription) message(raw jetstream.Msg) (*Message, error) {
 	return m, err
 }
 
+// crashLoopLimit is the delivery count past which a message is
+// dead-lettered without running the handler. It is above MaxDeliver on
+// purpose: messages handed back at shutdown (or redelivered after a lost
+// ack) were delivered without failing, and a healthy message must not be
+// dead-lettered by rolling restarts. A message that fails is dead-lettered
+// on its first failing delivery at or past MaxDeliver (settle); this limit
+// only stops a poison message that crashes the process before it can fail.
+func crashLoopLimit(maxDeliver int) uint64 { return 2*uint64(maxDeliver) + 5 }
+
 type maxDeliverError struct {
 	delivered uint64
 	limit     int
 }
 
 func (e *maxDeliverError) Error() string {
-	return fmt.Sprintf("delivered %d times, over MaxDeliver %d (a previous attempt crashed or could not be dead-lettered)", e.delivered, e.limit)
+	return fmt.Sprintf("delivered %d times, past the crash-loop limit %d for MaxDeliver %d (earlier deliveries crashed the process or could not be settled)",
+		e.delivered, crashLoopLimit(e.limit), e.limit)
 }
 
 // call runs the handler chain, turning a panic into an error.
