@@ -113,6 +113,10 @@ func (c *Conn) natsOptions() ([]nats.Option, error) {
 		nats.RetryOnFailedConnect(cfg.RetryOnFailedConnect),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			c.disconnected.Store(true)
+			if err == nil { // a deliberate Close or Drain
+				c.log.Debug("nats disconnected by the client")
+				return
+			}
 			c.log.Warn("nats disconnected", "error", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

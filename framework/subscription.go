@@ -319,7 +319,13 @@ func (s *Subscription) ack(lctx context.Context, m *Message) Settlement {
 
 // observe folds a handler time into the moving average checkPrefetch reads.
 func (s *Subscription) observe(d time.Duration) {
+	// Lock-free and approximate: a lost update between workers only
+	// delays the average. The first sample seeds it.
 	old := s.avgHandler.Load()
+	if old == 0 {
+		s.avgHandler.Store(max(int64(d), 1))
+		return
+	}
 	s.avgHandler.Store(old + (int64(d)-old)/16)
 }
 
