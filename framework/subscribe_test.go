@@ -20,7 +20,9 @@ import (
 // deadLetters reads every message in the dead-letter stream.
 func deadLetters(t *testing.T, svc *framework.Service) []*nats.Msg {
 	t.Helper()
-	ctx := context.Background()
+	// Generous: a dead letter can be megabytes and the machine loaded.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	st, err := svc.Conn().JS.Stream(ctx, svc.Config().DeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
