@@ -254,6 +254,14 @@ type maxDeliverError struct {
 	limit     int
 }
 
+// isMaxDeliver reports whether err is a *maxDeliverError. A helper, so that
+// the errors.As target escapes only on the error path, not on every
+// successful delivery (hot path).
+func isMaxDeliver(err error) bool {
+	var me *maxDeliverError
+	return errors.As(err, &me)
+}
+
 func (e *maxDeliverError) Error() string {
 	return fmt.Sprintf("delivered %d times, past the crash-loop limit %d for MaxDeliver %d (earlier deliveries crashed the process or could not be settled)",
 		e.delivered, crashLoopLimit(e.limit), e.limit)
@@ -273,14 +281,13 @@ func (s *Subscription) call(ctx context.Context, m *Message) (err error) {
 // delivery's context: log lines about it carry its trace span.
 func (s *Subscription) settle(lctx context.Context, m *Message, err error) Settlement {
 	raw := m.raw
-	var me *maxDeliverError
 	switch {
 	case err == nil:
 		return s.ack(lctx, m)
 	case s.handlerCtx.Err() != nil:
 		s.handBack(raw)
 		return Settlement{Outcome: OutcomeHandedBack, Err: err}
-	case IsPermanent(err) || errors.As(err, &me) || m.NumDelivered >= uint64(s.opts.maxDeliver):
+	case IsPermanent(err) || isMaxDeliver(err) || m.NumDelivered >= uint64(s.opts.maxDeliver):
 		return s.deadLetter(lctx, m, err)
 	default:
 		delay := s.opts.backoff.Delay(m.NumDelivered)
