@@ -27,9 +27,10 @@ import (
 // and the inventory service, each on its own connection with its HTTP API
 // on an httptest server, like two processes.
 type system struct {
-	t   *testing.T
-	srv *testenv.Server
-	mws []framework.Middleware
+	t       *testing.T
+	srv     *testenv.Server
+	mws     []framework.Middleware
+	ackWait time.Duration
 
 	orderSvc  *framework.Service
 	orders    *order.Service
@@ -45,13 +46,15 @@ type system struct {
 type sysOptions struct {
 	// middleware wraps every handler of both services.
 	middleware []framework.Middleware
+	// ackWait overrides the 2 s AckWait of the tests.
+	ackWait time.Duration
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func newSystem(t *testing.T, o sysOptions) *system {
 	t.Helper()
-	s := &system{t: t, srv: testenv.Start(t), mws: o.middleware}
+	s := &system{t: t, srv: testenv.Start(t), mws: o.middleware, ackWait: o.ackWait}
 	s.orderSvc = s.framework("order")
 	orders, err := order.New(context.Background(), s.orderSvc, framework.Concurrency(8))
 	if err != nil {
@@ -75,6 +78,9 @@ func (s *system) framework(name string) *framework.Service {
 	cfg.MaxDeliver = 20 // injected failures must not dead-letter anything
 	// Short, so that what a crashed instance held comes back soon.
 	cfg.AckWait = 2 * time.Second
+	if s.ackWait > 0 {
+		cfg.AckWait = s.ackWait
+	}
 	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(quietLogger()), framework.WithMiddleware(s.mws...))
 	if err != nil {
 		s.t.Fatalf("framework.New(%s): %v", name, err)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/services/events"
@@ -111,6 +112,9 @@ func checkInvariants(t *testing.T, s *system, ids []string) {
 	if n := s.streamMsgs(framework.DefaultConfig().DeadLetterStream); n != 0 {
 		t.Errorf("dead-letter stream: %d messages, want 0", n)
 	}
+	if t.Failed() {
+		diagnose(t, s, ids)
+	}
 	t.Logf("%d orders: %v", len(ids), statuses)
 }
 
@@ -162,4 +166,15 @@ func TestConcurrentOrdersWithInventoryRestartAndCrash(t *testing.T) {
 		t.Fatalf("inventory generation %d, want 3: a restart did not happen", s.invGen)
 	}
 	checkInvariants(t, s, ids)
+}
+
+// Two inventory instances with an AckWait far too short for the load: a
+// message still waiting in one instance's buffer is redelivered to the
+// other, so both work on the same order at the same time, again and again.
+// Overlapping attempts must neither lose nor double stock.
+func TestConcurrentOrdersWithOverlappingAttempts(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, sysOptions{ackWait: 150 * time.Millisecond})
+	s.addInventoryInstance()
+	checkInvariants(t, s, loadRun(t, s))
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/services/events"
@@ -25,19 +26,24 @@ import (
 //	   └─cancel (before created)───────────────────────────────────────▶ cancelled
 //
 // Stock changes are made per SKU, each together with a marker in the SKU's
-// record ("reserve:<order>" / "release:<order>") in one revision-checked
-// update. While a reservation is reserving, unwinding or releasing its
-// markers are never removed, so "marker present" means exactly "this step
-// is applied": a step repeated after a crash or a redelivery sees its
-// marker and changes nothing. Markers are removed only once the record has
-// moved past the states whose steps they guard (reserve markers once
-// reserved, rejected or cancelled; release markers once released), after
-// which those steps never run again. Hence no redelivered or re-published
-// event reserves or releases twice. Within a process the steps of one
-// order are serialised (keyedMutex); a stale attempt that still overlaps a
-// final transition (two instances handling the same order at once) is
-// caught by the revision check on commit, and settleFinal gives back what
-// it held.
+// record ("reserve:<order>:<token>" / "release:<order>:<token>") in one
+// revision-checked update. While a reservation is reserving, unwinding or
+// releasing its markers are never removed, so "marker present" means
+// exactly "this step is applied": a step repeated after a crash or a
+// redelivery sees its marker and changes nothing. Markers are removed only
+// once the record has moved past the states whose steps they guard
+// (reserve markers once reserved, rejected or cancelled; release markers
+// once released), after which those steps never run again. Hence no
+// redelivered or re-published event reserves or releases twice.
+//
+// Within a process the steps of one order are serialised (keyedMutex).
+// Across instances two attempts on one order can overlap (a message
+// redelivered after AckWait while the first instance still works on it);
+// then a late attempt may apply a step after the other committed and
+// removed the markers. Each attempt therefore names its markers with its
+// own token, the committed record lists the tokens it stands for, and
+// whoever tidies a SKU gives back the effect of any other marker of the
+// order (steps.go).
 const (
 	stateReserving = "reserving"
 	stateUnwinding = "unwinding"
@@ -63,7 +69,13 @@ type reservation struct {
 	Outcome string `json:"outcome,omitempty"`
 	// Rejection is why the order was rejected.
 	Rejection *events.InventoryRejected `json:"rejection,omitempty"`
-	UpdatedAt time.Time                 `json:"updated_at"`
+	// Tokens name, per SKU, the reserve marker the reservation committed
+	// to when it became reserved; ReleaseTokens likewise the release
+	// markers when it became released. Any other marker of the order is a
+	// stray from an attempt that overlapped (see steps.go).
+	Tokens        map[string]string `json:"tokens,omitempty"`
+	ReleaseTokens map[string]string `json:"release_tokens,omitempty"`
+	UpdatedAt     time.Time         `json:"updated_at"`
 }
 
 // handleCreated reserves every line of the order or none.
@@ -149,20 +161,24 @@ func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
 		switch r.State {
 		case stateReserving:
 			var rej *events.InventoryRejected
-			if rej, err = s.holdLines(ctx, r); err == nil {
+			var tokens map[string]string
+			// A new token per pass: a pass that runs after another attempt
+			// committed and tidied must not leave markers that look committed.
+			if rej, tokens, err = s.holdLines(ctx, r, nuid.Next()); err == nil {
 				if rej != nil {
 					r.State, r.Outcome, r.Rejection = stateUnwinding, stateRejected, rej
 				} else {
-					r.State = stateReserved
+					r.State, r.Tokens = stateReserved, tokens
 				}
 			}
 		case stateUnwinding:
-			if err = s.applyLines(ctx, heldBefore(r), s.undoHold); err == nil {
+			if err = s.applyLines(ctx, r, s.undoHold); err == nil {
 				r.State, unwound = r.Outcome, true
 			}
 		case stateReleasing:
-			if err = s.applyLines(ctx, r, s.release); err == nil {
-				r.State = stateReleased
+			var tokens map[string]string
+			if tokens, err = s.releaseLines(ctx, r, nuid.Next()); err == nil {
+				r.State, r.ReleaseTokens = stateReleased, tokens
 			}
 		case stateReserved:
 			if err := s.applyLines(ctx, r, s.commitHold); err != nil {
@@ -225,139 +241,6 @@ func (s *Service) commit(ctx context.Context, r reservation, rev uint64) (uint64
 		return 0, fmt.Errorf("move reservation of order %s to %s: %w", r.OrderID, r.State, err)
 	}
 	return next, nil
-}
-
-// holdLines takes each line from stock in SKU order, marking each. It
-// stops at the first line that cannot be held and says why.
-func (s *Service) holdLines(ctx context.Context, r reservation) (*events.InventoryRejected, error) {
-	mark := holdKey(holdReserve, r.OrderID)
-	for _, line := range r.Lines {
-		var rej *events.InventoryRejected
-		_, _, err := s.updateStock(ctx, line.SKU, true, func(st *stockRecord, exists bool) (bool, error) {
-			rej = nil
-			switch {
-			case !exists:
-				rej = &events.InventoryRejected{OrderID: r.OrderID, Reason: events.ReasonUnknownSKU, SKU: line.SKU, Requested: line.Qty}
-				return false, nil
-			case st.Holds[mark] > 0:
-				return false, nil // held by an earlier attempt
-			case st.Available < line.Qty:
-				rej = &events.InventoryRejected{OrderID: r.OrderID, Reason: events.ReasonInsufficientStock,
-					SKU: line.SKU, Requested: line.Qty, Available: st.Available}
-				return false, nil
-			}
-			st.Available -= line.Qty
-			setHold(st, mark, line.Qty)
-			return true, nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("hold %d of %s for order %s: %w", line.Qty, line.SKU, r.OrderID, err)
-		}
-		if rej != nil {
-			return rej, nil
-		}
-	}
-	return nil, nil
-}
-
-// heldBefore narrows an unwinding reservation to the lines that can hold
-// stock. Lines are held in SKU order and a hold marker stays until the
-// record leaves reserving, so when a line failed for lack of stock (a
-// decision confirmed at the SKU's latest revision) no attempt ever got
-// past it: that line and the ones after it hold nothing. In every other
-// case (unknown SKU, cancelled while reserving) all lines are checked.
-func heldBefore(r reservation) reservation {
-	rej := r.Rejection
-	if r.Outcome != stateRejected || rej == nil || rej.Reason != events.ReasonInsufficientStock {
-		return r
-	}
-	for i, l := range r.Lines {
-		if l.SKU == rej.SKU {
-			r.Lines = r.Lines[:i:i]
-			break
-		}
-	}
-	return r
-}
-
-// lineStep changes one SKU's record for one line of a reservation and
-// reports whether it changed anything.
-type lineStep func(st *stockRecord, exists bool, orderID string, line events.Line) bool
-
-// applyLines runs step on each line's stock record with revision checks;
-// a step that changes nothing is confirmed by a revision-checked rewrite,
-// so that it was not decided on a stale read.
-func (s *Service) applyLines(ctx context.Context, r reservation, step lineStep) error {
-	for _, line := range r.Lines {
-		_, _, err := s.updateStock(ctx, line.SKU, true, func(st *stockRecord, exists bool) (bool, error) {
-			return step(st, exists, r.OrderID, line), nil
-		})
-		if err != nil {
-			return fmt.Errorf("order %s (%s), sku %s: %w", r.OrderID, r.State, line.SKU, err)
-		}
-	}
-	return nil
-}
-
-// undoHold gives back a hold taken while reserving (if it was taken).
-func (s *Service) undoHold(st *stockRecord, exists bool, orderID string, line events.Line) bool {
-	mark := holdKey(holdReserve, orderID)
-	qty := st.Holds[mark]
-	if !exists || qty == 0 {
-		return false
-	}
-	st.Available += qty
-	delete(st.Holds, mark)
-	return true
-}
-
-// release gives back a reserved line once: the release marker stays until
-// the reservation is released, so a repeat finds it and does nothing.
-func (s *Service) release(st *stockRecord, _ bool, orderID string, line events.Line) bool {
-	mark := holdKey(holdRelease, orderID)
-	if st.Holds[mark] > 0 {
-		return false
-	}
-	st.Available += line.Qty
-	delete(st.Holds, holdKey(holdReserve, orderID)) // committed when reserved
-	setHold(st, mark, line.Qty)
-	return true
-}
-
-// commitHold removes the reserve marker of a reserved order: its stock is
-// now committed. Release markers are left alone: if a cancel is already
-// releasing this order (another instance), they are what keeps its release
-// from being applied twice.
-func (s *Service) commitHold(st *stockRecord, exists bool, orderID string, _ events.Line) bool {
-	mark := holdKey(holdReserve, orderID)
-	if _, ok := st.Holds[mark]; !exists || !ok {
-		return false
-	}
-	delete(st.Holds, mark)
-	return true
-}
-
-// settleFinal tidies a SKU after the reservation became rejected,
-// cancelled or released, after which no step runs again. In those states
-// every legitimate reserve marker is already gone (undone, or replaced by a
-// release marker in the same update), so a reserve marker still present can
-// only come from a stale attempt that overlapped the final transition: its
-// quantity is given back. Release markers are then removed.
-func (s *Service) settleFinal(st *stockRecord, exists bool, orderID string, line events.Line) bool {
-	changed := s.undoHold(st, exists, orderID, line)
-	mark := holdKey(holdRelease, orderID)
-	if _, ok := st.Holds[mark]; exists && ok {
-		delete(st.Holds, mark)
-		changed = true
-	}
-	return changed
-}
-
-func setHold(st *stockRecord, mark string, qty int) {
-	if st.Holds == nil {
-		st.Holds = map[string]int{}
-	}
-	st.Holds[mark] = qty
 }
 
 // keyedMutex serialises work on one key inside this process. Per order, it

@@ -25,7 +25,7 @@ type stockRecord struct {
 	Available int `json:"available"`
 	// Holds marks the reservation steps applied to this SKU whose
 	// reservation record has not yet recorded the outcome, keyed
-	// "reserve:<order>" or "release:<order>". The marker and the stock change
+	// "reserve:<order>:<token>" or "release:<order>:<token>". The marker and the stock change
 	// are written in one revision-checked update, which is what makes a
 	// repeated step a no-op. Markers are removed once the order's
 	// reservation record is final, so the map only holds work in flight.
@@ -44,8 +44,6 @@ type StockLevel struct {
 	// Revision is the KV revision of the record.
 	Revision uint64 `json:"revision"`
 }
-
-func holdKey(kind, orderID string) string { return kind + ":" + orderID }
 
 // updateStock changes one SKU's record with a revision-checked update (see
 // updateJSON). The revision check is what keeps the stock right, across
