@@ -40,6 +40,11 @@ type system struct {
 	inv     *inventory.Service
 	invHTTP *httptest.Server
 	invGen  int
+
+	// cancelEvery, if > 0, makes loadRun cancel every n-th order right
+	// after placing it; cancels counts those cancels.
+	cancelEvery int
+	cancels     atomic.Int64
 }
 
 // sysOptions adjust a test system.
