@@ -245,12 +245,10 @@ func (s *Service) commit(ctx context.Context, r reservation, rev uint64) (uint64
 
 // keyedMutex serialises work on one key inside this process. Per order, it
 // keeps the cancel and the reservation of one order, or two deliveries of
-// the same event, from interleaving their steps here (across instances,
-// JetStream delivers one message to one instance at a time, and
-// deterministic event ids let the server drop re-published copies). Per
-// SKU, it avoids needless CAS conflicts. The two are separate instances
-// and the SKU lock is only taken innermost, one at a time, so they cannot
-// deadlock.
+// the same event, from interleaving their steps here (across instances
+// the marker tokens make overlaps safe, see steps.go). Per SKU, it avoids
+// needless CAS conflicts. The two are separate instances and the SKU lock
+// is only taken innermost, one at a time, so they cannot deadlock.
 type keyedMutex struct{ stripes [256]sync.Mutex }
 
 func (k *keyedMutex) lock(key string) (unlock func()) {
