@@ -103,27 +103,9 @@ type Config struct {
 func DefaultConfig() Config {
 	var cfg Config
 	v := reflect.ValueOf(&cfg).Elem()
-	t := v.Type()
-	for i := range t.NumField() {
-		def, ok := t.Field(i).Tag.Lookup("default")
-		if !ok {
-			continue
-		}
-		f := v.Field(i)
-		switch {
-		case f.Type() == reflect.TypeOf(time.Duration(0)):
-			d, _ := time.ParseDuration(def)
-			f.SetInt(int64(d))
-		case f.Kind() == reflect.Int:
-			n, _ := strconv.Atoi(def)
-			f.SetInt(int64(n))
-		case f.Kind() == reflect.Bool:
-			b, _ := strconv.ParseBool(def)
-			f.SetBool(b)
-		case f.Kind() == reflect.String:
-			f.SetString(def)
-		case f.Kind() == reflect.Slice:
-			f.Set(reflect.ValueOf(strings.Split(def, ",")))
+	for i := range v.NumField() {
+		if def, ok := v.Type().Field(i).Tag.Lookup("default"); ok {
+			_, _ = setField(v.Field(i), def) // the tags are constants that parse
 		}
 	}
 	return cfg
@@ -137,10 +119,12 @@ func LoadConfig(prefix string) (Config, error) {
 	if prefix == "" {
 		prefix = DefaultEnvPrefix
 	}
-	// envconfig stops at the first unparsable variable; check them all first
-	// so that one typo does not hide the next.
-	if problems := parseProblems(prefix); len(problems) > 0 {
-		cfg := DefaultConfig()
+	// envconfig stops at the first unparsable variable. Check them all
+	// first, and validate what did parse, so one typo hides nothing.
+	if cfg, problems := configFromEnv(prefix); len(problems) > 0 {
+		if err := cfg.validate(prefix); err != nil {
+			problems = append(problems, err.(*ConfigError).Problems...)
+		}
 		return cfg, &ConfigError{Problems: problems}
 	}
 	var cfg Config
@@ -150,36 +134,60 @@ func LoadConfig(prefix string) (Config, error) {
 	return cfg, cfg.validate(prefix)
 }
 
-// parseProblems reports every set variable whose value does not parse as
-// its field's type.
-func parseProblems(prefix string) []string {
+// configFromEnv overlays the defaults with every PREFIX_ variable that
+// parses, and reports each one that does not.
+func configFromEnv(prefix string) (Config, []string) {
+	cfg := DefaultConfig()
 	var problems []string
-	t := reflect.TypeOf(Config{})
-	for i := range t.NumField() {
-		f := t.Field(i)
-		key := prefix + "_" + f.Tag.Get("envconfig")
+	v := reflect.ValueOf(&cfg).Elem()
+	for i := range v.NumField() {
+		key := prefix + "_" + v.Type().Field(i).Tag.Get("envconfig")
 		val, ok := os.LookupEnv(key)
 		if !ok {
 			continue
 		}
-		var err error
-		expect := ""
-		switch {
-		case f.Type == reflect.TypeOf(time.Duration(0)):
-			_, err = time.ParseDuration(val)
-			expect = "a Go duration such as 500ms, 30s or 2m"
-		case f.Type.Kind() == reflect.Int:
-			_, err = strconv.Atoi(val)
-			expect = "a whole number"
-		case f.Type.Kind() == reflect.Bool:
-			_, err = strconv.ParseBool(val)
-			expect = "true or false"
-		}
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s=%q: not %s", key, val, expect))
+		if expect, err := setField(v.Field(i), val); err != nil {
+			shown := val
+			if v.Field(i).Type() == reflect.TypeOf(Secret("")) {
+				shown = redacted
+			}
+			problems = append(problems, fmt.Sprintf("%s=%q: not %s", key, shown, expect))
 		}
 	}
-	return problems
+	return cfg, problems
+}
+
+// setField parses raw into f by f's type; on failure it says what form was expected.
+func setField(f reflect.Value, raw string) (expect string, err error) {
+	switch {
+	case f.Type() == reflect.TypeOf(time.Duration(0)):
+		d, err := time.ParseDuration(raw)
+		if err == nil {
+			f.SetInt(int64(d))
+		}
+		return "a Go duration such as 500ms, 30s or 2m", err
+	case f.Kind() == reflect.Int:
+		n, err := strconv.Atoi(raw)
+		if err == nil {
+			f.SetInt(int64(n))
+		}
+		return "a whole number", err
+	case f.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err == nil {
+			f.SetBool(b)
+		}
+		return "true or false", err
+	case f.Kind() == reflect.Slice:
+		parts := strings.Split(raw, ",")
+		for i := range parts {
+			parts[i] = strings.TrimSpace(parts[i])
+		}
+		f.Set(reflect.ValueOf(parts))
+	default:
+		f.SetString(raw)
+	}
+	return "", nil
 }
 
 // ConfigError lists every problem found in a configuration.

@@ -28,15 +28,18 @@ func TestLoadConfigReportsEveryUnparsableVariable(t *testing.T) {
 	t.Setenv("SVC_ACK_WAIT", "thirty seconds")
 	t.Setenv("SVC_MAX_DELIVER", "five")
 	t.Setenv("SVC_NATS_RETRY_ON_FAILED_CONNECT", "maybe")
+	t.Setenv("SVC_NATS_URL", "http://wrong-scheme:4222") // parses, but is invalid: reported too
+	t.Setenv("SVC_CONCURRENCY", "0")
 	_, err := framework.LoadConfig("SVC")
 	if !errors.Is(err, framework.ErrInvalidConfig) {
 		t.Fatalf("want ErrInvalidConfig, got %v", err)
 	}
 	var ce *framework.ConfigError
-	if !errors.As(err, &ce) || len(ce.Problems) != 3 {
-		t.Fatalf("want 3 problems, got %v", err)
+	if !errors.As(err, &ce) || len(ce.Problems) != 5 {
+		t.Fatalf("want 5 problems, got %v", err)
 	}
-	for _, want := range []string{"SVC_ACK_WAIT", "a Go duration", "SVC_MAX_DELIVER", "whole number", "SVC_NATS_RETRY_ON_FAILED_CONNECT", "true or false"} {
+	for _, want := range []string{"SVC_ACK_WAIT", "a Go duration", "SVC_MAX_DELIVER", "whole number", "SVC_NATS_RETRY_ON_FAILED_CONNECT", "true or false",
+		"SVC_NATS_URL", "scheme", "SVC_CONCURRENCY"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
