@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,6 +50,12 @@ type env struct {
 	adminJS jetstream.JetStream
 	streams []string
 	seq     int
+	// dlq is the dead-letter stream jetkit services declare; ownDLQ says
+	// the bench created it (and deletes it at the end). On a user's server
+	// that already has one, the bench uses it as it is.
+	dlq         string
+	dlqReplicas int
+	ownDLQ      bool
 }
 
 func newEnv(ctx context.Context, o Options) (*env, error) {
@@ -72,7 +79,33 @@ func newEnv(ctx context.Context, o Options) (*env, error) {
 		return nil, err
 	}
 	e.admin, e.adminJS = nc, js
+	if err := e.findDeadLetterStream(ctx); err != nil {
+		e.close()
+		return nil, err
+	}
 	return e, nil
+}
+
+// findDeadLetterStream picks the dead-letter stream the bench's jetkit
+// services declare (every jetkit service declares one at start). A server
+// that already has a stream for the dead-letter subjects keeps it, with its
+// name and replica count, so that declaring it changes nothing; otherwise
+// the bench creates its own and deletes it at the end.
+func (e *env) findDeadLetterStream(ctx context.Context) error {
+	e.dlq, e.dlqReplicas, e.ownDLQ = "JKB_"+strings.ToUpper(e.id)+"_DLQ", e.opts.Replicas, true
+	name, err := e.adminJS.StreamNameBySubject(ctx, framework.DeadLetterSubjectPrefix+".bench")
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up the dead-letter stream on %s: %w", e.serverName(), err)
+	}
+	st, err := e.adminJS.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("look up the dead-letter stream %s on %s: %w", name, e.serverName(), err)
+	}
+	e.dlq, e.dlqReplicas, e.ownDLQ = name, st.CachedInfo().Config.Replicas, false
+	return nil
 }
 
 // serverName is the server for the report, without credentials.
@@ -129,7 +162,9 @@ func (e *env) service(ctx context.Context) (*framework.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start jetkit service: %w", err)
 	}
-	e.remember(cfg.DeadLetterStream)
+	if e.ownDLQ {
+		e.remember(cfg.DeadLetterStream)
+	}
 	return svc, nil
 }
 
@@ -233,8 +268,7 @@ func (e *env) config() framework.Config {
 	cfg := framework.DefaultConfig()
 	cfg.ServiceName = "jetkit-bench"
 	cfg.URLs = []string{e.url}
-	cfg.Replicas = e.opts.Replicas
-	cfg.DeadLetterStream = "JKB_" + strings.ToUpper(e.id) + "_DLQ"
+	cfg.Replicas, cfg.DeadLetterStream = e.dlqReplicas, e.dlq
 	cfg.PublishAsyncMaxPending = asyncMaxPending
 	return cfg
 }
