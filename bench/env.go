@@ -52,7 +52,8 @@ type env struct {
 	seq     int
 	// dlq is the dead-letter stream jetkit services declare; ownDLQ says
 	// the bench created it (and deletes it at the end). On a user's server
-	// that already has one, the bench uses it as it is.
+	// that already has one, the bench declares that one, with its name and
+	// replica count, and leaves it in place.
 	dlq         string
 	dlqReplicas int
 	ownDLQ      bool
