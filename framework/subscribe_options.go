@@ -43,7 +43,7 @@ func AckSync() SubscribeOption { return func(o *subOptions) { o.ackMode = AckMod
 func AckAsync() SubscribeOption { return func(o *subOptions) { o.ackMode = AckModeAsync } }
 
 // Prefetch bounds how many messages the client pulls ahead of its handlers
-// (default: max(64, 2×concurrency)). A prefetched message waits up to about
+// (default: max(256, 2×concurrency)). A prefetched message waits up to about
 // prefetch × handler time / concurrency before a handler takes it, and its
 // AckWait runs meanwhile: for slow handlers keep that well under AckWait,
 // e.g. Prefetch(concurrency). jetkit measures handler time and logs a
@@ -86,7 +86,7 @@ func (o *subOptions) finish() error {
 		p = append(p, fmt.Sprintf("ack mode %q: expected async or sync", o.ackMode))
 	}
 	if o.prefetch == 0 {
-		o.prefetch = max(64, 2*o.concurrency)
+		o.prefetch = max(256, 2*o.concurrency)
 	}
 	if o.prefetch < 1 {
 		p = append(p, fmt.Sprintf("Prefetch(%d): must be at least 1", o.prefetch))
