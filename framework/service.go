@@ -45,6 +45,26 @@ func WithMiddleware(mws ...Middleware) Option {
 	return func(s *Service) { s.middleware = append(s.middleware, mws...) }
 }
 
+// Use adds service-wide middleware for subscriptions created from now on,
+// after any given with WithMiddleware (so inside them). It lets middleware
+// that needs the service's connection, such as an idempotency store, join
+// the service-wide chain:
+//
+//	svc, err := framework.New(ctx, cfg)
+//	idem, err := middleware.NewIdempotency(ctx, svc.Conn().JS, middleware.IdempotencyConfig{})
+//	svc.Use(middleware.Defaults(middleware.Options{Idempotency: idem})...)
+func (s *Service) Use(mws ...Middleware) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.middleware = append(s.middleware, mws...)
+}
+
+func (s *Service) serviceMiddleware() []Middleware {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Middleware(nil), s.middleware...)
+}
+
 // WithConn uses an existing connection instead of dialing; the service
 // does not close it.
 func WithConn(c *Conn) Option { return func(s *Service) { s.conn = c } }

@@ -74,7 +74,7 @@ func (svc *Service) subscribe(filters []string, durable string, h Handler, opts 
 	if err != nil {
 		return nil, err
 	}
-	mws := append(append([]Middleware{}, svc.middleware...), o.middleware...)
+	mws := append(svc.serviceMiddleware(), o.middleware...)
 	s := &Subscription{
 		conn: svc.conn, stream: stream, durable: durable, filters: filters, opts: o,
 		handler: Chain(h, mws...), consumer: cons,

@@ -376,3 +376,37 @@ func TestLongHandlerGetsHeartbeats(t *testing.T) {
 		t.Fatalf("calls %d, stats %+v: want one call kept alive by InProgress", c, st)
 	}
 }
+
+func TestServiceUseWrapsLaterSubscriptions(t *testing.T) {
+	srv := testenv.Start(t)
+	svc := newService(t, srv, "order")
+	var trace []string
+	var mu sync.Mutex
+	mark := func(name string) framework.Middleware {
+		return func(next framework.Handler) framework.Handler {
+			return framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
+				mu.Lock()
+				trace = append(trace, name)
+				mu.Unlock()
+				return next.Handle(ctx, m)
+			})
+		}
+	}
+	svc.Use(mark("service"))
+	sub, err := framework.Subscribe(svc, created, "used", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+		mu.Lock()
+		trace = append(trace, "handler")
+		mu.Unlock()
+		return nil
+	}, framework.Use(mark("subscription")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, svc, 1)
+	testenv.Eventually(t, 10*time.Second, "acked", func() bool { return sub.Stats().Acked == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(trace, ",") != "service,subscription,handler" {
+		t.Fatalf("middleware order %v", trace)
+	}
+}

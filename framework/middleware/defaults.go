@@ -23,13 +23,15 @@ type Options struct {
 // panic recovery inside each attempt), Recover. See the package doc for
 // why this order and no other.
 //
-//	idem, err := middleware.NewIdempotency(ctx, js, middleware.IdempotencyConfig{})
+//	svc, err := framework.New(ctx, cfg)
 //	...
-//	svc, err := framework.New(ctx, cfg, framework.WithMiddleware(middleware.Defaults(middleware.Options{
+//	idem, err := middleware.NewIdempotency(ctx, svc.Conn().JS, middleware.IdempotencyConfig{})
+//	...
+//	svc.Use(middleware.Defaults(middleware.Options{
 //		Logger:      log,
 //		Retry:       middleware.RetryPolicy{MaxAttempts: 4, AttemptTimeout: 10 * time.Second},
 //		Idempotency: idem,
-//	})...))
+//	})...)
 //
 // Middleware you add with framework.Use runs inside this chain, so it
 // cannot reorder it.
