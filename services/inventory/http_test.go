@@ -2,82 +2,53 @@ package inventory_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/services/internal/apitest"
 	"github.com/jetkit/jetkit/services/inventory"
 	"github.com/jetkit/jetkit/testenv"
 )
 
 func newHTTP(t *testing.T) *httptest.Server {
 	t.Helper()
-	srv := testenv.Start(t)
-	svc, err := framework.New(context.Background(), srv.Config("inventory"), framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
+	svc := apitest.Framework(t, testenv.Start(t).Config("inventory"))
 	inv, err := inventory.New(context.Background(), svc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(inv.Handler())
-	t.Cleanup(hs.Close)
-	return hs
-}
-
-func send(t *testing.T, method, url, body string) (int, map[string]any) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Errorf("%s %s: %d, body is not JSON: %v", method, url, resp.StatusCode, err)
-	}
-	return resp.StatusCode, out
+	return apitest.Serve(t, inv.Handler())
 }
 
 func TestStockAPI(t *testing.T) {
 	hs := newHTTP(t)
-	if code, body := send(t, "GET", hs.URL+"/stock", ""); code != 200 || len(body["items"].([]any)) != 0 {
+	if code, body := apitest.Send(t, "GET", hs.URL+"/stock", ""); code != 200 || len(body["items"].([]any)) != 0 {
 		t.Fatalf("GET /stock on an empty inventory: %d %v", code, body)
 	}
-	if code, body := send(t, "PUT", hs.URL+"/stock/apple", `{"available": 12}`); code != 200 || body["available"] != 12.0 {
+	if code, body := apitest.Send(t, "PUT", hs.URL+"/stock/apple", `{"available": 12}`); code != 200 || body["available"] != 12.0 {
 		t.Fatalf("PUT /stock/apple: %d %v", code, body)
 	}
-	send(t, "PUT", hs.URL+"/stock/pear", `{"available": 0}`)
-	if code, body := send(t, "GET", hs.URL+"/stock/apple", ""); code != 200 || body["sku"] != "apple" || body["available"] != 12.0 {
+	apitest.Send(t, "PUT", hs.URL+"/stock/pear", `{"available": 0}`)
+	if code, body := apitest.Send(t, "GET", hs.URL+"/stock/apple", ""); code != 200 || body["sku"] != "apple" || body["available"] != 12.0 {
 		t.Errorf("GET /stock/apple: %d %v", code, body)
 	}
-	code, body := send(t, "GET", hs.URL+"/stock", "")
+	code, body := apitest.Send(t, "GET", hs.URL+"/stock", "")
 	items, _ := body["items"].([]any)
 	if code != 200 || len(items) != 2 || items[0].(map[string]any)["sku"] != "apple" || items[1].(map[string]any)["available"] != 0.0 {
 		t.Errorf("GET /stock: %d %v", code, body)
 	}
-	if code, body := send(t, "GET", hs.URL+"/livez", ""); code != 200 {
+	if code, body := apitest.Send(t, "GET", hs.URL+"/livez", ""); code != 200 {
 		t.Errorf("livez: %d %v", code, body)
 	}
-	if code, body := send(t, "GET", hs.URL+"/readyz", ""); code != 200 {
+	if code, body := apitest.Send(t, "GET", hs.URL+"/readyz", ""); code != 200 {
 		t.Errorf("readyz: %d %v", code, body)
 	}
 }
 
 func TestStockBadInput(t *testing.T) {
 	hs := newHTTP(t)
-	send(t, "PUT", hs.URL+"/stock/apple", `{"available": 5}`)
+	apitest.Send(t, "PUT", hs.URL+"/stock/apple", `{"available": 5}`)
 	cases := []struct {
 		name, method, path, body string
 		want                     int
@@ -99,7 +70,7 @@ func TestStockBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, body := send(t, c.method, hs.URL+c.path, c.body)
+			code, body := apitest.Send(t, c.method, hs.URL+c.path, c.body)
 			if code != c.want {
 				t.Errorf("status %d, want %d (body %v)", code, c.want, body)
 			}
@@ -108,7 +79,7 @@ func TestStockBadInput(t *testing.T) {
 			}
 		})
 	}
-	if _, body := send(t, "GET", hs.URL+"/stock/apple", ""); body["available"] != 5.0 {
+	if _, body := apitest.Send(t, "GET", hs.URL+"/stock/apple", ""); body["available"] != 5.0 {
 		t.Errorf("apple after bad requests: %v, want 5", body)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/services/events"
+	"github.com/jetkit/jetkit/services/internal/kvstate"
 )
 
 // Reservation states. Each order has one reservation record in the
@@ -87,7 +88,7 @@ func (s *Service) handleCreated(ctx context.Context, ev events.OrderCreated, _ *
 	unlock := s.locks.lock(ev.OrderID)
 	defer unlock()
 	lines, invalid := events.NormalizeLines(ev.Items)
-	r, rev, err := updateJSON(ctx, s.reservations, ev.OrderID, false, func(r *reservation, exists bool) (bool, error) {
+	r, rev, err := kvstate.Update(ctx, s.reservations, ev.OrderID, func(r *reservation, exists bool) (bool, error) {
 		if exists {
 			return false, nil
 		}
@@ -113,7 +114,7 @@ func (s *Service) handleCancelled(ctx context.Context, ev events.OrderCancelled,
 	}
 	unlock := s.locks.lock(ev.OrderID)
 	defer unlock()
-	r, rev, err := updateJSON(ctx, s.reservations, ev.OrderID, false, func(r *reservation, exists bool) (bool, error) {
+	r, rev, err := kvstate.Update(ctx, s.reservations, ev.OrderID, func(r *reservation, exists bool) (bool, error) {
 		switch {
 		case !exists:
 			*r = reservation{OrderID: ev.OrderID, State: stateCancelled}
@@ -151,7 +152,7 @@ func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
 				if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 					return err
 				}
-				if r, rev, err = updateJSON(ctx, s.reservations, r.OrderID, false, noChange[reservation]); err != nil {
+				if r, rev, err = kvstate.Read[reservation](ctx, s.reservations, r.OrderID); err != nil {
 					return err
 				}
 				continue
@@ -219,7 +220,7 @@ func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
 			if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 				return err
 			}
-			if r, rev, err = updateJSON(ctx, s.reservations, r.OrderID, false, noChange[reservation]); err != nil {
+			if r, rev, err = kvstate.Read[reservation](ctx, s.reservations, r.OrderID); err != nil {
 				return err
 			}
 			current, unwound = false, false
@@ -227,8 +228,6 @@ func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
 	}
 	return fmt.Errorf("reservation of order %s: no final state after 16 steps (state %q); will retry", r.OrderID, r.State)
 }
-
-func noChange[T any](*T, bool) (bool, error) { return false, nil }
 
 // commit writes r if the record is still at rev.
 func (s *Service) commit(ctx context.Context, r reservation, rev uint64) (uint64, error) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/services/events"
+	"github.com/jetkit/jetkit/services/internal/kvstate"
 )
 
 // Names of the JetStream assets the inventory service owns.
@@ -60,10 +61,10 @@ func newService(ctx context.Context, svc *framework.Service, wrap func(jetstream
 	}
 	s := &Service{svc: svc, log: svc.Logger()}
 	var err error
-	if s.stock, err = bucket(ctx, svc, StockBucket, "available stock per SKU"); err != nil {
+	if s.stock, err = kvstate.DeclareBucket(ctx, svc, StockBucket, "jetkit sample inventory: available stock per SKU"); err != nil {
 		return nil, err
 	}
-	if s.reservations, err = bucket(ctx, svc, ReservationBucket, "reservation state per order"); err != nil {
+	if s.reservations, err = kvstate.DeclareBucket(ctx, svc, ReservationBucket, "jetkit sample inventory: reservation state per order"); err != nil {
 		return nil, err
 	}
 	if wrap != nil {
@@ -76,21 +77,6 @@ func newService(ctx context.Context, svc *framework.Service, wrap func(jetstream
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	return s, nil
-}
-
-// bucket declares a KV bucket with the service's replica count.
-func bucket(ctx context.Context, svc *framework.Service, name, what string) (jetstream.KeyValue, error) {
-	kv, err := svc.Conn().JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      name,
-		Description: "jetkit sample inventory: " + what,
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    svc.Config().Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("declare KV bucket %s: %w", name, err)
-	}
-	return kv, nil
 }
 
 // Framework is the framework service this inventory runs on.

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetkit/jetkit/services/events"
+	"github.com/jetkit/jetkit/services/internal/kvstate"
 )
 
 // ErrUnknownSKU is returned for a SKU the inventory has no stock record of.
@@ -46,14 +47,17 @@ type StockLevel struct {
 }
 
 // updateStock changes one SKU's record with a revision-checked update (see
-// updateJSON). The revision check is what keeps the stock right, across
-// instances too; the per-SKU lock only stops this process's own workers
+// kvstate.Update; confirm selects kvstate.UpdateConfirmed). The revision
+// check is what keeps the stock right, across instances too; the per-SKU lock only stops this process's own workers
 // from colliding on a popular SKU, which would cost a re-read and a
 // rewrite each time.
 func (s *Service) updateStock(ctx context.Context, sku string, confirm bool, change func(st *stockRecord, exists bool) (bool, error)) (stockRecord, uint64, error) {
 	unlock := s.skuLocks.lock(sku)
 	defer unlock()
-	return updateJSON(ctx, s.stock, sku, confirm, change)
+	if confirm {
+		return kvstate.UpdateConfirmed(ctx, s.stock, sku, change)
+	}
+	return kvstate.Update(ctx, s.stock, sku, change)
 }
 
 // SetStock sets the available quantity of sku (creating it if needed),
@@ -101,7 +105,7 @@ func (s *Service) Stock(ctx context.Context, sku string) (StockLevel, error) {
 	if err := events.ValidateSKU(sku); err != nil {
 		return StockLevel{}, err
 	}
-	rec, rev, err := updateJSON(ctx, s.stock, sku, false, noChange[stockRecord])
+	rec, rev, err := kvstate.Read[stockRecord](ctx, s.stock, sku)
 	if err != nil {
 		return StockLevel{}, fmt.Errorf("read stock of %s: %w", sku, err)
 	}

@@ -1,14 +1,13 @@
 package order
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/jetkit/jetkit/framework/health"
 	"github.com/jetkit/jetkit/services/events"
+	"github.com/jetkit/jetkit/services/internal/healthroutes"
+	"github.com/jetkit/jetkit/services/internal/httpjson"
 )
 
 // maxBody bounds request bodies: enough for events.MaxLines lines.
@@ -29,16 +28,11 @@ func (s *Service) Handler(probes ...health.Option) http.Handler {
 	mux.HandleFunc("POST /orders", s.place)
 	mux.HandleFunc("GET /orders/{id}", s.get)
 	mux.HandleFunc("POST /orders/{id}/cancel", s.cancel)
-	mux.HandleFunc("/orders", methodNotAllowed("POST"))
-	mux.HandleFunc("/orders/{id}", methodNotAllowed("GET"))
-	mux.HandleFunc("/orders/{id}/cancel", methodNotAllowed("POST"))
-	h := health.New(s.svc, probes...)
-	mux.Handle("GET /livez", h)
-	mux.Handle("GET /readyz", h)
-	mux.Handle("GET /metrics", h)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
-	})
+	mux.HandleFunc("/orders", httpjson.MethodNotAllowed("POST"))
+	mux.HandleFunc("/orders/{id}", httpjson.MethodNotAllowed("GET"))
+	mux.HandleFunc("/orders/{id}/cancel", httpjson.MethodNotAllowed("POST"))
+	healthroutes.Mount(mux, s.svc, probes...)
+	mux.HandleFunc("/", httpjson.NoRoute)
 	return mux
 }
 
@@ -60,8 +54,8 @@ type PlaceResponse struct {
 
 func (s *Service) place(w http.ResponseWriter, r *http.Request) {
 	var req PlaceRequest
-	if status, err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, status, err.Error())
+	if status, err := httpjson.Decode(w, r, maxBody, &req); err != nil {
+		httpjson.Error(w, status, err.Error())
 		return
 	}
 	o, err := s.Place(r.Context(), req.CustomerID, req.Items)
@@ -70,7 +64,7 @@ func (s *Service) place(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/orders/"+o.ID)
-	writeJSON(w, http.StatusAccepted, PlaceResponse{ID: o.ID, Status: o.Status})
+	httpjson.Write(w, http.StatusAccepted, PlaceResponse{ID: o.ID, Status: o.Status})
 }
 
 func (s *Service) get(w http.ResponseWriter, r *http.Request) {
@@ -79,13 +73,13 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, o)
+	httpjson.Write(w, http.StatusOK, o)
 }
 
 func (s *Service) cancel(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > 0 {
 		// The cancel takes no body; refuse one rather than ignore it.
-		writeError(w, http.StatusBadRequest, "cancel takes no request body")
+		httpjson.Error(w, http.StatusBadRequest, "cancel takes no request body")
 		return
 	}
 	o, err := s.Cancel(r.Context(), r.PathValue("id"))
@@ -93,7 +87,7 @@ func (s *Service) cancel(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, o)
+	httpjson.Write(w, http.StatusOK, o)
 }
 
 // fail maps an error to its status: 400 bad input, 404 unknown order, 409
@@ -102,53 +96,13 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var in *InputError
 	switch {
 	case errors.As(err, &in):
-		writeError(w, http.StatusBadRequest, in.Msg)
+		httpjson.Error(w, http.StatusBadRequest, in.Msg)
 	case errors.Is(err, ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
+		httpjson.Error(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, ErrConflict):
-		writeError(w, http.StatusConflict, err.Error())
+		httpjson.Error(w, http.StatusConflict, err.Error())
 	default:
 		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		writeError(w, http.StatusServiceUnavailable, "order service temporarily unavailable; retry later")
+		httpjson.Error(w, http.StatusServiceUnavailable, "order service temporarily unavailable; retry later")
 	}
-}
-
-func methodNotAllowed(allow string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", allow)
-		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed; use %s", r.Method, allow))
-	}
-}
-
-// decodeJSON reads one JSON object of at most maxBody bytes into v,
-// rejecting unknown fields and trailing data. It returns the HTTP status to
-// answer with on error.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) (int, error) {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			return http.StatusRequestEntityTooLarge, fmt.Errorf("body larger than %d bytes", tooBig.Limit)
-		case errors.Is(err, io.EOF):
-			return http.StatusBadRequest, errors.New("empty body; expected a JSON object")
-		default:
-			return http.StatusBadRequest, fmt.Errorf("malformed JSON body: %v", err)
-		}
-	}
-	if dec.More() {
-		return http.StatusBadRequest, errors.New("malformed JSON body: more than one JSON value")
-	}
-	return 0, nil
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
 }

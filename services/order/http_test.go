@@ -2,11 +2,7 @@ package order_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -14,6 +10,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/services/events"
+	"github.com/jetkit/jetkit/services/internal/apitest"
 	"github.com/jetkit/jetkit/services/order"
 	"github.com/jetkit/jetkit/testenv"
 )
@@ -31,18 +28,12 @@ func newRig(t *testing.T) *rig {
 	cfg := srv.Config("order")
 	cfg.RetryInitial = 20 * time.Millisecond
 	cfg.RetryMax = 200 * time.Millisecond
-	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
+	svc := apitest.Framework(t, cfg)
 	orders, err := order.New(context.Background(), svc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(orders.Handler())
-	t.Cleanup(hs.Close)
-	return &rig{svc: svc, orders: orders, http: hs}
+	return &rig{svc: svc, orders: orders, http: apitest.Serve(t, orders.Handler())}
 }
 
 func (r *rig) streamMsgs(t *testing.T, name string) uint64 {
@@ -56,27 +47,6 @@ func (r *rig) streamMsgs(t *testing.T, name string) uint64 {
 		t.Fatal(err)
 	}
 	return info.State.Msgs
-}
-
-func send(t *testing.T, method, url, body string) (int, map[string]any) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("%s %s: Content-Type %q, want application/json", method, url, ct)
-	}
-	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Errorf("%s %s: %d, body is not JSON: %v", method, url, resp.StatusCode, err)
-	}
-	return resp.StatusCode, out
 }
 
 func TestBadInputIs4xxWithJSONErrorAndPublishesNothing(t *testing.T) {
@@ -116,7 +86,7 @@ func TestBadInputIs4xxWithJSONErrorAndPublishesNothing(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, body := send(t, c.method, r.http.URL+c.path, c.body)
+			code, body := apitest.Send(t, c.method, r.http.URL+c.path, c.body)
 			if code != c.want {
 				t.Errorf("status %d, want %d (body %v)", code, c.want, body)
 			}
@@ -132,7 +102,7 @@ func TestBadInputIs4xxWithJSONErrorAndPublishesNothing(t *testing.T) {
 
 func TestCancelRejectedOrderConflicts(t *testing.T) {
 	r := newRig(t)
-	code, body := send(t, "POST", r.http.URL+"/orders", `{"customer_id":"c-1","items":[{"sku":"apple","qty":1}]}`)
+	code, body := apitest.Send(t, "POST", r.http.URL+"/orders", `{"customer_id":"c-1","items":[{"sku":"apple","qty":1}]}`)
 	if code != 202 || body["status"] != "pending" {
 		t.Fatalf("place: %d %v", code, body)
 	}
@@ -145,7 +115,7 @@ func TestCancelRejectedOrderConflicts(t *testing.T) {
 		o, err := r.orders.Get(context.Background(), id)
 		return err == nil && o.Status == order.StatusRejected
 	})
-	if code, body := send(t, "POST", r.http.URL+"/orders/"+id+"/cancel", ""); code != 409 {
+	if code, body := apitest.Send(t, "POST", r.http.URL+"/orders/"+id+"/cancel", ""); code != 409 {
 		t.Errorf("cancel a rejected order: %d %v, want 409", code, body)
 	}
 	if n := r.streamMsgs(t, events.OrdersStream.Name); n != 1 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/services/events"
+	"github.com/jetkit/jetkit/services/internal/kvstate"
 )
 
 // Order statuses.
@@ -109,7 +110,7 @@ func (s *Service) Place(ctx context.Context, customerID string, items []events.L
 		framework.WithEventID(events.CreatedID(o.ID)), framework.WithKey(o.ID))
 	if err != nil {
 		s.log.Warn("order placed but its event was not published; rejecting it", "order_id", o.ID, "error", err)
-		_, _, _ = updateJSON(context.WithoutCancel(ctx), s.orders, o.ID, func(o *Order, exists bool) (bool, error) {
+		_, _, _ = kvstate.Update(context.WithoutCancel(ctx), s.orders, o.ID, func(o *Order, exists bool) (bool, error) {
 			if !exists || o.Status != StatusPending {
 				return false, nil
 			}
@@ -150,7 +151,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (Order, error) {
 		return Order{}, &InputError{Msg: err.Error()}
 	}
 	var status string
-	o, _, err := updateJSON(ctx, s.orders, id, func(o *Order, exists bool) (bool, error) {
+	o, _, err := kvstate.Update(ctx, s.orders, id, func(o *Order, exists bool) (bool, error) {
 		status = o.Status
 		switch {
 		case !exists:
@@ -200,7 +201,7 @@ func (s *Service) onReserved(ctx context.Context, ev events.InventoryReserved, m
 		return framework.Permanent(fmt.Errorf("inventory.reserved event: %w", err))
 	}
 	release := ""
-	_, _, err := updateJSON(ctx, s.orders, ev.OrderID, func(o *Order, exists bool) (bool, error) {
+	_, _, err := kvstate.Update(ctx, s.orders, ev.OrderID, func(o *Order, exists bool) (bool, error) {
 		release = ""
 		switch {
 		case !exists && m != nil && m.NumDelivered < unknownOrderDeliveries:
@@ -231,7 +232,7 @@ func (s *Service) onRejected(ctx context.Context, ev events.InventoryRejected, m
 	if err := events.ValidateOrderID(ev.OrderID); err != nil {
 		return framework.Permanent(fmt.Errorf("inventory.rejected event: %w", err))
 	}
-	_, _, err := updateJSON(ctx, s.orders, ev.OrderID, func(o *Order, exists bool) (bool, error) {
+	_, _, err := kvstate.Update(ctx, s.orders, ev.OrderID, func(o *Order, exists bool) (bool, error) {
 		if !exists && m != nil && m.NumDelivered < unknownOrderDeliveries {
 			return false, errUnknownYet
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/services/events"
+	"github.com/jetkit/jetkit/services/internal/kvstate"
 )
 
 // Names of the JetStream assets the order service owns.
@@ -47,15 +48,9 @@ func New(ctx context.Context, svc *framework.Service, opts ...framework.Subscrib
 	if err := events.Declare(ctx, svc); err != nil {
 		return nil, err
 	}
-	kv, err := svc.Conn().JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      Bucket,
-		Description: "jetkit sample orders",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    svc.Config().Replicas,
-	})
+	kv, err := kvstate.DeclareBucket(ctx, svc, Bucket, "jetkit sample orders")
 	if err != nil {
-		return nil, fmt.Errorf("declare KV bucket %s: %w", Bucket, err)
+		return nil, err
 	}
 	s := &Service{svc: svc, log: svc.Logger(), orders: kv}
 	if _, err := framework.Subscribe(svc, events.InventoryReservedTopic, ReservedDurable, s.onReserved, opts...); err != nil {

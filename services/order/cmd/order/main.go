@@ -8,21 +8,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/health"
-	"github.com/jetkit/jetkit/framework/middleware"
 	"github.com/jetkit/jetkit/framework/telemetry"
+	"github.com/jetkit/jetkit/services/internal/servicemain"
 	"github.com/jetkit/jetkit/services/order"
 )
 
@@ -34,71 +30,27 @@ type config struct {
 
 const envPrefix = "ORDER"
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "order:", err)
-		os.Exit(1)
-	}
-}
+func main() { servicemain.Main("order", run) }
 
-func run() error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// Log records carry the trace and span ids of the handler's context.
-	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr, nil)))
-
+func run(ctx context.Context) error {
 	cfg, err := framework.LoadConfig(envPrefix)
 	if err != nil {
 		return err
-	}
-	if _, set := os.LookupEnv(envPrefix + "_SERVICE_NAME"); !set {
-		cfg.ServiceName = "order"
 	}
 	var own config
 	if err := envconfig.Process(envPrefix, &own); err != nil {
 		return fmt.Errorf("%s_HTTP_ADDR: %w", envPrefix, err)
 	}
-
-	// Traces and metrics per the OTEL_* variables; with
-	// OTEL_METRICS_EXPORTER=prometheus the metrics are served at /metrics.
-	tel, err := telemetry.Setup(ctx, telemetry.SetupOptions{ServiceName: cfg.ServiceName})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := tel.Shutdown(flushCtx); err != nil {
-			log.Warn("telemetry not flushed", "error", err)
-		}
-	}()
-
-	// Logging, in-process retries and panic recovery in jetkit's fixed
-	// order. No idempotency middleware: the handlers are idempotent by
-	// design (see the package doc).
-	svc, err := framework.New(ctx, cfg, framework.WithLogger(log), framework.WithObserver(tel.Observer()),
-		framework.WithMiddleware(middleware.Defaults(middleware.Options{Logger: log})...))
-	if err != nil {
-		return err
-	}
-	orders, err := order.New(ctx, svc)
-	if err != nil {
-		return errors.Join(err, svc.Shutdown(context.Background()))
-	}
-
-	srv := &http.Server{Addr: own.HTTPAddr, Handler: orders.Handler(health.WithMetrics(tel.MetricsHandler())), ReadHeaderTimeout: 5 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe() }()
-	log.Info("order listening", "http", own.HTTPAddr)
-
-	select {
-	case <-ctx.Done():
-	case err := <-served:
-		_ = svc.Shutdown(context.Background())
-		return fmt.Errorf("HTTP server on %s: %w", own.HTTPAddr, err)
-	}
-	// Stop taking requests first, then drain the event handlers.
-	budget, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	return errors.Join(srv.Shutdown(budget), svc.Shutdown(budget))
+	return servicemain.Run(ctx, servicemain.Spec{
+		Name: "order", EnvPrefix: envPrefix, Config: cfg, HTTPAddr: own.HTTPAddr,
+		// Log records carry the trace and span ids of the handler's context.
+		Logger: slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr, nil))),
+		Start: func(ctx context.Context, svc *framework.Service, probes ...health.Option) (http.Handler, error) {
+			orders, err := order.New(ctx, svc)
+			if err != nil {
+				return nil, err
+			}
+			return orders.Handler(probes...), nil
+		},
+	})
 }

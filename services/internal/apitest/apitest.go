@@ -1,0 +1,61 @@
+// Package apitest holds the test helpers of the sample services' HTTP API
+// tests: a framework service on a test server and a JSON client.
+package apitest
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/jetkit/jetkit/framework"
+)
+
+// Framework starts a framework service with cfg (e.g. from
+// testenv.Server.Config) that logs nothing, and shuts it down when the test
+// ends.
+func Framework(t testing.TB, cfg framework.Config) *framework.Service {
+	t.Helper()
+	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatalf("start framework service %s: %v", cfg.ServiceName, err)
+	}
+	t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
+	return svc
+}
+
+// Serve serves h on a local test server closed when the test ends.
+func Serve(t testing.TB, h http.Handler) *httptest.Server {
+	t.Helper()
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+// Send makes one request with body (none when empty) and returns the
+// status and the decoded JSON object answered. A response that is not
+// JSON, or not labelled application/json, fails the test.
+func Send(t testing.TB, method, url, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s %s: Content-Type %q, want application/json", method, url, ct)
+	}
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Errorf("%s %s: %d, body is not JSON: %v", method, url, resp.StatusCode, err)
+	}
+	return resp.StatusCode, out
+}
