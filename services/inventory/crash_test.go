@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/services/events"
+	"github.com/jetkit/jetkit/services/internal/apitest"
 	"github.com/jetkit/jetkit/testenv"
 )
 
@@ -98,11 +97,7 @@ func newCrashRig(t *testing.T, withStale bool) *crashRig {
 	cfg.RetryInitial = 10 * time.Millisecond
 	cfg.RetryMax = 50 * time.Millisecond
 	cfg.MaxDeliver = 50
-	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
+	svc := apitest.Framework(t, cfg)
 	r := &crashRig{t: t, svc: svc}
 	if withStale {
 		r.stale = &staleReads{last: map[string]jetstream.KeyValueEntry{}}
@@ -110,6 +105,7 @@ func newCrashRig(t *testing.T, withStale bool) *crashRig {
 	wrap := func(kv jetstream.KeyValue) jetstream.KeyValue {
 		return crashingKV{KeyValue: kv, writes: &r.writes, crashAt: &r.crashAt, crashed: &r.crashed, stale: r.stale}
 	}
+	var err error
 	r.inv, err = newService(context.Background(), svc, wrap, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,5 +1,5 @@
-// Package apitest holds the test helpers of the sample services' HTTP API
-// tests: a framework service on a test server and a JSON client.
+// Package apitest holds helpers shared by the sample services' tests: a
+// quiet framework service, a test HTTP server, and a JSON API client.
 package apitest
 
 import (
