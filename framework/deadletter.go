@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -40,9 +41,24 @@ func DeadLetterSubject(stream, consumer string) string {
 	return DeadLetterSubjectPrefix + "." + stream + "." + consumer
 }
 
-// EnsureDeadLetterStream declares the dead-letter stream named in the config.
-func EnsureDeadLetterStream(ctx context.Context, c *Conn) (jetstream.Stream, error) {
-	return EnsureStream(ctx, c, StreamSpec{Name: c.cfg.DeadLetterStream, Subjects: []string{DeadLetterSubjectPrefix + ".>"}})
+// EnsureDeadLetterStream creates the dead-letter stream named in the config
+// if it does not exist. An existing one is left as it is: it is shared by
+// every service, and its limits, age and replicas are the operator's to tune,
+// not whichever service started last.
+func EnsureDeadLetterStream(ctx context.Context, c *Conn) (_ jetstream.Stream, err error) {
+	ctx, perm := c.watchPermissions(ctx, c.jsPrefixes()...) // a refused API call fails now, naming the subject
+	defer func() { err = perm.explain(err); perm.done() }()
+	spec := StreamSpec{Name: c.cfg.DeadLetterStream, Subjects: []string{DeadLetterSubjectPrefix + ".>"}}
+	st, err := retryTransient(ctx, c, "dead-letter stream", func(ctx context.Context) (jetstream.Stream, error) {
+		return c.JS.Stream(ctx, spec.Name)
+	})
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return EnsureStream(ctx, c, spec)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up dead-letter stream %s: %w", spec.Name, err)
+	}
+	return st, nil
 }
 
 func deadLetterReason(err error) string {

@@ -100,6 +100,14 @@ func EnsureStream(ctx context.Context, c *Conn, spec StreamSpec) (_ jetstream.St
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
+	// Reconciling is idempotent, so a try that timed out (perhaps after the
+	// server acted) is simply run again.
+	return retryTransient(ctx, c, "stream "+spec.Name, func(ctx context.Context) (jetstream.Stream, error) {
+		return reconcileStream(ctx, c, spec)
+	})
+}
+
+func reconcileStream(ctx context.Context, c *Conn, spec StreamSpec) (jetstream.Stream, error) {
 	want := spec.config(c.cfg.Replicas)
 	st, err := c.JS.Stream(ctx, spec.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {

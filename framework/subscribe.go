@@ -58,13 +58,15 @@ func (svc *Service) subscribe(filters []string, durable string, h Handler, opts 
 	if err := o.finish(); err != nil {
 		return nil, fmt.Errorf("subscribe %v as %q: %w", filters, durable, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), svc.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), svc.conn.provisionBudget())
 	defer cancel()
 	ctx, perm := svc.conn.watchPermissions(ctx, svc.conn.jsPrefixes()...) // a refused API call fails now, naming the subject
 	defer func() { err = perm.explain(err); perm.done() }()
 	stream := o.stream
 	if stream == "" {
-		name, err := svc.conn.JS.StreamNameBySubject(ctx, filters[0])
+		name, err := retryTransient(ctx, svc.conn, "stream of "+filters[0], func(ctx context.Context) (string, error) {
+			return svc.conn.JS.StreamNameBySubject(ctx, filters[0])
+		})
 		if err != nil {
 			return nil, fmt.Errorf("subscribe %s as %q: no stream stores this subject (declare one with EnsureStream first): %w", filters[0], durable, err)
 		}
@@ -114,7 +116,9 @@ func ensureConsumer(ctx context.Context, c *Conn, stream, durable string, filter
 	if o.deliverNew {
 		want.DeliverPolicy = jetstream.DeliverNewPolicy
 	}
-	existing, err := c.JS.Consumer(ctx, stream, durable)
+	existing, err := retryTransient(ctx, c, "consumer "+stream+"/"+durable, func(ctx context.Context) (jetstream.Consumer, error) {
+		return c.JS.Consumer(ctx, stream, durable)
+	})
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
 	case err != nil:
@@ -128,7 +132,9 @@ func ensureConsumer(ctx context.Context, c *Conn, stream, durable string, filter
 			return nil, err
 		}
 	}
-	cons, err := c.JS.CreateOrUpdateConsumer(ctx, stream, want)
+	cons, err := retryTransient(ctx, c, "consumer "+stream+"/"+durable, func(ctx context.Context) (jetstream.Consumer, error) {
+		return c.JS.CreateOrUpdateConsumer(ctx, stream, want)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create or update consumer %s/%s (filters %v): %w", stream, durable, filters, err)
 	}
