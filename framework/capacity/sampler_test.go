@@ -44,13 +44,24 @@ func TestSamplerCountsExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server updates a consumer's pending count just after it stores a
+	// message, not with the PubAck: wait for it before sampling.
+	waitPending := func(n uint64) {
+		t.Helper()
+		testenv.Eventually(t, 10*time.Second, fmt.Sprintf("consumer shows %d pending", n), func() bool {
+			info, err := cons.Info(ctx)
+			return err == nil && info.NumPending == n
+		})
+	}
 	publish(50)
+	waitPending(50)
 	first, err := st.GetMsg(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := mustSample(t, s)
 	publish(100)
+	waitPending(150)
 	b := mustSample(t, s)
 	if a.Filtered || b.Filtered {
 		t.Fatalf("unfiltered consumer reported as filtered")
