@@ -40,11 +40,14 @@ func Logging(log *slog.Logger) framework.Middleware {
 func logOutcome(ctx context.Context, log *slog.Logger, m *framework.Message, err error, took time.Duration) {
 	level, msg := slog.LevelDebug, "handled"
 	var pe *framework.PanicError
+	if err != nil {
+		pe = panicOf(err)
+	}
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
 		level, msg = slog.LevelWarn, "handler interrupted (shutdown); the message is handed back"
-	case errors.As(err, &pe):
+	case pe != nil:
 		level, msg = slog.LevelError, "handler panicked"
 	case framework.IsPermanent(err):
 		level, msg = slog.LevelError, "handler failed permanently; dead-lettering"
@@ -69,4 +72,14 @@ func logOutcome(ctx context.Context, log *slog.Logger, m *framework.Message, err
 		attrs = append(attrs, slog.String("stack", string(pe.Stack)))
 	}
 	log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// panicOf returns the *framework.PanicError err carries, or nil. A helper
+// so that the errors.As target escapes to the heap only on the error path.
+func panicOf(err error) *framework.PanicError {
+	var pe *framework.PanicError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return nil
 }

@@ -153,23 +153,24 @@ func Retry(p RetryPolicy) framework.Middleware {
 	var warnTimeout, warnNested sync.Once
 	return func(next framework.Handler) framework.Handler {
 		return framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
+			nested := ctx.Value(retryKey{}) != nil
 			if p.MaxAttempts > 1 {
-				if d, ok := ctx.Value(timeoutKey{}).(time.Duration); ok {
+				if nested {
+					warnNested.Do(func() {
+						p.Logger.Warn("middleware.Retry nested in another Retry: attempts multiply; keep one Retry per subscription",
+							"max_attempts", p.MaxAttempts, "stream", m.Stream, "consumer", m.Consumer)
+					})
+				} else if d, ok := ctx.Value(timeoutKey{}).(time.Duration); ok {
+					// Only the outermost Retry reports an outer Timeout.
 					warnTimeout.Do(func() {
 						p.Logger.Warn("middleware.Timeout wraps middleware.Retry: all attempts share one deadline, so after a timeout the remaining attempts fail at once; set RetryPolicy.AttemptTimeout instead, or put Timeout inside Retry",
 							"timeout", d, "max_attempts", p.MaxAttempts, "stream", m.Stream, "consumer", m.Consumer)
 					})
 				}
-				if ctx.Value(retryKey{}) != nil {
-					warnNested.Do(func() {
-						p.Logger.Warn("middleware.Retry nested in another Retry: attempts multiply; keep one Retry per subscription",
-							"max_attempts", p.MaxAttempts, "stream", m.Stream, "consumer", m.Consumer)
-					})
-				}
 			}
-			// Inside Retry the outer Timeout no longer matters to a nested
-			// Retry: it has been reported once, here.
-			ctx = context.WithValue(context.WithValue(ctx, retryKey{}, true), timeoutKey{}, nil)
+			if !nested {
+				ctx = context.WithValue(ctx, retryKey{}, true)
+			}
 			return p.run(ctx, next, m)
 		})
 	}
@@ -178,10 +179,7 @@ func Retry(p RetryPolicy) framework.Middleware {
 // run is the retry loop for one delivery.
 func (p RetryPolicy) run(ctx context.Context, next framework.Handler, m *framework.Message) error {
 	start := time.Now()
-	jitter := max(p.Jitter, 0)
-	b := &backoff.ExponentialBackOff{InitialInterval: p.InitialInterval, RandomizationFactor: jitter,
-		Multiplier: p.Multiplier, MaxInterval: p.MaxInterval}
-	b.Reset()
+	var b *backoff.ExponentialBackOff // built on the first failure: success allocates nothing
 	for n := 1; ; n++ {
 		err := callWithTimeout(ctx, next, m, p.AttemptTimeout)
 		switch {
@@ -195,6 +193,11 @@ func (p RetryPolicy) run(ctx context.Context, next framework.Handler, m *framewo
 			return err
 		case n >= p.MaxAttempts:
 			return attemptsError(n, err)
+		}
+		if b == nil {
+			b = &backoff.ExponentialBackOff{InitialInterval: p.InitialInterval, RandomizationFactor: max(p.Jitter, 0),
+				Multiplier: p.Multiplier, MaxInterval: p.MaxInterval}
+			b.Reset()
 		}
 		wait := b.NextBackOff()
 		if p.MaxElapsed > 0 && time.Since(start)+wait > p.MaxElapsed {
