@@ -26,7 +26,7 @@ func retryTransient[T any](ctx context.Context, c *Conn, what string, op func(ct
 		actx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 		v, err := op(actx)
 		cancel()
-		if err == nil || ctx.Err() != nil || !retryablePublishError(err) {
+		if err == nil || ctx.Err() != nil || !transientError(err) {
 			return v, err
 		}
 		c.log.Debug("JetStream API call not answered; trying again", "what", what, "attempt", attempt, "retry_in", pause, "error", err)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,11 +21,10 @@ type Conn struct {
 	// JS is the JetStream API on NC.
 	JS jetstream.JetStream
 
-	cfg          Config
-	log          *slog.Logger
-	asyncErrs    *asyncErrors
-	disconnected atomic.Bool
-	observer     Observer // instrumentation hooks; nil costs nothing (observer.go)
+	cfg       Config
+	log       *slog.Logger
+	asyncErrs *asyncErrors
+	observer  Observer // instrumentation hooks; nil costs nothing (observer.go)
 
 	perms permissionWatch // permission violations for waiting calls (permission.go)
 }
@@ -112,7 +110,6 @@ func (c *Conn) natsOptions() ([]nats.Option, error) {
 		nats.MaxReconnects(cfg.MaxReconnects),
 		nats.RetryOnFailedConnect(cfg.RetryOnFailedConnect),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
-			c.disconnected.Store(true)
 			if err == nil { // a deliberate Close or Drain
 				c.log.Debug("nats disconnected by the client")
 				return
@@ -120,7 +117,6 @@ func (c *Conn) natsOptions() ([]nats.Option, error) {
 			c.log.Warn("nats disconnected", "error", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			c.disconnected.Store(false)
 			c.log.Info("nats reconnected", "url", redactURL(nc.ConnectedUrl()))
 		}),
 		nats.ClosedHandler(func(nc *nats.Conn) {

@@ -92,7 +92,7 @@ func (c *Conn) publishRetrying(ctx context.Context, msg *nats.Msg, opts []Publis
 		actx, cancel := context.WithTimeout(ctx, per)
 		ack, err := c.JS.PublishMsg(actx, msg)
 		cancel()
-		if err == nil || attempts >= policy.Attempts || ctx.Err() != nil || !retryablePublishError(err) {
+		if err == nil || attempts >= policy.Attempts || ctx.Err() != nil || !transientError(err) {
 			return ack, err
 		}
 		wait := policy.pause(attempts)
@@ -115,12 +115,13 @@ const (
 	jsErrExpectedLastSeqNotReady jetstream.ErrorCode = 10163 // new leader still catching up
 )
 
-// retryablePublishError reports whether err leaves the store unconfirmed
-// for a reason that passes: a lost or late ack, no stream leader, a
-// connection being re-established, or a cluster temporarily unavailable.
+// transientError reports whether err (from a publish or a JetStream API
+// call) leaves the outcome unconfirmed for a reason that passes: a lost or
+// late reply, no stream leader, a connection being re-established, or a
+// cluster temporarily unavailable.
 // A closed or draining connection, a rejected message and the caller's
 // own cancellation are final.
-func retryablePublishError(err error) bool {
+func transientError(err error) bool {
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
