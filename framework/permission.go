@@ -85,11 +85,14 @@ func (w *permissionWatch) record(err error) bool {
 type permissionGuard struct {
 	conn     *Conn
 	prefixes []string
-	cancel   context.CancelCauseFunc
-	before   string // the connection's last error when the call began
+	pfx      [2]string               // a publish guard's prefixes (no separate allocation)
+	cancel   context.CancelCauseFunc // ends watchPermissions' ctx; nil for a publish guard
+	before   string                  // the connection's last error when the call began
 
-	mu   sync.Mutex
-	seen *PermissionError
+	mu     sync.Mutex
+	seen   *PermissionError
+	armed  context.CancelFunc // a publish guard: ends the send under way
+	refuse chan struct{}      // closed once seen is set; made only when a publish pauses between sends
 }
 
 // watchPermissions starts a guard for subjects beginning with one of
@@ -98,17 +101,60 @@ type permissionGuard struct {
 func (c *Conn) watchPermissions(ctx context.Context, prefixes ...string) (context.Context, *permissionGuard) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	g := &permissionGuard{conn: c, prefixes: prefixes, cancel: cancel}
-	if le := c.NC.LastError(); le != nil {
+	c.perms.add(g)
+	return ctx, g
+}
+
+// watchPublish starts a guard for one synchronous publish: violations on
+// subject or on the reply inbox. It has no context of its own, which would
+// cost a second context per publish: each send arms it with the cancel
+// func of that send's context (arm), so a violation ends the send waiting
+// at that moment. Call done when the publish returns, and explain on its
+// error.
+func (c *Conn) watchPublish(subject string) *permissionGuard {
+	g := &permissionGuard{conn: c}
+	g.pfx = [2]string{subject, c.inboxPrefix()}
+	g.prefixes = g.pfx[:]
+	c.perms.add(g)
+	return g
+}
+
+// add registers g; violations are offered to it until g.done.
+func (w *permissionWatch) add(g *permissionGuard) {
+	if le := g.conn.NC.LastError(); le != nil {
 		g.before = le.Error()
 	}
-	w := &c.perms
 	w.mu.Lock()
 	if w.waiters == nil {
 		w.waiters = map[*permissionGuard]struct{}{}
 	}
 	w.waiters[g] = struct{}{}
 	w.mu.Unlock()
-	return ctx, g
+}
+
+// arm makes a violation call cancel (nil: nothing), for the send about to
+// start; it returns the violation instead when one was already seen.
+func (g *permissionGuard) arm(cancel context.CancelFunc) *PermissionError {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.seen != nil {
+		return g.seen
+	}
+	g.armed = cancel
+	return nil
+}
+
+// refused is closed once a violation is seen.
+func (g *permissionGuard) refused() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.refuse == nil {
+		g.refuse = make(chan struct{})
+		if g.seen != nil {
+			close(g.refuse)
+		}
+	}
+	return g.refuse
 }
 
 // WatchPermissions makes calls your code makes on the raw connection (a
@@ -160,9 +206,18 @@ func (g *permissionGuard) offer(pe *PermissionError) {
 	g.mu.Lock()
 	if g.seen == nil {
 		g.seen = pe
+		if g.refuse != nil {
+			close(g.refuse)
+		}
 	}
+	armed := g.armed
 	g.mu.Unlock()
-	g.cancel(pe)
+	if armed != nil {
+		armed()
+	}
+	if g.cancel != nil {
+		g.cancel(pe)
+	}
 }
 
 // violation is the first violation seen for the guarded subjects: from the
@@ -186,8 +241,11 @@ func (g *permissionGuard) violation() *PermissionError {
 // explain turns err into one naming the refused subject when a violation
 // caused it; other errors pass unchanged.
 func (g *permissionGuard) explain(err error) error {
+	if err == nil {
+		return nil // before the errors.As target, which escapes: no allocation on success
+	}
 	var already *PermissionError
-	if err == nil || errors.As(err, &already) {
+	if errors.As(err, &already) {
 		return err
 	}
 	if pe := g.violation(); pe != nil {
@@ -214,5 +272,7 @@ func (g *permissionGuard) done() {
 	w.mu.Lock()
 	delete(w.waiters, g)
 	w.mu.Unlock()
-	g.cancel(nil)
+	if g.cancel != nil {
+		g.cancel(nil)
+	}
 }

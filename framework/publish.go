@@ -73,19 +73,20 @@ func WithHeader(key, value string) PublishOption {
 // Publish encodes ev, sends it and waits for the server to store it.
 func (t *Topic[T]) Publish(ctx context.Context, p Publisher, ev T, opts ...PublishOption) (PubAck, error) {
 	c := p.publishConn()
+	o := applyPublishOptions(opts)
 	var end PublishEnd
 	if c.observer != nil {
 		ctx, end = c.observer.StartPublish(ctx, PublishInfo{Subject: t.subject, EventType: t.eventType})
 	}
-	msg, env, err := t.message(ctx, c, ev, opts)
+	msg, env, err := t.message(ctx, c, ev, o)
 	if err != nil {
 		if end != nil {
 			end(nil, err)
 		}
 		return PubAck{}, err
 	}
-	ctx, perm := c.watchPermissions(ctx, msg.Subject, c.inboxPrefix()) // a refused publish fails now, naming the subject
-	ack, err := c.publishRetrying(ctx, msg, opts)
+	perm := c.watchPublish(msg.Subject) // a refused publish fails now, naming the subject
+	ack, err := c.publishRetrying(ctx, msg, o, perm)
 	err = perm.explain(err)
 	perm.done()
 	if end != nil {
@@ -107,7 +108,7 @@ func (t *Topic[T]) PublishAsync(ctx context.Context, p Publisher, ev T, opts ...
 	if c.observer != nil {
 		ctx, end = c.observer.StartPublish(ctx, PublishInfo{Subject: t.subject, EventType: t.eventType, Async: true})
 	}
-	msg, env, err := t.message(ctx, c, ev, opts)
+	msg, env, err := t.message(ctx, c, ev, applyPublishOptions(opts))
 	if err != nil {
 		if end != nil {
 			end(nil, err)
@@ -124,6 +125,21 @@ func (t *Topic[T]) PublishAsync(ctx context.Context, p Publisher, ev T, opts ...
 	return f, nil
 }
 
+// applyPublishOptions collects opts; nil when there are none, which every
+// user of the result reads as the defaults. (A publishOptions handed to
+// option funcs escapes to the heap: this skips that allocation on the
+// usual publish without options.)
+func applyPublishOptions(opts []PublishOption) *publishOptions {
+	if len(opts) == 0 {
+		return nil
+	}
+	o := new(publishOptions)
+	for _, opt := range opts {
+		opt(o)
+	}
+	return o
+}
+
 func publishError(eventType, id, subject string, err error) error {
 	if errors.Is(err, nats.ErrMaxPayload) || isStreamMsgTooLarge(err) {
 		err = fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
@@ -132,11 +148,11 @@ func publishError(eventType, id, subject string, err error) error {
 }
 
 // message builds the NATS message: subject, envelope headers, trace context
-// and encoded payload. Nothing is sent if any part is invalid.
-func (t *Topic[T]) message(ctx context.Context, c *Conn, ev T, opts []PublishOption) (*nats.Msg, Envelope, error) {
-	var o publishOptions
-	for _, opt := range opts {
-		opt(&o)
+// and encoded payload. Nothing is sent if any part is invalid. o may be nil
+// (no options).
+func (t *Topic[T]) message(ctx context.Context, c *Conn, ev T, o *publishOptions) (*nats.Msg, Envelope, error) {
+	if o == nil {
+		o = &publishOptions{}
 	}
 	subject := t.subject
 	if o.keySet {
@@ -165,10 +181,37 @@ func (t *Topic[T]) message(ctx context.Context, c *Conn, ev T, opts []PublishOpt
 	writeEnvelope(h, env)
 	otel.GetTextMapPropagator().Inject(ctx, HeaderCarrier(h))
 	msg := &nats.Msg{Subject: subject, Data: data, Header: h}
+	if outgoingFits(c, msg) {
+		return msg, env, nil
+	}
 	if err := checkOutgoing(c, msg, t.eventType, env.ID); err != nil { // headers count towards max_payload too (limits.go)
 		return nil, env, err
 	}
 	return msg, env, nil
+}
+
+// outgoingFits is checkOutgoing's quick yes, in one pass over the headers:
+// every key is printable ASCII without ':' (as strict as checkOutgoing's
+// rule), and headers and payload fit max_payload by an upper bound of the
+// encoded size (headerSizeBound). When it says no, checkOutgoing decides
+// and names the problem.
+func outgoingFits(c *Conn, msg *nats.Msg) bool {
+	n := 12 + len(msg.Data) // see headerSizeBound
+	for k, vs := range msg.Header {
+		if k == "" {
+			return false
+		}
+		for i := 0; i < len(k); i++ {
+			if b := k[i]; b <= ' ' || b >= 0x7f || b == ':' {
+				return false
+			}
+		}
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	max := c.NC.MaxPayload()
+	return max <= 0 || int64(n) <= max
 }
 
 func validateEventID(id string) error {

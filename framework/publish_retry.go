@@ -71,14 +71,13 @@ func (r PublishRetry) pause(n int) time.Duration {
 
 // publishRetrying sends msg and waits for its ack, resending the same
 // message (same Nats-Msg-Id) on errors that leave the outcome unknown or
-// that a leader election or reconnect cures, as the policy in opts allows.
-func (c *Conn) publishRetrying(ctx context.Context, msg *nats.Msg, opts []PublishOption) (*jetstream.PubAck, error) {
-	var o publishOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
+// that a leader election or reconnect cures, as the policy in o allows (o
+// nil: the default policy). Each send waits on one context, bounded by the
+// attempt timeout, which perm ends at once when the server refuses the
+// subject; a refused publish is never resent.
+func (c *Conn) publishRetrying(ctx context.Context, msg *nats.Msg, o *publishOptions, perm *permissionGuard) (*jetstream.PubAck, error) {
 	policy := DefaultPublishRetry()
-	if o.retry != nil {
+	if o != nil && o.retry != nil {
 		policy = *o.retry
 	}
 	if err := policy.validate(); err != nil {
@@ -90,9 +89,14 @@ func (c *Conn) publishRetrying(ctx context.Context, msg *nats.Msg, opts []Publis
 	}
 	for attempts := 1; ; attempts++ {
 		actx, cancel := context.WithTimeout(ctx, per)
+		if pe := perm.arm(cancel); pe != nil {
+			cancel()
+			return nil, pe
+		}
 		ack, err := c.JS.PublishMsg(actx, msg)
+		perm.arm(nil)
 		cancel()
-		if err == nil || attempts >= policy.Attempts || ctx.Err() != nil || !transientError(err) {
+		if err == nil || attempts >= policy.Attempts || ctx.Err() != nil || !transientError(err) || perm.violation() != nil {
 			return ack, err
 		}
 		wait := policy.pause(attempts)
@@ -104,6 +108,9 @@ func (c *Conn) publishRetrying(ctx context.Context, msg *nats.Msg, opts []Publis
 		case <-ctx.Done():
 			t.Stop()
 			return nil, fmt.Errorf("%w (after %d sends; last error: %w)", ctx.Err(), attempts, err)
+		case <-perm.refused():
+			t.Stop()
+			return nil, err // explain names the refused subject
 		case <-t.C:
 		}
 	}

@@ -1,0 +1,126 @@
+package framework
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// A publish guard has no context of its own: a violation must end the send
+// it is armed with, stop the next send, and wake a pause between sends.
+func TestPublishGuardEndsTheArmedSendAndRefusesTheNext(t *testing.T) {
+	g := &permissionGuard{}
+	g.pfx = [2]string{"orders.created.v1", nats.InboxPrefix}
+	g.prefixes = g.pfx[:]
+
+	send, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if pe := g.arm(cancel); pe != nil {
+		t.Fatalf("arm before any violation: %v", pe)
+	}
+	pause := g.refused()
+	g.offer(&PermissionError{Operation: "publish", Subject: "payments.>"}) // not ours
+	if send.Err() != nil {
+		t.Fatal("a violation on another subject ended the send")
+	}
+	select {
+	case <-pause:
+		t.Fatal("a violation on another subject woke the pause")
+	default:
+	}
+
+	g.offer(&PermissionError{Operation: "publish", Subject: "orders.created.v1"})
+	if send.Err() == nil {
+		t.Fatal("the violation did not end the armed send")
+	}
+	select {
+	case <-pause:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the violation did not wake the pause")
+	}
+	select {
+	case <-g.refused(): // made after the violation: closed already
+	default:
+		t.Fatal("refused() made after the violation is not closed")
+	}
+	_, next := context.WithCancel(context.Background())
+	defer next()
+	pe := g.arm(next)
+	if pe == nil || pe.Subject != "orders.created.v1" {
+		t.Fatalf("arm after the violation = %v, want the violation on orders.created.v1", pe)
+	}
+	// A second violation keeps the first and does not close twice.
+	g.offer(&PermissionError{Operation: "publish", Subject: nats.InboxPrefix + "x"})
+	if g.seen.Subject != "orders.created.v1" {
+		t.Fatalf("seen = %v, want the first violation", g.seen)
+	}
+}
+
+// outgoingFits may only say yes where checkOutgoing would: keys and sizes
+// it passes must pass checkOutgoing too.
+func TestOutgoingFitsAgreesWithCheckOutgoing(t *testing.T) {
+	c := guardTestConn(t)
+	max := int(c.NC.MaxPayload())
+	base := func() nats.Header {
+		h := make(nats.Header)
+		writeEnvelope(h, benchEnvelope())
+		return h
+	}
+	cases := map[string]func(h nats.Header) []byte{
+		"envelope only": func(nats.Header) []byte { return make([]byte, 128) },
+		"app header":    func(h nats.Header) []byte { h["x-tenant"] = []string{"acme"}; return nil },
+		"traceparent": func(h nats.Header) []byte {
+			h["traceparent"] = []string{"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+			return nil
+		},
+		"space in key":  func(h nats.Header) []byte { h["bad key"] = []string{"v"}; return nil },
+		"colon in key":  func(h nats.Header) []byte { h["bad:key"] = []string{"v"}; return nil },
+		"empty key":     func(h nats.Header) []byte { h[""] = []string{"v"}; return nil },
+		"non-ASCII key": func(h nats.Header) []byte { h["clé"] = []string{"v"}; return nil },
+		"control key":   func(h nats.Header) []byte { h["a\x01"] = []string{"v"}; return nil },
+		"too large":     func(nats.Header) []byte { return make([]byte, max) },
+		"just fits":     func(h nats.Header) []byte { return make([]byte, max-headerSizeBound(h)) },
+		"large header":  func(h nats.Header) []byte { h["x-blob"] = []string{string(make([]byte, max))}; return nil },
+	}
+	for name, edit := range cases {
+		h := base()
+		msg := &nats.Msg{Subject: "orders.created.v1", Header: h}
+		msg.Data = edit(h)
+		fits, err := outgoingFits(c, msg), checkOutgoing(c, msg, "orders.created.v1", "id")
+		if fits && err != nil {
+			t.Errorf("%s: outgoingFits says yes, checkOutgoing: %v", name, err)
+		}
+		if !fits && err == nil {
+			t.Errorf("%s: outgoingFits says no to a message checkOutgoing accepts", name)
+		}
+	}
+}
+
+// guardTestConn connects to an embedded nats-server started for the test
+// (testenv imports this package, so it cannot be used here).
+func guardTestConn(t *testing.T) *Conn {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded nats-server not ready within 10s")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	cfg := DefaultConfig()
+	cfg.ServiceName = "guard"
+	cfg.URLs = []string{ns.ClientURL()}
+	c, err := Connect(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
