@@ -248,11 +248,11 @@ func (e *env) consume(ctx context.Context, stream, subject string, sync bool, pr
 		} else {
 			rawRun.concurrency = 1
 		}
-		raw, err := e.rawConsume(ctx, rawRun)
+		raw, err := labelled(ctx, "raw", func(ctx context.Context) (measurement, error) { return e.rawConsume(ctx, rawRun) })
 		if err != nil {
 			return out, err
 		}
-		jk, err := e.jetkitConsume(ctx, run)
+		jk, err := labelled(ctx, "jetkit", func(ctx context.Context) (measurement, error) { return e.jetkitConsume(ctx, run) })
 		if err != nil {
 			return out, err
 		}
@@ -281,11 +281,11 @@ func (e *env) serviceTime(ctx context.Context, stream, subject string, progress 
 	var out []Result
 	for _, c := range e.opts.ServiceConcurrencies {
 		run := consumeRun{stream: stream, subject: subject, n: e.serviceCount(c), concurrency: c, work: e.opts.ServiceTime}
-		raw, err := e.rawConsume(ctx, run)
+		raw, err := labelled(ctx, "raw", func(ctx context.Context) (measurement, error) { return e.rawConsume(ctx, run) })
 		if err != nil {
 			return out, err
 		}
-		jk, err := e.jetkitConsume(ctx, run)
+		jk, err := labelled(ctx, "jetkit", func(ctx context.Context) (measurement, error) { return e.jetkitConsume(ctx, run) })
 		if err != nil {
 			return out, err
 		}

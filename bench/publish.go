@@ -30,15 +30,21 @@ func (e *env) publishAsync(ctx context.Context) ([]Result, error) {
 // jetkit's cost into what the server pays for the headers and
 // de-duplication and what the framework itself adds.
 func (e *env) publish(ctx context.Context, scenario string, async bool, t *target) ([]Result, error) {
-	raw, err := e.timedPublish(ctx, scenario+"-raw", e.rawPublisher(async, false))
+	raw, err := labelled(ctx, "raw", func(ctx context.Context) (measurement, error) {
+		return e.timedPublish(ctx, scenario+"-raw", e.rawPublisher(async, false))
+	})
 	if err != nil {
 		return nil, err
 	}
-	rawH, err := e.timedPublish(ctx, scenario+"-rawh", e.rawPublisher(async, true))
+	rawH, err := labelled(ctx, "raw+headers", func(ctx context.Context) (measurement, error) {
+		return e.timedPublish(ctx, scenario+"-rawh", e.rawPublisher(async, true))
+	})
 	if err != nil {
 		return nil, err
 	}
-	jk, err := e.timedPublish(ctx, scenario+"-jetkit", e.jetkitPublisher(async))
+	jk, err := labelled(ctx, "jetkit", func(ctx context.Context) (measurement, error) {
+		return e.timedPublish(ctx, scenario+"-jetkit", e.jetkitPublisher(async))
+	})
 	if err != nil {
 		return nil, err
 	}
