@@ -71,7 +71,8 @@ type SubscriptionInfo struct {
 	Subject string
 	// Concurrency is the most handlers running at once.
 	Concurrency int
-	// Prefetch bounds the messages pulled ahead of the handlers.
+	// Prefetch bounds the messages pulled ahead of the handlers: the
+	// initial depth when it adapts (see framework.Prefetch).
 	Prefetch int
 	// AckMode is async or sync.
 	AckMode AckMode

@@ -89,8 +89,11 @@ func TestShutdownUnderLoadHandsBackEverythingUnfinished(t *testing.T) {
 		return nil
 	}
 	idem1 := newIdem(svc1)
+	// A fixed prefetch: this test counts deliveries, and replacing a pull
+	// while messages flow to it (an adaptive resize) can add one to the
+	// delivery count of messages in flight to the old one (see Prefetch).
 	sub1, err := framework.Subscribe(svc1, created, "worker", slow,
-		framework.Concurrency(1000), framework.Use(idem1.Middleware()))
+		framework.Concurrency(1000), framework.Prefetch(2000), framework.Use(idem1.Middleware()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +113,9 @@ func TestShutdownUnderLoadHandsBackEverythingUnfinished(t *testing.T) {
 	if stopTook > budget+10*time.Second {
 		t.Fatalf("shutdown took %s on a %s budget", stopTook, budget)
 	}
-	if st1.HandedBack == 0 || st1.DeadLettered != 0 || st1.Acked+st1.HandedBack != n {
+	// Every delivery a handler started was acked or handed back; what the
+	// first instance never pulled (its buffer adapts) waits in the stream.
+	if st1.HandedBack == 0 || st1.DeadLettered != 0 || st1.Acked+st1.HandedBack > n || st1.Acked+st1.HandedBack < st1.Received {
 		t.Fatalf("first instance: %+v", st1)
 	}
 

@@ -12,6 +12,7 @@ type subOptions struct {
 	concurrency   int
 	ackMode       AckMode
 	prefetch      int
+	autoPrefetch  bool // no Prefetch option: sized from measurements (prefetch.go)
 	ackWait       time.Duration
 	maxDeliver    int
 	maxAckPending int
@@ -42,12 +43,19 @@ func AckSync() SubscribeOption { return func(o *subOptions) { o.ackMode = AckMod
 // AckAsync acks without waiting for the server's confirmation.
 func AckAsync() SubscribeOption { return func(o *subOptions) { o.ackMode = AckModeAsync } }
 
-// Prefetch bounds how many messages the client pulls ahead of its handlers
-// (default: max(256, 2×concurrency)). A prefetched message waits up to about
-// prefetch × handler time / concurrency before a handler takes it, and its
-// AckWait runs meanwhile: for slow handlers keep that well under AckWait,
-// e.g. Prefetch(concurrency). jetkit measures handler time and logs a
-// warning naming a safe value when the bound is at risk.
+// Prefetch fixes how many messages the client pulls ahead of its handlers.
+// A prefetched message waits up to about prefetch × handler time /
+// concurrency before a handler takes it, and its AckWait runs meanwhile.
+//
+// Without this option the depth adapts: it starts at max(256,
+// 2×concurrency) and follows the measured handler time and payload size,
+// so that a buffered message waits at most a quarter of AckWait for a
+// worker, and the buffer holds at most 16 MiB of payloads and 4096
+// messages (or 2×concurrency if more). A resize replaces the pull
+// subscription: at concurrency 1 order is kept, nothing is handed back, and
+// messages the server had in flight to the old pull come back at once with
+// their delivery count one higher. Fixed, jetkit still measures handler
+// time and logs a warning naming a safe value when the bound is at risk.
 func Prefetch(n int) SubscribeOption { return func(o *subOptions) { o.prefetch = n } }
 
 // AckWait sets the consumer's ack wait (default Config.AckWait).
@@ -86,7 +94,8 @@ func (o *subOptions) finish() error {
 		p = append(p, fmt.Sprintf("ack mode %q: expected async or sync", o.ackMode))
 	}
 	if o.prefetch == 0 {
-		o.prefetch = max(256, 2*o.concurrency)
+		o.autoPrefetch = true
+		o.prefetch = initialAutoPrefetch(o.concurrency)
 	}
 	if o.prefetch < 1 {
 		p = append(p, fmt.Sprintf("Prefetch(%d): must be at least 1", o.prefetch))
@@ -101,7 +110,11 @@ func (o *subOptions) finish() error {
 		p = append(p, fmt.Sprintf("Backoff{Initial: %s, Max: %s}: Initial must be positive and Max at least Initial", o.backoff.Initial, o.backoff.Max))
 	}
 	if o.maxAckPending == 0 {
-		o.maxAckPending = max(1000, 8*(o.prefetch+o.concurrency))
+		depth := o.prefetch
+		if o.autoPrefetch {
+			depth = autoPrefetchLimit(o.concurrency)
+		}
+		o.maxAckPending = max(1000, 8*(depth+o.concurrency))
 	}
 	if len(p) > 0 {
 		return &ConfigError{Problems: p}

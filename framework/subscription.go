@@ -23,19 +23,17 @@ type Subscription struct {
 	opts     subOptions
 	handler  Handler
 	consumer jetstream.Consumer
-	cc       jetstream.ConsumeContext
 	obs      SubscriptionObserver // nil: not observed (observer.go)
+
+	pullMu   sync.Mutex // guards pull; held while resize replaces it
+	pull     *pull      // the running Consume (pull.go); nil after a failed restart
+	prefetch atomic.Int64
 
 	work     chan jetstream.Msg
 	stopping chan struct{} // closed when shutdown starts: stop taking work
-	// held are messages received after shutdown began; they are handed
-	// back once the subscription is closed (see holdBack).
-	heldMu     sync.Mutex
-	held       []jetstream.Msg
-	heldClosed bool
-	slots      []workerSlot
-	workers    sync.WaitGroup
-	hbDone     chan struct{}
+	slots    []workerSlot
+	workers  sync.WaitGroup
+	hbDone   chan struct{}
 
 	// handlerCtx is cancelled when the shutdown budget runs out.
 	handlerCtx    context.Context
@@ -43,6 +41,10 @@ type Subscription struct {
 
 	stats      subscriptionCounters
 	avgHandler atomic.Int64 // EWMA of handler time in ns
+	avgBytes   atomic.Int64 // EWMA of payload size (prefetch.go)
+	resizedAt  atomic.Uint64
+	shrinkSeen bool // the tuner's last tick called for a shrink (heartbeatLoop only)
+	resizing   atomic.Bool
 	warnedAt   atomic.Int64
 	stopOnce   sync.Once
 }
@@ -106,67 +108,16 @@ func (s *Subscription) start() error {
 		s.workers.Add(1)
 		go s.worker(&s.slots[i])
 	}
-	cc, err := s.consumer.Consume(s.deliver,
-		jetstream.PullMaxMessages(s.opts.prefetch),
-		jetstream.PullExpiry(consumePullExpiry), jetstream.PullHeartbeat(consumeHeartbeat), // failover.go
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-				s.log.Warn("consume interrupted; resuming when possible", "error", err)
-				return
-			}
-			s.log.Debug("consume notice", "error", err)
-		}))
+	p, err := s.startPull(s.opts.prefetch)
 	if err != nil {
 		close(s.stopping)
 		s.workers.Wait()
 		s.cancelHandler()
-		return fmt.Errorf("start consuming %s/%s: %w", s.stream, s.durable, err)
+		return err
 	}
-	s.cc = cc
+	s.pull = p
 	go s.heartbeatLoop()
 	return nil
-}
-
-// deliver is nats.go's Consume callback: it blocks until a worker is free,
-// so at most Prefetch messages wait in the client.
-func (s *Subscription) deliver(m jetstream.Msg) {
-	select {
-	case <-s.stopping:
-		s.holdBack(m)
-		return
-	default:
-	}
-	select {
-	case s.work <- m:
-	case <-s.stopping:
-		s.holdBack(m)
-	}
-}
-
-// holdBack keeps a message received during shutdown until the subscription
-// is closed. A Nak sent while the pull subscription is still open is
-// redelivered to this very subscription, which hands it back again: each
-// round burns one of the message's deliveries (MaxDeliver).
-func (s *Subscription) holdBack(m jetstream.Msg) {
-	s.heldMu.Lock()
-	defer s.heldMu.Unlock()
-	if s.heldClosed {
-		s.handBack(m)
-		return
-	}
-	s.held = append(s.held, m)
-}
-
-// handBackHeld hands back what holdBack kept; later arrivals are handed
-// back at once.
-func (s *Subscription) handBackHeld() {
-	s.heldMu.Lock()
-	defer s.heldMu.Unlock()
-	s.heldClosed = true
-	for _, m := range s.held {
-		s.handBack(m)
-	}
-	s.held = nil
 }
 
 func (s *Subscription) handBack(m jetstream.Msg) {
@@ -204,7 +155,7 @@ func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) {
 	if err == nil {
 		err = s.call(ctx, m)
 	}
-	s.observe(time.Since(start))
+	s.observe(time.Since(start), len(raw.Data()))
 
 	slot.mu.Lock()
 	abandoned := slot.abandoned
@@ -324,16 +275,23 @@ func (s *Subscription) ack(lctx context.Context, m *Message) Settlement {
 	return Settlement{Outcome: OutcomeAcked}
 }
 
-// observe folds a handler time into the moving average checkPrefetch reads.
-func (s *Subscription) observe(d time.Duration) {
-	// Lock-free and approximate: a lost update between workers only
-	// delays the average. The first sample seeds it.
-	old := s.avgHandler.Load()
+// observe folds a handler time and a payload size into the moving
+// averages the prefetch tuner reads.
+func (s *Subscription) observe(d time.Duration, size int) {
+	ewma(&s.avgHandler, max(int64(d), 1))
+	ewma(&s.avgBytes, max(int64(size), 1))
+}
+
+// ewma folds v into the moving average a (weight 1/16). Lock-free and
+// approximate: a lost update between workers only delays the average.
+// The first sample seeds it.
+func ewma(a *atomic.Int64, v int64) {
+	old := a.Load()
 	if old == 0 {
-		s.avgHandler.Store(max(int64(d), 1))
+		a.Store(v)
 		return
 	}
-	s.avgHandler.Store(old + (int64(d)-old)/16)
+	a.Store(old + (v-old)/16)
 }
 
 // heartbeatLoop sends InProgress for handlers running long, so their
@@ -343,6 +301,12 @@ func (s *Subscription) heartbeatLoop() {
 	every := max(s.opts.ackWait/4, 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var tuneC <-chan time.Time // nil: fixed prefetch
+	if s.opts.autoPrefetch {
+		tt := time.NewTicker(tuneEvery)
+		defer tt.Stop()
+		tuneC = tt.C
+	}
 	for {
 		select {
 		case <-s.stopping:
@@ -350,6 +314,8 @@ func (s *Subscription) heartbeatLoop() {
 		case now := <-t.C:
 			s.beat(now, s.opts.ackWait/3)
 			s.checkPrefetch(now)
+		case <-tuneC:
+			s.tune()
 		}
 	}
 }
@@ -368,7 +334,12 @@ func (s *Subscription) beat(now time.Time, after time.Duration) {
 	}
 }
 
+// checkPrefetch warns when a fixed Prefetch lets buffered messages wait
+// past half of AckWait (an adaptive one resizes itself instead).
 func (s *Subscription) checkPrefetch(now time.Time) {
+	if s.opts.autoPrefetch {
+		return
+	}
 	avg := time.Duration(s.avgHandler.Load())
 	wait := avg * time.Duration(s.opts.prefetch) / time.Duration(s.opts.concurrency)
 	if avg == 0 || wait < s.opts.ackWait/2 {
@@ -402,13 +373,13 @@ func (s *Subscription) shutdown(ctx context.Context) {
 	// Drain delivers what nats.go has buffered to deliver, which holds it
 	// back because stopping is closed; it is handed back once the
 	// subscription is closed and the server can no longer send it here.
-	s.cc.Drain()
-	select {
-	case <-s.cc.Closed():
-	case <-ctx.Done():
-		s.cc.Stop()
+	// A resize in progress finishes first (it starts no new pull now).
+	s.pullMu.Lock()
+	if s.pull != nil {
+		s.closePull(ctx, s.pull)
+		s.pull = nil
 	}
-	s.handBackHeld()
+	s.pullMu.Unlock()
 	done := make(chan struct{})
 	go func() { s.workers.Wait(); close(done) }()
 	select {

@@ -11,3 +11,8 @@ func (s *Subscription) Concurrency() int { return s.opts.concurrency }
 // handled: check Stats().Received before trusting it. The capacity package
 // derives an instance's service rate from it: Concurrency / AvgHandlerTime.
 func (s *Subscription) AvgHandlerTime() time.Duration { return time.Duration(s.avgHandler.Load()) }
+
+// Prefetch is how many messages the client pulls ahead of the handlers
+// now: fixed by the Prefetch option, or adapted to the measured handler
+// time and payload size (see Prefetch).
+func (s *Subscription) Prefetch() int { return int(s.prefetch.Load()) }

@@ -1,0 +1,147 @@
+package framework_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/testenv"
+)
+
+// handledLog records, at concurrency 1, the order events were handled in
+// and how often each was.
+type handledLog struct {
+	mu    sync.Mutex
+	order []int
+	times map[int]int
+}
+
+func (l *handledLog) add(i int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.times == nil {
+		l.times = map[int]int{}
+	}
+	l.order = append(l.order, i)
+	l.times[i]++
+}
+
+// check fails t unless events 0..n-1 were each handled exactly once, in
+// order.
+func (l *handledLog) check(t *testing.T, n int) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range n {
+		if l.times[i] != 1 {
+			t.Errorf("event %d handled %d times", i, l.times[i])
+		}
+	}
+	for i := 1; i < len(l.order); i++ {
+		if l.order[i] <= l.order[i-1] {
+			t.Fatalf("out of order at position %d: event %d after event %d", i, l.order[i], l.order[i-1])
+		}
+	}
+	if len(l.order) != n {
+		t.Fatalf("%d handler runs for %d events", len(l.order), n)
+	}
+}
+
+// A slow handler behind the initial 256-message buffer would leave the
+// last buffered messages waiting past AckWait (80 × 40 ms = 3.2 s against
+// 2 s), and the server would redeliver them while they sit in the client:
+// handled twice. The tuner shrinks the buffer after the first handler
+// times are in, and keeps what the deep buffer held alive with InProgress
+// until a worker takes it, in order.
+func TestAdaptivePrefetchShrinksForSlowHandler(t *testing.T) {
+	srv := testenv.Start(t)
+	svc := newService(t, srv, "order")
+	const n = 80
+	publishN(t, svc, n)
+	var log handledLog
+	sub, err := framework.Subscribe(svc, created, "slow", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+		log.add(ev.Index)
+		time.Sleep(40 * time.Millisecond)
+		return nil
+	}, framework.Concurrency(1), framework.AckWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sub.Prefetch(); got != 256 {
+		t.Fatalf("initial prefetch %d, want 256", got)
+	}
+	testenv.Eventually(t, 30*time.Second, "all acked", func() bool { return sub.Stats().Acked == n })
+	testenv.WaitConsumerIdle(t, svc.Conn().JS, "ORDERS", "slow", 10*time.Second)
+	// 2 s / 4 / 40 ms = 12 at most; the first samples (cold start) can
+	// only make it smaller.
+	if got := sub.Prefetch(); got > 12 {
+		t.Errorf("prefetch %d after handlers of 40 ms with AckWait 2s; want at most 12", got)
+	}
+	st := sub.Stats()
+	if st.Acked != n || st.DeadLettered != 0 || st.Retried != 0 {
+		t.Errorf("stats %+v: want %d acked, nothing retried or dead-lettered", st, n)
+	}
+	if st.HandedBack != 0 || st.InProgress == 0 {
+		t.Errorf("stats %+v: want the old buffer kept alive with InProgress and handled, not handed back", st)
+	}
+	log.check(t, n)
+}
+
+// A fast handler gets a deeper buffer than the initial one, and the
+// resize keeps stream order at concurrency 1.
+func TestAdaptivePrefetchGrowsForFastHandlerInOrder(t *testing.T) {
+	srv := testenv.Start(t)
+	svc := newService(t, srv, "order")
+	const n = 3000
+	publishN(t, svc, n)
+	var log handledLog
+	var maxPrefetch atomic.Int64
+	var sub *framework.Subscription
+	var subReady sync.WaitGroup
+	subReady.Add(1)
+	sub, err := framework.Subscribe(svc, created, "fast", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+		subReady.Wait()
+		log.add(ev.Index)
+		if p := int64(sub.Prefetch()); p > maxPrefetch.Load() {
+			maxPrefetch.Store(p)
+		}
+		time.Sleep(300 * time.Microsecond) // ≥ 0.9 s in all: several tuner ticks
+		return nil
+	}, framework.Concurrency(1))
+	subReady.Done()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, "all acked", func() bool { return sub.Stats().Acked == n })
+	testenv.WaitConsumerIdle(t, svc.Conn().JS, "ORDERS", "fast", 10*time.Second)
+	if got := maxPrefetch.Load(); got <= 256 {
+		t.Errorf("prefetch never grew past the initial 256 (max seen %d) for a sub-millisecond handler", got)
+	}
+	if st := sub.Stats(); st.Acked != n || st.DeadLettered != 0 || st.HandedBack != 0 {
+		t.Errorf("stats %+v: want %d acked, nothing handed back (growing hands nothing back)", st, n)
+	}
+	log.check(t, n)
+}
+
+// A fixed Prefetch is never resized.
+func TestFixedPrefetchStays(t *testing.T) {
+	srv := testenv.Start(t)
+	svc := newService(t, srv, "order")
+	const n = 500
+	publishN(t, svc, n)
+	sub, err := framework.Subscribe(svc, created, "fixed", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+		time.Sleep(time.Millisecond)
+		return nil
+	}, framework.Prefetch(32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "all acked", func() bool { return sub.Stats().Acked == n })
+	if got := sub.Prefetch(); got != 32 {
+		t.Fatalf("%s: prefetch %d, want the fixed 32", fmt.Sprint(sub.Stats()), got)
+	}
+}
