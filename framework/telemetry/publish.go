@@ -46,10 +46,14 @@ func (o *Observer) StartPublish(ctx context.Context, info framework.PublishInfo)
 	if o == nil { // a typed nil in the framework.Observer interface
 		return ctx, nil
 	}
+	spans := o.spansOn()
+	if !spans && !o.inst.publishMetricsOn(ctx) {
+		return ctx, skipPublishEnd // nothing would be recorded: no clock reads, no closure
+	}
 	l := o.publishLabels(info.Subject)
 	start := time.Now()
 	span := noSpan
-	if o.spansOn() {
+	if spans {
 		ctx, span = o.tracer.Start(ctx, l.spanName, l.start...)
 	}
 	return ctx, func(msg *nats.Msg, err error) {
@@ -86,4 +90,16 @@ func (o *Observer) StartPublish(ctx context.Context, info framework.PublishInfo)
 		}
 		span.End()
 	}
+}
+
+// skipPublishEnd ends a publish that neither a span nor a metric observes.
+func skipPublishEnd(*nats.Msg, error) {}
+
+// publishMetricsOn reports whether any publish metric is recorded: false
+// over a meter provider that is not configured (the global one before an
+// SDK is installed, or a no-op one), so that such publishes skip their
+// measurement. It asks on every publish, so an SDK installed later as the
+// global provider is measured from then on.
+func (in *instruments) publishMetricsOn(ctx context.Context) bool {
+	return in.publishTime.Enabled(ctx) || in.published.Enabled(ctx) || in.publishFailed.Enabled(ctx)
 }
