@@ -227,6 +227,15 @@ func (e *env) rawPayload(sent time.Time) []byte {
 	return b
 }
 
+// eventHeaders are the headers a jetkit event carries (CloudEvents binary
+// mode and Nats-Msg-Id, which the server de-duplicates on), for raw
+// messages that should cost the server what a jetkit event costs.
+func eventHeaders(subject string, sent time.Time) nats.Header {
+	id := nuid.Next()
+	return nats.Header{"ce-specversion": {"1.0"}, "ce-id": {id}, "ce-type": {subject}, "ce-source": {"jetkit-bench"},
+		"ce-time": {sent.UTC().Format(time.RFC3339Nano)}, "content-type": {"application/json"}, nats.MsgIdHdr: {id}}
+}
+
 func rawSent(b []byte) int64 {
 	if len(b) < 8 {
 		return 0

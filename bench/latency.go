@@ -80,9 +80,16 @@ func pace(ctx context.Context, rate, total int, publish func() error) error {
 // e2e publishes at a fixed rate while consuming, and reports the latency
 // from publish to handler: raw PublishMsgAsync + Consume/Ack against jetkit
 // PublishAsync + Subscribe (concurrency 1, async ack, bench middleware).
+// A third run sends raw messages with jetkit's headers, which splits what
+// the wire format costs the server (header parsing, Nats-Msg-Id
+// de-duplication) from what the framework adds.
 func (e *env) e2e(ctx context.Context) ([]Result, error) {
 	total := max(1, int(e.opts.E2EDuration.Seconds()*float64(e.opts.Rate)))
-	raw, err := e.rawE2E(ctx, total)
+	raw, err := e.rawE2E(ctx, total, false)
+	if err != nil {
+		return nil, err
+	}
+	rawH, err := e.rawE2E(ctx, total, true)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +97,7 @@ func (e *env) e2e(ctx context.Context) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	rq, jq := raw.quantiles(), jk.quantiles()
+	rq, hq, jq := raw.quantiles(), rawH.quantiles(), jk.quantiles()
 	note := fmt.Sprintf("%d msgs at %d/s", total, e.opts.Rate)
 	var out []Result
 	for i, name := range []string{"p50", "p90", "p99", "p99.9"} {
@@ -100,13 +107,19 @@ func (e *env) e2e(ctx context.Context) ([]Result, error) {
 		}
 		out = append(out, newResult(ScenarioE2E, name, "ms", rq[i], jq[i], t, note))
 	}
+	out = append(out, newResult(ScenarioE2E, "p99 vs raw+headers", "ms", hq[2], jq[2], nil,
+		"raw with jetkit's CloudEvents headers and Nats-Msg-Id (server-side de-duplication)"))
 	return out, nil
 }
 
-func (e *env) rawE2E(ctx context.Context, total int) (*latencies, error) {
+func (e *env) rawE2E(ctx context.Context, total int, headers bool) (*latencies, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
-	stream, subject, err := e.stream(ctx, "e2e-raw", publishDuplicates)
+	what := "e2e-raw"
+	if headers {
+		what = "e2e-rawh"
+	}
+	stream, subject, err := e.stream(ctx, what, publishDuplicates)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +146,12 @@ func (e *env) rawE2E(ctx context.Context, total int) (*latencies, error) {
 	defer cc.Stop()
 	err = pace(ctx, e.opts.Rate, total, func() error {
 		return retryStalled(ctx, func() error {
-			_, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: e.rawPayload(time.Now())})
+			now := time.Now()
+			msg := &nats.Msg{Subject: subject, Data: e.rawPayload(now)}
+			if headers {
+				msg.Header = eventHeaders(subject, now)
+			}
+			_, err := js.PublishMsgAsync(msg)
 			return err
 		})
 	})
