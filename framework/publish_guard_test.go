@@ -105,7 +105,8 @@ func TestOutgoingFitsAgreesWithCheckOutgoing(t *testing.T) {
 // (testenv imports this package, so it cannot be used here).
 func guardTestConn(t *testing.T) *Conn {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
