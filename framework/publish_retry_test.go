@@ -5,10 +5,12 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetkit/jetkit/framework"
@@ -111,5 +113,59 @@ func TestPublishRetryIsBounded(t *testing.T) {
 	// An invalid policy is refused before anything is sent.
 	if _, err := topic.Publish(ctx, svc, orderCreated{}, framework.WithPublishRetry(framework.PublishRetry{Attempts: 0})); err == nil || !strings.Contains(err.Error(), "Attempts") {
 		t.Fatalf("invalid policy: err = %v", err)
+	}
+}
+
+// TestPublishResendsTheSameEventAfterAnAttemptTimeout: a send whose ack
+// never comes ends after AttemptTimeout and is resent with the same event
+// id (Nats-Msg-Id), at most Attempts times; an ack to a resend completes
+// the publish.
+func TestPublishResendsTheSameEventAfterAnAttemptTimeout(t *testing.T) {
+	srv := testenv.Start(t)
+	svc, err := framework.New(context.Background(), srv.Config("order"), framework.WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
+	topic := framework.NewTopic[orderCreated]("silent.created.v1")
+	// No stream: a plain subscriber that swallows the first sends of each
+	// event and acks the later ones as a stream would.
+	var mu sync.Mutex
+	seen := map[string]int{}
+	ackFrom := map[string]int{"never": 1 << 30, "third": 3}
+	sub, err := svc.Conn().NC.Subscribe("silent.created.v1", func(m *nats.Msg) {
+		id := m.Header.Get(nats.MsgIdHdr)
+		mu.Lock()
+		seen[id]++
+		n := seen[id]
+		mu.Unlock()
+		if n >= ackFrom[id] {
+			_ = m.Respond([]byte(`{"stream":"SILENT","seq":7}`))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	policy := framework.PublishRetry{Attempts: 3, Initial: 10 * time.Millisecond, Max: 10 * time.Millisecond, AttemptTimeout: 200 * time.Millisecond}
+	ctx := context.Background()
+
+	start := time.Now()
+	_, err = topic.Publish(ctx, svc, orderCreated{ID: "o-1"}, framework.WithEventID("never"), framework.WithPublishRetry(policy))
+	elapsed := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the attempt timeout (context.DeadlineExceeded)", err)
+	}
+	if elapsed < 3*policy.AttemptTimeout || elapsed > 30*time.Second {
+		t.Fatalf("three sends of %s each took %s", policy.AttemptTimeout, elapsed)
+	}
+	ack, err := topic.Publish(ctx, svc, orderCreated{ID: "o-2"}, framework.WithEventID("third"), framework.WithPublishRetry(policy))
+	if err != nil || ack.Stream != "SILENT" || ack.Sequence != 7 || ack.EventID != "third" {
+		t.Fatalf("acked on the third send: %+v, %v", ack, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["never"] != 3 || seen["third"] != 3 {
+		t.Fatalf("sends per event id: %v, want 3 of each (the same id every time)", seen)
 	}
 }
