@@ -46,7 +46,7 @@ func TestBenchCommandTiny(t *testing.T) {
 	want := map[string]int{
 		bench.ScenarioPublishSync: 2, bench.ScenarioPublishAsync: 2,
 		bench.ScenarioConsumeAsync: 2, bench.ScenarioConsumeSync: 2,
-		bench.ScenarioE2E: 4, bench.ScenarioServiceTime: 2, bench.ScenarioMemory: 6,
+		bench.ScenarioE2E: 5, bench.ScenarioServiceTime: 2, bench.ScenarioMemory: 6,
 	}
 	for _, s := range bench.AllScenarios {
 		if rows[s] != want[s] {
