@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -63,6 +64,8 @@ func asPermissionError(err error) *PermissionError {
 type permissionWatch struct {
 	mu      sync.Mutex
 	waiters map[*permissionGuard]struct{}
+
+	sends sendReaper // ends publish sends past their deadline (publish_send.go)
 }
 
 // record offers err to every waiting call whose subjects it concerns and
@@ -89,10 +92,12 @@ type permissionGuard struct {
 	cancel   context.CancelCauseFunc // ends watchPermissions' ctx; nil for a publish guard
 	before   string                  // the connection's last error when the call began
 
-	mu     sync.Mutex
-	seen   *PermissionError
-	armed  context.CancelFunc // a publish guard: ends the send under way
-	refuse chan struct{}      // closed once seen is set; made only when a publish pauses between sends
+	mu       sync.Mutex
+	seen     *PermissionError
+	armed    context.CancelFunc // a publish guard: ends the send under way
+	deadline time.Time          // when the send under way times out (sendReaper)
+	expired  bool               // the send under way was ended by its deadline
+	refuse   chan struct{}      // closed once seen is set; made only when a publish pauses between sends
 }
 
 // watchPermissions starts a guard for subjects beginning with one of
@@ -132,16 +137,27 @@ func (w *permissionWatch) add(g *permissionGuard) {
 	w.mu.Unlock()
 }
 
-// arm makes a violation call cancel (nil: nothing), for the send about to
-// start; it returns the violation instead when one was already seen.
-func (g *permissionGuard) arm(cancel context.CancelFunc) *PermissionError {
+// arm makes a violation call cancel, and the connection's sendReaper call
+// it at deadline, for the send about to start; it returns the violation
+// instead when one was already seen.
+func (g *permissionGuard) arm(cancel context.CancelFunc, deadline time.Time) *PermissionError {
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if g.seen != nil {
+		g.mu.Unlock()
 		return g.seen
 	}
-	g.armed = cancel
+	g.armed, g.deadline, g.expired = cancel, deadline, false
+	g.mu.Unlock()
+	g.conn.perms.sends.due(&g.conn.perms, deadline)
 	return nil
+}
+
+// disarm ends the send armed last and reports whether its deadline ended it.
+func (g *permissionGuard) disarm() (expired bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.armed, g.deadline = nil, time.Time{}
+	return g.expired
 }
 
 // refused is closed once a violation is seen.

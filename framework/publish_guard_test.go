@@ -2,8 +2,10 @@ package framework
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,13 +16,13 @@ import (
 // A publish guard has no context of its own: a violation must end the send
 // it is armed with, stop the next send, and wake a pause between sends.
 func TestPublishGuardEndsTheArmedSendAndRefusesTheNext(t *testing.T) {
-	g := &permissionGuard{}
+	g := &permissionGuard{conn: &Conn{}}
 	g.pfx = [2]string{"orders.created.v1", nats.InboxPrefix}
 	g.prefixes = g.pfx[:]
 
 	send, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if pe := g.arm(cancel); pe != nil {
+	if pe := g.arm(cancel, time.Now().Add(time.Hour)); pe != nil {
 		t.Fatalf("arm before any violation: %v", pe)
 	}
 	pause := g.refused()
@@ -50,7 +52,7 @@ func TestPublishGuardEndsTheArmedSendAndRefusesTheNext(t *testing.T) {
 	}
 	_, next := context.WithCancel(context.Background())
 	defer next()
-	pe := g.arm(next)
+	pe := g.arm(next, time.Now().Add(time.Hour))
 	if pe == nil || pe.Subject != "orders.created.v1" {
 		t.Fatalf("arm after the violation = %v, want the violation on orders.created.v1", pe)
 	}
@@ -124,4 +126,59 @@ func guardTestConn(t *testing.T) *Conn {
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// The connection's one send timer ends each send at (not before) its own
+// deadline, whatever order the sends start in, leaves alone sends that
+// finish in time, and is set again by sends started after it went idle.
+func TestSendReaperEndsEachSendAtItsDeadline(t *testing.T) {
+	c := guardTestConn(t)
+	check := func(deadlines []time.Duration) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, len(deadlines))
+		for _, d := range deadlines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				g := c.watchPublish("orders.created.v1")
+				defer g.done()
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				deadline := time.Now().Add(d)
+				if pe := g.arm(cancel, deadline); pe != nil {
+					errs <- pe
+					return
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(d + 20*time.Second):
+					errs <- fmt.Errorf("send with a %s deadline still running %s later", d, d+20*time.Second)
+					return
+				}
+				if now := time.Now(); now.Before(deadline) {
+					errs <- fmt.Errorf("send ended %s before its deadline", deadline.Sub(now))
+				}
+				if !g.disarm() {
+					errs <- fmt.Errorf("send ended by its deadline not reported as expired")
+				}
+			}()
+		}
+		// A send that completes in time is neither ended nor reported expired.
+		g := c.watchPublish("orders.created.v1")
+		ctx, cancel := context.WithCancel(context.Background())
+		g.arm(cancel, time.Now().Add(time.Hour))
+		wg.Wait()
+		if ctx.Err() != nil || g.disarm() {
+			t.Error("a send within its deadline was ended")
+		}
+		cancel()
+		g.done()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	}
+	check([]time.Duration{300 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond})
+	check([]time.Duration{30 * time.Millisecond}) // after the timer went idle
 }

@@ -74,8 +74,8 @@ func (r PublishRetry) pause(n int) time.Duration {
 // publishRetrying sends msg and waits for its ack, resending the same
 // message (same Nats-Msg-Id) on errors that leave the outcome unknown or
 // that a leader election or reconnect cures, as the policy in o allows (o
-// nil: the default policy). Each send waits on one context, bounded by the
-// attempt timeout, which perm ends at once when the server refuses the
+// nil: the default policy). Each send waits on one context, which perm
+// ends at the attempt timeout or at once when the server refuses the
 // subject; a refused publish is never resent.
 func (c *Conn) publishRetrying(ctx context.Context, msg *nats.Msg, o *publishOptions, perm *permissionGuard) (*jetstream.PubAck, error) {
 	policy := DefaultPublishRetry()
@@ -90,13 +90,18 @@ func (c *Conn) publishRetrying(ctx context.Context, msg *nats.Msg, o *publishOpt
 		per = c.cfg.RequestTimeout
 	}
 	for attempts := 1; ; attempts++ {
-		actx, cancel := context.WithTimeout(ctx, per)
-		if pe := perm.arm(cancel); pe != nil {
+		// The send's deadline is kept by the connection's sendReaper, not
+		// by a timer per send (context.WithTimeout): arming a timer on
+		// every publish costs more than the rest of the send's own work.
+		actx, cancel := context.WithCancel(ctx)
+		if pe := perm.arm(cancel, time.Now().Add(per)); pe != nil {
 			cancel()
 			return nil, pe
 		}
 		ack, err := c.sendOnce(actx, msg)
-		perm.arm(nil)
+		if perm.disarm() && err != nil && ctx.Err() == nil {
+			err = fmt.Errorf("no ack within the attempt timeout %s: %w", per, context.DeadlineExceeded)
+		}
 		cancel()
 		if err == nil || attempts >= policy.Attempts || ctx.Err() != nil || !transientError(err) || perm.violation() != nil {
 			return ack, err
