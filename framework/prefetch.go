@@ -54,8 +54,9 @@ func prefetchFor(avg time.Duration, avgBytes int64, concurrency int, ackWait tim
 }
 
 // tune resizes an adaptive subscription's buffer when the measured
-// handler time or payload size calls for one at least twice as deep, or
-// at most half as deep, as the current one.
+// handler time or payload size calls for one at most half as deep as the
+// current one, or at least twice as deep while the consumer has a backlog
+// deeper than the buffer.
 func (s *Subscription) tune() {
 	cur := int(s.prefetch.Load())
 	received := s.stats.received.Load()
@@ -78,9 +79,13 @@ func (s *Subscription) tune() {
 	// hands the buffer back.
 	wasShrink := s.shrinkSeen
 	s.shrinkSeen = shrink
+	// Growing pays only when the server holds a backlog deeper than the
+	// buffer: with messages arriving as they are published, a deeper
+	// buffer changes nothing, and replacing the pull costs a pause.
+	backlog := s.lastPending.Load() > uint64(cur)
 	switch {
 	case shrink && wasShrink:
-	case want >= 2*cur && seen >= growAfter:
+	case want >= 2*cur && seen >= growAfter && backlog:
 	default:
 		return
 	}

@@ -43,10 +43,13 @@ type Subscription struct {
 	avgHandler atomic.Int64 // EWMA of handler time in ns
 	avgBytes   atomic.Int64 // EWMA of payload size (prefetch.go)
 	resizedAt  atomic.Uint64
-	shrinkSeen bool // the tuner's last tick called for a shrink (heartbeatLoop only)
-	resizing   atomic.Bool
-	warnedAt   atomic.Int64
-	stopOnce   sync.Once
+	// lastPending is the consumer's backlog (NumPending) as of the last
+	// delivery: the tuner grows the buffer only for a backlog.
+	lastPending atomic.Uint64
+	shrinkSeen  bool // the tuner's last tick called for a shrink (heartbeatLoop only)
+	resizing    atomic.Bool
+	warnedAt    atomic.Int64
+	stopOnce    sync.Once
 }
 
 // workerSlot is what one worker is handling now, for heartbeats and for
@@ -148,6 +151,7 @@ func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) {
 	s.stats.received.Add(1)
 
 	m, err := s.message(raw)
+	s.lastPending.Store(m.NumPending)
 	ctx, end := s.handlerCtx, ProcessEnd(nil)
 	if s.obs != nil {
 		ctx, end = s.obs.StartProcess(ctx, m)
