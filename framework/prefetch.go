@@ -104,3 +104,11 @@ func (s *Subscription) resizeAsync(prefetch int, received uint64) {
 		s.resize(prefetch, received)
 	}()
 }
+
+// tuneSoon asks the tuner to look now rather than at its next tick.
+func (s *Subscription) tuneSoon() {
+	select {
+	case s.tuneNow <- struct{}{}:
+	default:
+	}
+}

@@ -48,6 +48,7 @@ type Subscription struct {
 	lastPending atomic.Uint64
 	shrinkSeen  bool // the tuner's last tick called for a shrink (heartbeatLoop only)
 	resizing    atomic.Bool
+	tuneNow     chan struct{} // wakes the tuner early (prefetch.go)
 	warnedAt    atomic.Int64
 	stopOnce    sync.Once
 }
@@ -102,6 +103,7 @@ func (s *Subscription) start() error {
 	s.work = make(chan jetstream.Msg)
 	s.stopping = make(chan struct{})
 	s.hbDone = make(chan struct{})
+	s.tuneNow = make(chan struct{}, 1)
 	s.slots = make([]workerSlot, n)
 	s.handlerCtx, s.cancelHandler = context.WithCancel(context.Background())
 	if s.conn.observer != nil {
@@ -148,7 +150,9 @@ func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) {
 	slot.mu.Lock()
 	slot.msg, slot.lastBeat, slot.abandoned = raw, start, false
 	slot.mu.Unlock()
-	s.stats.received.Add(1)
+	if n := s.stats.received.Add(1); s.opts.autoPrefetch && n == s.resizedAt.Load()+growAfter {
+		s.tuneSoon() // enough samples to judge this size: do not wait for the tick
+	}
 
 	m, err := s.message(raw)
 	s.lastPending.Store(m.NumPending)
@@ -319,6 +323,8 @@ func (s *Subscription) heartbeatLoop() {
 			s.beat(now, s.opts.ackWait/3)
 			s.checkPrefetch(now)
 		case <-tuneC:
+			s.tune()
+		case <-s.tuneNow:
 			s.tune()
 		}
 	}
