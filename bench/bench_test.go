@@ -14,12 +14,13 @@ func TestOptionsValidateListsEveryProblem(t *testing.T) {
 	o.MsgSize = 10
 	o.Concurrencies = []int{0}
 	o.Replicas = 0
+	o.Rounds = 0
 	o.Scenarios = []string{"publish-sync", "nope"}
 	err := o.validate()
 	if err == nil {
 		t.Fatal("invalid options accepted")
 	}
-	for _, want := range []string{"message size 10", "concurrency 0", "replicas 0", `scenario "nope"`} {
+	for _, want := range []string{"message size 10", "concurrency 0", "replicas 0", "rounds 0", `scenario "nope"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}

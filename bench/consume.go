@@ -248,14 +248,13 @@ func (e *env) consume(ctx context.Context, stream, subject string, sync bool, pr
 		} else {
 			rawRun.concurrency = 1
 		}
-		raw, err := labelled(ctx, "raw", func(ctx context.Context) (measurement, error) { return e.rawConsume(ctx, rawRun) })
+		ms, err := e.compare(ctx,
+			side{"raw", func(ctx context.Context) (measurement, error) { return e.rawConsume(ctx, rawRun) }},
+			side{"jetkit", func(ctx context.Context) (measurement, error) { return e.jetkitConsume(ctx, run) }})
 		if err != nil {
 			return out, err
 		}
-		jk, err := labelled(ctx, "jetkit", func(ctx context.Context) (measurement, error) { return e.jetkitConsume(ctx, run) })
-		if err != nil {
-			return out, err
-		}
+		raw, jk := ms[0], ms[1]
 		var rowTarget *target
 		if !sync || c == 16 {
 			rowTarget = t
@@ -281,14 +280,13 @@ func (e *env) serviceTime(ctx context.Context, stream, subject string, progress 
 	var out []Result
 	for _, c := range e.opts.ServiceConcurrencies {
 		run := consumeRun{stream: stream, subject: subject, n: e.serviceCount(c), concurrency: c, work: e.opts.ServiceTime}
-		raw, err := labelled(ctx, "raw", func(ctx context.Context) (measurement, error) { return e.rawConsume(ctx, run) })
+		ms, err := e.compare(ctx,
+			side{"raw", func(ctx context.Context) (measurement, error) { return e.rawConsume(ctx, run) }},
+			side{"jetkit", func(ctx context.Context) (measurement, error) { return e.jetkitConsume(ctx, run) }})
 		if err != nil {
 			return out, err
 		}
-		jk, err := labelled(ctx, "jetkit", func(ctx context.Context) (measurement, error) { return e.jetkitConsume(ctx, run) })
-		if err != nil {
-			return out, err
-		}
+		raw, jk := ms[0], ms[1]
 		note := ""
 		if e.opts.ServiceTime > 0 {
 			note = fmt.Sprintf("ideal %.0f msgs/s (%d x 1/%s)", float64(c)/e.opts.ServiceTime.Seconds(), c, e.opts.ServiceTime)

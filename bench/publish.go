@@ -8,7 +8,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 
 	"github.com/jetkit/jetkit/framework"
 )
@@ -30,24 +29,20 @@ func (e *env) publishAsync(ctx context.Context) ([]Result, error) {
 // jetkit's cost into what the server pays for the headers and
 // de-duplication and what the framework itself adds.
 func (e *env) publish(ctx context.Context, scenario string, async bool, t *target) ([]Result, error) {
-	raw, err := labelled(ctx, "raw", func(ctx context.Context) (measurement, error) {
-		return e.timedPublish(ctx, scenario+"-raw", e.rawPublisher(async, false))
-	})
+	ms, err := e.compare(ctx,
+		side{"raw", func(ctx context.Context) (measurement, error) {
+			return e.timedPublish(ctx, scenario+"-raw", e.rawPublisher(async, false))
+		}},
+		side{"raw+headers", func(ctx context.Context) (measurement, error) {
+			return e.timedPublish(ctx, scenario+"-rawh", e.rawPublisher(async, true))
+		}},
+		side{"jetkit", func(ctx context.Context) (measurement, error) {
+			return e.timedPublish(ctx, scenario+"-jetkit", e.jetkitPublisher(async))
+		}})
 	if err != nil {
 		return nil, err
 	}
-	rawH, err := labelled(ctx, "raw+headers", func(ctx context.Context) (measurement, error) {
-		return e.timedPublish(ctx, scenario+"-rawh", e.rawPublisher(async, true))
-	})
-	if err != nil {
-		return nil, err
-	}
-	jk, err := labelled(ctx, "jetkit", func(ctx context.Context) (measurement, error) {
-		return e.timedPublish(ctx, scenario+"-jetkit", e.jetkitPublisher(async))
-	})
-	if err != nil {
-		return nil, err
-	}
+	raw, rawH, jk := ms[0], ms[1], ms[2]
 	return []Result{
 		throughputResult(scenario, "vs raw", raw, jk, t, "raw: no headers"),
 		throughputResult(scenario, "vs raw+headers", rawH, jk, nil, "raw with jetkit's CloudEvents headers and Nats-Msg-Id (server-side de-duplication)"),
@@ -68,9 +63,7 @@ func (e *env) rawPublisher(async, headers bool) func(context.Context, string, *s
 			now := time.Now()
 			msg := &nats.Msg{Subject: subject, Data: e.rawPayload(now)}
 			if headers {
-				id := nuid.Next()
-				msg.Header = nats.Header{"ce-specversion": {"1.0"}, "ce-id": {id}, "ce-type": {subject}, "ce-source": {"jetkit-bench"},
-					"ce-time": {now.UTC().Format(time.RFC3339Nano)}, "content-type": {"application/json"}, nats.MsgIdHdr: {id}}
+				msg.Header = eventHeaders(subject, now)
 			}
 			if async {
 				err = retryStalled(ctx, func() error {

@@ -57,6 +57,8 @@ type Report struct {
 	GoVersion  string `json:"go_version"`
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	CPUs       int    `json:"cpus"`
+	// Rounds is how many alternating runs each throughput row is the median of.
+	Rounds int `json:"rounds"`
 	// Results are the rows in the order they ran.
 	Results []Result `json:"results"`
 }

@@ -22,6 +22,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (*Report, error) {
 		Started: time.Now().UTC(), MsgSize: o.MsgSize, Replicas: o.Replicas, Storage: "file",
 		Middleware: append(append([]string{}, o.MiddlewareNames...), "recover (core dispatcher)"),
 		GoVersion:  runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), CPUs: runtime.NumCPU(),
+		Rounds: o.Rounds,
 	}
 	if o.MemoryStorage {
 		rep.Storage = "memory"

@@ -22,6 +22,7 @@ func newBenchCmd() *cobra.Command {
 		size, pubN, consN     int
 		backlog, rate         int
 		replicas, prefetch    int
+		rounds                int
 		memory                bool
 		noMiddleware          bool
 		noTelemetry           bool
@@ -60,6 +61,7 @@ the full run with a 1,000,000-message backlog.`,
 			set("e2e-duration", func() { o.E2EDuration = e2eFor })
 			set("service-time", func() { o.ServiceTime = svcTime })
 			set("prefetch", func() { o.Prefetch = prefetch })
+			set("rounds", func() { o.Rounds = rounds })
 			set("service-duration", func() { o.ServiceDuration = svcD })
 			set("concurrency", func() { o.Concurrencies = concurrency })
 			set("service-concurrency", func() { o.ServiceConcurrencies = svcConc })
@@ -84,9 +86,10 @@ the full run with a 1,000,000-message backlog.`,
 	f.StringVar(&url, "url", "", "NATS server URL to benchmark instead of an embedded server")
 	f.IntVar(&prefetch, "prefetch", 0, "jetkit Prefetch for the consume scenarios (default: the framework's default)")
 	f.IntVar(&replicas, "replicas", 1, "replicas of the streams the bench creates")
+	f.IntVar(&rounds, "rounds", 3, "runs of each throughput comparison, raw and jetkit alternating; each side's median is reported")
 	f.BoolVar(&memory, "memory-storage", false, "memory-backed streams instead of file-backed")
 	f.IntVar(&size, "size", 128, "payload size in bytes")
-	f.IntVar(&pubN, "publish", 0, "messages per publish run (default 200000, --short 30000)")
+	f.IntVar(&pubN, "publish", 0, "messages per publish run (default 200000, --short 20000)")
 	f.IntVar(&consN, "consume", 0, "messages per consume run (default 200000, --short 30000)")
 	f.IntVar(&backlog, "backlog", 0, "messages in the memory scenario's backlog (default 1000000, --short 100000)")
 	f.IntVar(&rate, "rate", 10000, "end-to-end publish rate, msgs/s")

@@ -24,7 +24,7 @@ func TestBenchCommandTiny(t *testing.T) {
 	root.SetArgs([]string{"bench", "--short", "--json", "--markdown", md,
 		"--publish", "200", "--consume", "200", "--backlog", "400",
 		"--rate", "1000", "--e2e-duration", "200ms",
-		"--concurrency", "1,4", "--service-concurrency", "1,4", "--service-duration", "50ms"})
+		"--concurrency", "1,4", "--service-concurrency", "1,4", "--service-duration", "50ms", "--rounds", "2"})
 	if err := root.Execute(); err != nil {
 		t.Fatalf("jetkit bench: %v\nprogress:\n%s", err, stderr.String())
 	}
@@ -33,8 +33,8 @@ func TestBenchCommandTiny(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 		t.Fatalf("--json output does not parse: %v\n%s", err, stdout.String())
 	}
-	if rep.Server != "embedded" || rep.MsgSize != 128 || rep.Storage != "file" {
-		t.Errorf("report header: server %q, size %d, storage %q; want embedded, 128, file", rep.Server, rep.MsgSize, rep.Storage)
+	if rep.Server != "embedded" || rep.MsgSize != 128 || rep.Storage != "file" || rep.Rounds != 2 {
+		t.Errorf("report header: server %q, size %d, storage %q, rounds %d; want embedded, 128, file, 2", rep.Server, rep.MsgSize, rep.Storage, rep.Rounds)
 	}
 	rows := map[string]int{}
 	for _, r := range rep.Results {
