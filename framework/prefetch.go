@@ -74,9 +74,9 @@ func (s *Subscription) tune() {
 	}
 	want := prefetchFor(avg, s.avgBytes.Load(), s.opts.concurrency, s.opts.ackWait)
 	shrink := want*2 <= cur
-	// A shrink needs two ticks in a row: one stalled handler (a GC pause,
-	// a busy machine) lifts the average for a moment only, and shrinking
-	// hands the buffer back.
+	// A shrink needs two looks in a row: one stalled handler (a GC pause,
+	// a busy machine) lifts the average for a moment only, and a resize
+	// pauses consuming while the old buffer is worked off.
 	wasShrink := s.shrinkSeen
 	s.shrinkSeen = shrink
 	// Growing pays only when the server holds a backlog deeper than the
