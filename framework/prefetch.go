@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"sync/atomic"
 	"time"
 )
 
@@ -26,6 +27,18 @@ const (
 	// needs no such wait: it is the safe direction.
 	growAfter = 64
 )
+
+// prefetchTuner is a subscription's adaptive-prefetch state.
+type prefetchTuner struct {
+	avgBytes  atomic.Int64  // EWMA of payload size
+	resizedAt atomic.Uint64 // Stats().Received when the current size was chosen
+	// lastPending is the consumer's backlog (NumPending) as of the last
+	// delivery: the buffer grows only for a backlog.
+	lastPending atomic.Uint64
+	shrinkSeen  bool // the last look called for a shrink (heartbeat loop only)
+	resizing    atomic.Bool
+	now         chan struct{} // wakes the tuner before its tick
+}
 
 // initialAutoPrefetch is where an adaptive subscription starts, before
 // anything is measured: deep enough for fast handlers to get going, and
@@ -67,40 +80,40 @@ func (s *Subscription) tune() {
 	if !s.opts.autoPrefetch {
 		return
 	}
-	seen := received - s.resizedAt.Load()
+	seen := received - s.tuner.resizedAt.Load()
 	avg := time.Duration(s.avgHandler.Load())
 	if seen == 0 || avg == 0 {
 		return
 	}
-	want := prefetchFor(avg, s.avgBytes.Load(), s.opts.concurrency, s.opts.ackWait)
+	want := prefetchFor(avg, s.tuner.avgBytes.Load(), s.opts.concurrency, s.opts.ackWait)
 	shrink := want*2 <= cur
 	// A shrink needs two looks in a row: one stalled handler (a GC pause,
 	// a busy machine) lifts the average for a moment only, and a resize
 	// pauses consuming while the old buffer is worked off.
-	wasShrink := s.shrinkSeen
-	s.shrinkSeen = shrink
+	wasShrink := s.tuner.shrinkSeen
+	s.tuner.shrinkSeen = shrink
 	// Growing pays only when the server holds a backlog deeper than the
 	// buffer: with messages arriving as they are published, a deeper
 	// buffer changes nothing, and replacing the pull costs a pause.
-	backlog := s.lastPending.Load() > uint64(cur)
+	backlog := s.tuner.lastPending.Load() > uint64(cur)
 	switch {
 	case shrink && wasShrink:
 	case want >= 2*cur && seen >= growAfter && backlog:
 	default:
 		return
 	}
-	s.shrinkSeen = false
+	s.tuner.shrinkSeen = false
 	s.resizeAsync(want, received)
 }
 
 // resizeAsync runs resize in its own goroutine, one at a time: handling
 // the old buffer can take a while, and the heartbeat loop must go on.
 func (s *Subscription) resizeAsync(prefetch int, received uint64) {
-	if !s.resizing.CompareAndSwap(false, true) {
+	if !s.tuner.resizing.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
-		defer s.resizing.Store(false)
+		defer s.tuner.resizing.Store(false)
 		s.resize(prefetch, received)
 	}()
 }
@@ -108,7 +121,7 @@ func (s *Subscription) resizeAsync(prefetch int, received uint64) {
 // tuneSoon asks the tuner to look now rather than at its next tick.
 func (s *Subscription) tuneSoon() {
 	select {
-	case s.tuneNow <- struct{}{}:
+	case s.tuner.now <- struct{}{}:
 	default:
 	}
 }

@@ -150,9 +150,9 @@ func (s *Subscription) resize(prefetch int, received uint64) {
 		return
 	}
 	s.pull = p
-	s.resizedAt.Store(received)
+	s.tuner.resizedAt.Store(received)
 	s.log.Debug("prefetch resized", "from", from, "to", prefetch,
-		"avg_handler", time.Duration(s.avgHandler.Load()), "avg_bytes", s.avgBytes.Load())
+		"avg_handler", time.Duration(s.avgHandler.Load()), "avg_bytes", s.tuner.avgBytes.Load())
 }
 
 // retire stops old and hands what it had buffered to the workers, in

@@ -40,17 +40,10 @@ type Subscription struct {
 	cancelHandler context.CancelFunc
 
 	stats      subscriptionCounters
-	avgHandler atomic.Int64 // EWMA of handler time in ns
-	avgBytes   atomic.Int64 // EWMA of payload size (prefetch.go)
-	resizedAt  atomic.Uint64
-	// lastPending is the consumer's backlog (NumPending) as of the last
-	// delivery: the tuner grows the buffer only for a backlog.
-	lastPending atomic.Uint64
-	shrinkSeen  bool // the tuner's last tick called for a shrink (heartbeatLoop only)
-	resizing    atomic.Bool
-	tuneNow     chan struct{} // wakes the tuner early (prefetch.go)
-	warnedAt    atomic.Int64
-	stopOnce    sync.Once
+	avgHandler atomic.Int64  // EWMA of handler time in ns
+	tuner      prefetchTuner // adaptive prefetch (prefetch.go)
+	warnedAt   atomic.Int64
+	stopOnce   sync.Once
 }
 
 // workerSlot is what one worker is handling now, for heartbeats and for
@@ -103,7 +96,7 @@ func (s *Subscription) start() error {
 	s.work = make(chan jetstream.Msg)
 	s.stopping = make(chan struct{})
 	s.hbDone = make(chan struct{})
-	s.tuneNow = make(chan struct{}, 1)
+	s.tuner.now = make(chan struct{}, 1)
 	s.slots = make([]workerSlot, n)
 	s.handlerCtx, s.cancelHandler = context.WithCancel(context.Background())
 	if s.conn.observer != nil {
@@ -150,12 +143,12 @@ func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) {
 	slot.mu.Lock()
 	slot.msg, slot.lastBeat, slot.abandoned = raw, start, false
 	slot.mu.Unlock()
-	if n := s.stats.received.Add(1); s.opts.autoPrefetch && n == s.resizedAt.Load()+growAfter {
+	if n := s.stats.received.Add(1); s.opts.autoPrefetch && n == s.tuner.resizedAt.Load()+growAfter {
 		s.tuneSoon() // enough samples to judge this size: do not wait for the tick
 	}
 
 	m, err := s.message(raw)
-	s.lastPending.Store(m.NumPending)
+	s.tuner.lastPending.Store(m.NumPending)
 	ctx, end := s.handlerCtx, ProcessEnd(nil)
 	if s.obs != nil {
 		ctx, end = s.obs.StartProcess(ctx, m)
@@ -287,7 +280,7 @@ func (s *Subscription) ack(lctx context.Context, m *Message) Settlement {
 // averages the prefetch tuner reads.
 func (s *Subscription) observe(d time.Duration, size int) {
 	ewma(&s.avgHandler, max(int64(d), 1))
-	ewma(&s.avgBytes, max(int64(size), 1))
+	ewma(&s.tuner.avgBytes, max(int64(size), 1))
 }
 
 // ewma folds v into the moving average a (weight 1/16). Lock-free and
@@ -324,7 +317,7 @@ func (s *Subscription) heartbeatLoop() {
 			s.checkPrefetch(now)
 		case <-tuneC:
 			s.tune()
-		case <-s.tuneNow:
+		case <-s.tuner.now:
 			s.tune()
 		}
 	}
