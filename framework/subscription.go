@@ -53,6 +53,27 @@ type workerSlot struct {
 	msg       jetstream.Msg
 	lastBeat  time.Time
 	abandoned bool
+
+	// ackCtx bounds this worker's DoubleAck calls (the worker's goroutine
+	// only): one context with a deadline, renewed when less than the
+	// request timeout is left, instead of a timer armed for every ack.
+	ackCtx    context.Context
+	ackCancel context.CancelFunc
+	ackUntil  time.Time
+}
+
+// ackContext is a context whose deadline is between timeout and
+// 2×timeout from now.
+func (w *workerSlot) ackContext(timeout time.Duration) context.Context {
+	now := time.Now()
+	if w.ackCtx == nil || now.Add(timeout).After(w.ackUntil) {
+		if w.ackCancel != nil {
+			w.ackCancel()
+		}
+		w.ackUntil = now.Add(2 * timeout)
+		w.ackCtx, w.ackCancel = context.WithDeadline(context.Background(), w.ackUntil)
+	}
+	return w.ackCtx
 }
 
 // SubscriptionStats counts outcomes since the subscription started.
@@ -127,6 +148,11 @@ func (s *Subscription) handBack(m jetstream.Msg) {
 
 func (s *Subscription) worker(slot *workerSlot) {
 	defer s.workers.Done()
+	defer func() {
+		if slot.ackCancel != nil {
+			slot.ackCancel()
+		}
+	}()
 	for {
 		select {
 		case m := <-s.work:
@@ -168,7 +194,7 @@ func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) {
 		}
 		return
 	}
-	st := s.settle(ctx, m, err)
+	st := s.settle(ctx, slot, m, err)
 	if end != nil {
 		end(st)
 	}
@@ -231,11 +257,11 @@ func (s *Subscription) call(ctx context.Context, m *Message) (err error) {
 
 // settle decides the outcome of a delivery: DESIGN.md §3. lctx is the
 // delivery's context: log lines about it carry its trace span.
-func (s *Subscription) settle(lctx context.Context, m *Message, err error) Settlement {
+func (s *Subscription) settle(lctx context.Context, slot *workerSlot, m *Message, err error) Settlement {
 	raw := m.raw
 	switch {
 	case err == nil:
-		return s.ack(lctx, m)
+		return s.ack(lctx, slot, m)
 	case s.handlerCtx.Err() != nil:
 		s.handBack(raw)
 		return Settlement{Outcome: OutcomeHandedBack, Err: err}
@@ -255,12 +281,10 @@ func (s *Subscription) settle(lctx context.Context, m *Message, err error) Settl
 	}
 }
 
-func (s *Subscription) ack(lctx context.Context, m *Message) Settlement {
+func (s *Subscription) ack(lctx context.Context, slot *workerSlot, m *Message) Settlement {
 	var err error
 	if s.opts.ackMode == AckModeSync {
-		ctx, cancel := context.WithTimeout(context.Background(), s.conn.cfg.RequestTimeout)
-		err = m.raw.DoubleAck(ctx)
-		cancel()
+		err = m.raw.DoubleAck(slot.ackContext(s.conn.cfg.RequestTimeout))
 	} else {
 		err = m.raw.Ack()
 	}
