@@ -71,6 +71,14 @@ func prefetchFor(avg time.Duration, avgBytes int64, concurrency int, ackWait tim
 // current one, or at least twice as deep while the consumer has a backlog
 // deeper than the buffer.
 func (s *Subscription) tune() {
+	// A resize under way holds pullMu while it works off the old buffer,
+	// which can take as long as the handlers do: the heartbeat loop,
+	// which calls tune, must not wait for it (its InProgress beats keep
+	// the running handlers' messages alive). Only tune starts resizes, so
+	// none starts between this check and pullMissing.
+	if s.tuner.resizing.Load() {
+		return
+	}
 	cur := int(s.prefetch.Load())
 	received := s.stats.received.Load()
 	if s.pullMissing() {
@@ -81,7 +89,10 @@ func (s *Subscription) tune() {
 		return
 	}
 	seen := received - s.tuner.resizedAt.Load()
-	avg := time.Duration(s.avgHandler.Load())
+	// The average moves only when handlers finish; handlers that are
+	// all still running put a floor under it (a stuck handler at
+	// concurrency 1 holds up the whole buffer long before it returns).
+	avg := max(time.Duration(s.avgHandler.Load()), s.allBusyFor(time.Now()))
 	if seen == 0 || avg == 0 {
 		return
 	}
@@ -124,4 +135,23 @@ func (s *Subscription) tuneSoon() {
 	case s.tuner.now <- struct{}{}:
 	default:
 	}
+}
+
+// allBusyFor is how long every worker has been running its current
+// handler (the shortest of those times), or 0 when a worker is idle.
+func (s *Subscription) allBusyFor(now time.Time) time.Duration {
+	var least time.Duration
+	for i := range s.slots {
+		slot := &s.slots[i]
+		slot.mu.Lock()
+		busy, started := slot.msg != nil, slot.started
+		slot.mu.Unlock()
+		if !busy {
+			return 0
+		}
+		if d := now.Sub(started); i == 0 || d < least {
+			least = d
+		}
+	}
+	return least
 }

@@ -145,3 +145,33 @@ func TestFixedPrefetchStays(t *testing.T) {
 		t.Fatalf("%s: prefetch %d, want the fixed 32", fmt.Sprint(sub.Stats()), got)
 	}
 }
+
+// A handler that hangs longer than AckWait (with InProgress heartbeats for
+// its own message) holds up everything buffered behind it at concurrency
+// 1. The tuner sees that every worker has been busy for long before the
+// handler returns, shrinks the buffer, and keeps the old buffer alive with
+// InProgress: nothing is redelivered while it waits, everything is handled
+// once, in order.
+func TestAdaptivePrefetchShrinksBehindStuckHandler(t *testing.T) {
+	srv := testenv.Start(t)
+	svc := newService(t, srv, "order")
+	const n = 40
+	publishN(t, svc, n)
+	var log handledLog
+	sub, err := framework.Subscribe(svc, created, "stuck", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+		log.add(ev.Index)
+		if ev.Index == 0 {
+			time.Sleep(3 * time.Second) // 1.5x AckWait
+		}
+		return nil
+	}, framework.Concurrency(1), framework.AckWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "all acked", func() bool { return sub.Stats().Acked == n })
+	testenv.WaitConsumerIdle(t, svc.Conn().JS, "ORDERS", "stuck", 10*time.Second)
+	if st := sub.Stats(); st.Acked != n || st.HandedBack != 0 || st.DeadLettered != 0 || st.InProgress == 0 {
+		t.Errorf("stats %+v: want %d acked, nothing handed back or dead-lettered, InProgress sent", st, n)
+	}
+	log.check(t, n)
+}

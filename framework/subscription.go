@@ -51,6 +51,7 @@ type Subscription struct {
 type workerSlot struct {
 	mu        sync.Mutex
 	msg       jetstream.Msg
+	started   time.Time // when the handler took msg
 	lastBeat  time.Time
 	abandoned bool
 
@@ -167,7 +168,7 @@ func (s *Subscription) worker(slot *workerSlot) {
 func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) {
 	start := time.Now()
 	slot.mu.Lock()
-	slot.msg, slot.lastBeat, slot.abandoned = raw, start, false
+	slot.msg, slot.started, slot.lastBeat, slot.abandoned = raw, start, start, false
 	slot.mu.Unlock()
 	if n := s.stats.received.Add(1); s.opts.autoPrefetch && n == s.tuner.resizedAt.Load()+growAfter {
 		s.tuneSoon() // enough samples to judge this size: do not wait for the tick
