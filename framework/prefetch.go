@@ -71,11 +71,10 @@ func prefetchFor(avg time.Duration, avgBytes int64, concurrency int, ackWait tim
 // current one, or at least twice as deep while the consumer has a backlog
 // deeper than the buffer.
 func (s *Subscription) tune() {
-	// A resize under way holds pullMu while it works off the old buffer,
-	// which can take as long as the handlers do: the heartbeat loop,
-	// which calls tune, must not wait for it (its InProgress beats keep
-	// the running handlers' messages alive). Only tune starts resizes, so
-	// none starts between this check and pullMissing.
+	// A resize under way works off the old buffer, which can take as long
+	// as the handlers do: the heartbeat loop, which calls tune, must not
+	// wait for it (its InProgress beats keep the running handlers'
+	// messages alive; pullMissing does not wait either).
 	if s.tuner.resizing.Load() {
 		return
 	}

@@ -202,7 +202,11 @@ func (s *Subscription) retire(old *pull, shrinking bool) {
 // pullMissing reports whether a failed restart left the subscription
 // without a pull.
 func (s *Subscription) pullMissing() bool {
-	s.pullMu.Lock()
+	// Never wait (the heartbeat loop asks): whoever holds the lock, a
+	// resize or shutdown, is dealing with the pull already.
+	if !s.pullMu.TryLock() {
+		return false
+	}
 	defer s.pullMu.Unlock()
 	return s.pull == nil && !s.stopped()
 }
