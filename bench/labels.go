@@ -22,11 +22,11 @@ type side struct {
 	run   func(context.Context) (measurement, error)
 }
 
-// compare runs the sides Options.Rounds times, alternating (raw, jetkit,
-// raw, jetkit, ...), and returns each side's median run by rate.
-func (e *env) compare(ctx context.Context, sides ...side) ([]measurement, error) {
+// compare runs the sides rounds times, alternating (raw, jetkit, raw,
+// jetkit, ...), and returns each side's median run by rate.
+func (e *env) compare(ctx context.Context, rounds int, sides ...side) ([]measurement, error) {
 	runs := make([][]measurement, len(sides))
-	for range max(1, e.opts.Rounds) {
+	for range max(1, rounds) {
 		for i, s := range sides {
 			m, err := labelled(ctx, s.label, s.run)
 			if err != nil {

@@ -46,6 +46,10 @@ type Options struct {
 	PublishCount int
 	// ConsumeCount is how many messages each consume run receives.
 	ConsumeCount int
+	// SyncConsumeCount is how many messages each sync-ack consume run
+	// receives (a DoubleAck is a round trip: these runs are ten times
+	// slower); 0 means ConsumeCount.
+	SyncConsumeCount int
 	// Concurrencies are the handler concurrencies of the consume scenarios.
 	Concurrencies []int
 	// Rate is the publish rate of the end-to-end latency scenario, msgs/s.
@@ -77,8 +81,9 @@ type Options struct {
 	ObserverName string
 	// Timeout bounds each single run; a run that does not finish fails the bench.
 	Timeout time.Duration
-	// Rounds is how many times each throughput comparison runs, raw and
-	// jetkit alternating; each side's median run is reported. On a shared
+	// Rounds is how many times each publish and consume comparison runs,
+	// raw and jetkit alternating; each side's median run is reported (the
+	// service-time scenario, paced by its handlers' sleeps, runs once). On a shared
 	// machine one run can land in another tenant's burst: alternating
 	// rounds let that hit both sides alike, and the median drops it.
 	Rounds int
@@ -101,7 +106,7 @@ func Full() Options {
 // Short is the quick benchmark `make bench` runs: well under two minutes.
 func Short() Options {
 	o := Full()
-	o.PublishCount, o.ConsumeCount = 20_000, 30_000
+	o.PublishCount, o.ConsumeCount, o.SyncConsumeCount = 20_000, 30_000, 10_000
 	o.E2EDuration = 3 * time.Second
 	o.ServiceConcurrencies = []int{1, 16, 64}
 	o.ServiceDuration = 500 * time.Millisecond
@@ -168,4 +173,12 @@ func (o *Options) enabled(s string) bool {
 		}
 	}
 	return false
+}
+
+// consumeCount is the message count of one consume run in ack mode sync.
+func (o *Options) consumeCount(sync bool) int {
+	if sync && o.SyncConsumeCount > 0 {
+		return o.SyncConsumeCount
+	}
+	return o.ConsumeCount
 }

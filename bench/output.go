@@ -9,7 +9,7 @@ import (
 
 // WriteTable prints the report as an aligned table.
 func WriteTable(w io.Writer, r *Report) error {
-	fmt.Fprintf(w, "jetkit bench: %s server, %s storage, R%d, %d-byte messages, %s, GOMAXPROCS %d, %.0fs; throughput rows: median of %d alternating runs per side\n",
+	fmt.Fprintf(w, "jetkit bench: %s server, %s storage, R%d, %d-byte messages, %s, GOMAXPROCS %d, %.0fs; publish and consume rows: median of %d alternating runs per side\n",
 		r.Server, r.Storage, r.Replicas, r.MsgSize, r.GoVersion, r.GOMAXPROCS, r.Elapsed, r.Rounds)
 	fmt.Fprintf(w, "jetkit middleware: %s\n\n", strings.Join(r.Middleware, ", "))
 	rows := [][]string{{"scenario", "case", "unit", "raw nats.go", "jetkit", "ratio", "target", "", "cpu µs/msg raw", "jetkit", "ratio", "allocs/msg raw", "jetkit"}}
@@ -35,7 +35,7 @@ func WriteTable(w io.Writer, r *Report) error {
 
 // WriteMarkdown writes the report as a markdown table.
 func WriteMarkdown(w io.Writer, r *Report) error {
-	fmt.Fprintf(w, "Server: %s, %s storage, R%d, %d-byte messages; client %s, GOMAXPROCS %d, %d CPUs; run took %.0f s; started %s. Throughput rows are each side's median of %d alternating runs.\n\n",
+	fmt.Fprintf(w, "Server: %s, %s storage, R%d, %d-byte messages; client %s, GOMAXPROCS %d, %d CPUs; run took %.0f s; started %s. Publish and consume rows are each side's median of %d alternating runs.\n\n",
 		r.Server, r.Storage, r.Replicas, r.MsgSize, r.GoVersion, r.GOMAXPROCS, r.CPUs, r.Elapsed, r.Started.Format("2006-01-02 15:04 UTC"), r.Rounds)
 	fmt.Fprintf(w, "jetkit middleware: %s.\n\n", strings.Join(r.Middleware, ", "))
 	fmt.Fprintln(w, "| scenario | case | unit | raw nats.go | jetkit | ratio | target | | CPU µs/msg raw | jetkit | ratio | allocs/msg raw | jetkit | note |")

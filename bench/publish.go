@@ -29,7 +29,7 @@ func (e *env) publishAsync(ctx context.Context) ([]Result, error) {
 // jetkit's cost into what the server pays for the headers and
 // de-duplication and what the framework itself adds.
 func (e *env) publish(ctx context.Context, scenario string, async bool, t *target) ([]Result, error) {
-	ms, err := e.compare(ctx,
+	ms, err := e.compare(ctx, e.opts.Rounds,
 		side{"raw", func(ctx context.Context) (measurement, error) {
 			return e.timedPublish(ctx, scenario+"-raw", e.rawPublisher(async, false))
 		}},

@@ -113,7 +113,7 @@ func (e *env) steps() []step {
 		out = append(out, step{ScenarioConsumeAsync, fmt.Sprintf("%d msgs per run, no-op handler, Ack, concurrency %v", o.ConsumeCount, o.Concurrencies), consume(false)})
 	}
 	if o.enabled(ScenarioConsumeSync) {
-		out = append(out, step{ScenarioConsumeSync, fmt.Sprintf("%d msgs per run, no-op handler, DoubleAck, concurrency %v", o.ConsumeCount, o.Concurrencies), consume(true)})
+		out = append(out, step{ScenarioConsumeSync, fmt.Sprintf("%d msgs per run, no-op handler, DoubleAck, concurrency %v", o.consumeCount(true), o.Concurrencies), consume(true)})
 	}
 	if o.enabled(ScenarioE2E) {
 		out = append(out, step{ScenarioE2E, fmt.Sprintf("%d msgs/s for %s, latency publish -> handler", o.Rate, o.E2EDuration), many(e.e2e)})

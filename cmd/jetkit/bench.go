@@ -55,7 +55,7 @@ the full run with a 1,000,000-message backlog.`,
 			o.URL, o.Replicas, o.MemoryStorage = url, replicas, memory
 			set("size", func() { o.MsgSize = size })
 			set("publish", func() { o.PublishCount = pubN })
-			set("consume", func() { o.ConsumeCount = consN })
+			set("consume", func() { o.ConsumeCount, o.SyncConsumeCount = consN, consN })
 			set("backlog", func() { o.Backlog = backlog })
 			set("rate", func() { o.Rate = rate })
 			set("e2e-duration", func() { o.E2EDuration = e2eFor })
@@ -90,7 +90,7 @@ the full run with a 1,000,000-message backlog.`,
 	f.BoolVar(&memory, "memory-storage", false, "memory-backed streams instead of file-backed")
 	f.IntVar(&size, "size", 128, "payload size in bytes")
 	f.IntVar(&pubN, "publish", 0, "messages per publish run (default 200000, --short 20000)")
-	f.IntVar(&consN, "consume", 0, "messages per consume run (default 200000, --short 30000)")
+	f.IntVar(&consN, "consume", 0, "messages per consume run (default 200000, --short 30000 async and 10000 sync)")
 	f.IntVar(&backlog, "backlog", 0, "messages in the memory scenario's backlog (default 1000000, --short 100000)")
 	f.IntVar(&rate, "rate", 10000, "end-to-end publish rate, msgs/s")
 	f.DurationVar(&e2eFor, "e2e-duration", 0, "how long the end-to-end scenario publishes (default 10s, --short 3s)")
