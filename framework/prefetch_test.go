@@ -175,3 +175,50 @@ func TestAdaptivePrefetchShrinksBehindStuckHandler(t *testing.T) {
 	}
 	log.check(t, n)
 }
+
+// Growing while events are still being published: the old pull is
+// replaced with messages in flight to it. Every event is still handled
+// exactly once, and at concurrency 1 in stream order.
+func TestAdaptivePrefetchGrowsUnderLivePublishing(t *testing.T) {
+	srv := testenv.Start(t)
+	svc := newService(t, srv, "order")
+	const backlog, live = 3000, 3000
+	publishN(t, svc, backlog)
+	var log handledLog
+	var sub *framework.Subscription
+	var subReady sync.WaitGroup
+	subReady.Add(1)
+	var maxPrefetch atomic.Int64
+	sub, err := framework.Subscribe(svc, created, "live", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+		subReady.Wait()
+		log.add(ev.Index)
+		if p := int64(sub.Prefetch()); p > maxPrefetch.Load() {
+			maxPrefetch.Store(p)
+		}
+		time.Sleep(100 * time.Microsecond)
+		return nil
+	}, framework.Concurrency(1))
+	subReady.Done()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := backlog; i < backlog+live; i++ {
+		if _, err := created.PublishAsync(context.Background(), svc, orderCreated{ID: "o", Qty: 1, Index: i}); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := svc.Conn().FlushAsync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, "all acked", func() bool { return sub.Stats().Acked == backlog+live })
+	testenv.WaitConsumerIdle(t, svc.Conn().JS, "ORDERS", "live", 10*time.Second)
+	if got := maxPrefetch.Load(); got <= 256 {
+		t.Errorf("prefetch never grew (max seen %d): the test did not exercise a resize", got)
+	}
+	if st := sub.Stats(); st.DeadLettered != 0 || st.HandedBack != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	log.check(t, backlog+live)
+}
