@@ -39,8 +39,18 @@ func TestSamplerOnCluster(t *testing.T) {
 	publish := func(subject string, n int) {
 		t.Helper()
 		for i := range n {
-			if _, err := js.Publish(ctx, subject, fmt.Appendf(nil, "%d", i)); err != nil {
-				t.Fatal(err)
+			// Right after the stream is created, the server this client
+			// is on may not know the stream's subjects yet (they spread
+			// over the routes): nats.go's own two resends can run out on
+			// a loaded machine (CI saw "no response from stream"). No
+			// responder stored nothing, so sending again is safe.
+			var err error
+			werr := testenv.WaitFor(ctx, 15*time.Second, func() bool {
+				_, err = js.Publish(ctx, subject, fmt.Appendf(nil, "%d", i))
+				return !errors.Is(err, jetstream.ErrNoStreamResponse)
+			})
+			if err != nil || werr != nil {
+				t.Fatalf("publish %s #%d: %v (%v)", subject, i, err, werr)
 			}
 		}
 	}
