@@ -53,7 +53,14 @@ func newService(t *testing.T, srv *testenv.Server, name string, edit ...func(*fr
 
 func publishN(t *testing.T, svc *framework.Service, n int) {
 	t.Helper()
-	for i := range n {
+	publishFrom(t, svc, 0, n)
+}
+
+// publishFrom publishes n events with indexes from, from+1, ... and waits
+// for their acks.
+func publishFrom(t *testing.T, svc *framework.Service, from, n int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
 		if _, err := created.PublishAsync(context.Background(), svc, orderCreated{ID: "o", Qty: 1, Index: i}); err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}

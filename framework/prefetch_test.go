@@ -51,6 +51,29 @@ func (l *handledLog) check(t *testing.T, n int) {
 	}
 }
 
+// subscribeInOrder subscribes at concurrency 1 with a handler that logs
+// each event, notes the deepest prefetch seen and then works for work.
+func subscribeInOrder(t *testing.T, svc *framework.Service, durable string, work time.Duration) (*framework.Subscription, *handledLog, *atomic.Int64) {
+	t.Helper()
+	log, deepest := &handledLog{}, &atomic.Int64{}
+	var sub atomic.Pointer[framework.Subscription]
+	s, err := framework.Subscribe(svc, created, durable, func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+		log.add(ev.Index)
+		if s := sub.Load(); s != nil {
+			if p := int64(s.Prefetch()); p > deepest.Load() {
+				deepest.Store(p)
+			}
+		}
+		time.Sleep(work)
+		return nil
+	}, framework.Concurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Store(s)
+	return s, log, deepest
+}
+
 // A slow handler behind the initial 256-message buffer would leave the
 // last buffered messages waiting past AckWait (80 × 40 ms = 3.2 s against
 // 2 s), and the server would redeliver them while they sit in the client:
@@ -98,24 +121,7 @@ func TestAdaptivePrefetchGrowsForFastHandlerInOrder(t *testing.T) {
 	svc := newService(t, srv, "order")
 	const n = 3000
 	publishN(t, svc, n)
-	var log handledLog
-	var maxPrefetch atomic.Int64
-	var sub *framework.Subscription
-	var subReady sync.WaitGroup
-	subReady.Add(1)
-	sub, err := framework.Subscribe(svc, created, "fast", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
-		subReady.Wait()
-		log.add(ev.Index)
-		if p := int64(sub.Prefetch()); p > maxPrefetch.Load() {
-			maxPrefetch.Store(p)
-		}
-		time.Sleep(300 * time.Microsecond) // ≥ 0.9 s in all: several tuner ticks
-		return nil
-	}, framework.Concurrency(1))
-	subReady.Done()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub, log, maxPrefetch := subscribeInOrder(t, svc, "fast", 300*time.Microsecond) // ≥ 0.9 s in all: several tuner ticks
 	testenv.Eventually(t, 60*time.Second, "all acked", func() bool { return sub.Stats().Acked == n })
 	testenv.WaitConsumerIdle(t, svc.Conn().JS, "ORDERS", "fast", 10*time.Second)
 	if got := maxPrefetch.Load(); got <= 256 {
@@ -184,34 +190,8 @@ func TestAdaptivePrefetchGrowsUnderLivePublishing(t *testing.T) {
 	svc := newService(t, srv, "order")
 	const backlog, live = 3000, 3000
 	publishN(t, svc, backlog)
-	var log handledLog
-	var sub *framework.Subscription
-	var subReady sync.WaitGroup
-	subReady.Add(1)
-	var maxPrefetch atomic.Int64
-	sub, err := framework.Subscribe(svc, created, "live", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
-		subReady.Wait()
-		log.add(ev.Index)
-		if p := int64(sub.Prefetch()); p > maxPrefetch.Load() {
-			maxPrefetch.Store(p)
-		}
-		time.Sleep(100 * time.Microsecond)
-		return nil
-	}, framework.Concurrency(1))
-	subReady.Done()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := backlog; i < backlog+live; i++ {
-		if _, err := created.PublishAsync(context.Background(), svc, orderCreated{ID: "o", Qty: 1, Index: i}); err != nil {
-			t.Fatalf("publish %d: %v", i, err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := svc.Conn().FlushAsync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sub, log, maxPrefetch := subscribeInOrder(t, svc, "live", 100*time.Microsecond)
+	publishFrom(t, svc, backlog, live)
 	testenv.Eventually(t, 60*time.Second, "all acked", func() bool { return sub.Stats().Acked == backlog+live })
 	testenv.WaitConsumerIdle(t, svc.Conn().JS, "ORDERS", "live", 10*time.Second)
 	if got := maxPrefetch.Load(); got <= 256 {
