@@ -29,9 +29,19 @@ func TestSamplerOnCluster(t *testing.T) {
 	}
 	defer conn.Close()
 	js := conn.JS
-	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CL", Subjects: []string{"cl.>"}, Replicas: 3, AllowDirect: true})
-	if err != nil {
-		t.Fatal(err)
+	// A loaded machine once saw this request go unanswered for the whole
+	// minute after the meta leader was elected. Creating the same stream
+	// again is idempotent, so ask again after 10s instead of waiting on one
+	// lost reply.
+	var st jetstream.Stream
+	werr := testenv.WaitFor(ctx, 50*time.Second, func() bool {
+		actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+		defer acancel()
+		st, err = js.CreateStream(actx, jetstream.StreamConfig{Name: "CL", Subjects: []string{"cl.>"}, Replicas: 3, AllowDirect: true})
+		return err == nil
+	})
+	if werr != nil {
+		t.Fatalf("create the R3 stream: %v (%v)", err, werr)
 	}
 	if _, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "mine", FilterSubject: "cl.mine.>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
