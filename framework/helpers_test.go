@@ -22,6 +22,10 @@ var ordersStream = framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orde
 
 var created = framework.NewTopic[orderCreated]("orders.created.v1")
 
+// createdByOrder is the same event keyed by order id:
+// orders.created.v1.<id>.
+var createdByOrder = framework.NewTopic[orderCreated]("orders.created.v1", framework.Keyed())
+
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // newService starts a service on srv with the ORDERS stream declared and

@@ -148,12 +148,8 @@ func (c *Conn) SetObserver(o Observer) { c.observer = o }
 
 // subscriptionInfo describes s to an Observer.
 func (s *Subscription) subscriptionInfo() SubscriptionInfo {
-	subject := ""
-	if len(s.filters) > 0 {
-		subject = s.filters[0]
-	}
 	return SubscriptionInfo{
-		Stream: s.stream, Consumer: s.durable, Filters: append([]string(nil), s.filters...), Subject: subject,
+		Stream: s.stream, Consumer: s.durable, Filters: append([]string(nil), s.filters...), Subject: s.subject,
 		Concurrency: s.opts.concurrency, Prefetch: s.opts.prefetch, AckMode: s.opts.ackMode, MaxDeliver: s.opts.maxDeliver,
 	}
 }

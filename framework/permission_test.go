@@ -113,7 +113,7 @@ func TestLeastPrivilegeServiceRunsEndToEnd(t *testing.T) {
 	if _, err := svc.EnsureStream(ctx, ordersStream); err != nil {
 		t.Fatalf("EnsureStream again: %v", err)
 	}
-	sub, err := framework.Subscribe(svc, created, "inventory", func(_ context.Context, ev orderCreated, _ *framework.Message) error {
+	sub, err := framework.Subscribe(svc, createdByOrder, "inventory", func(_ context.Context, ev orderCreated, _ *framework.Message) error {
 		if ev.Qty <= 0 {
 			return framework.Permanent(errors.New("qty must be positive"))
 		}
@@ -128,7 +128,7 @@ func TestLeastPrivilegeServiceRunsEndToEnd(t *testing.T) {
 		if i < bad {
 			qty = 0
 		}
-		if _, err := created.Publish(ctx, svc, orderCreated{ID: "o", Qty: qty, Index: i}, framework.WithKey("o-1")); err != nil {
+		if _, err := createdByOrder.Publish(ctx, svc, orderCreated{ID: "o", Qty: qty, Index: i}, framework.WithKey("o-1")); err != nil {
 			t.Fatalf("Publish: %v", err)
 		}
 	}
@@ -145,7 +145,7 @@ func TestLeastPrivilegeServiceRunsEndToEnd(t *testing.T) {
 		t.Fatalf("dead-letter stream holds %d, want %d", n, bad)
 	}
 	// Still consuming after the dead letters.
-	if _, err := created.Publish(ctx, svc, orderCreated{ID: "late", Qty: 1}); err != nil {
+	if _, err := createdByOrder.Publish(ctx, svc, orderCreated{ID: "late", Qty: 1}, framework.WithKey("late")); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 10*time.Second, "late event acked", func() bool { return sub.Stats().Acked == good+1 })
@@ -224,10 +224,10 @@ func TestPublishDeniedFailsAtOnceNamingTheSubject(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err := created.Publish(ctx, svc, orderCreated{ID: "x", Qty: 1}, framework.WithKey("vip"))
+	_, err := createdByOrder.Publish(ctx, svc, orderCreated{ID: "x", Qty: 1}, framework.WithKey("vip"))
 	assertPermissionError(t, err, start, "publish", "orders.created.v1.vip")
 	// Allowed subjects still work on the same connection, unaffected.
-	if _, err := created.Publish(ctx, svc, orderCreated{ID: "y", Qty: 1}, framework.WithKey("regular")); err != nil {
+	if _, err := createdByOrder.Publish(ctx, svc, orderCreated{ID: "y", Qty: 1}, framework.WithKey("regular")); err != nil {
 		t.Fatalf("allowed publish after a refused one: %v", err)
 	}
 }

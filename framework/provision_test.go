@@ -102,9 +102,19 @@ func TestPublishRejectsBadInputAndPublishesNothing(t *testing.T) {
 	svc := newService(t, srv, "order")
 	ctx := context.Background()
 	for _, key := range []string{"", "a.b", "x*", "a b", "ctl\x01"} {
-		if _, err := created.Publish(ctx, svc, orderCreated{ID: "k"}, framework.WithKey(key)); !errors.Is(err, framework.ErrInvalidSubject) {
+		if _, err := createdByOrder.Publish(ctx, svc, orderCreated{ID: "k"}, framework.WithKey(key)); !errors.Is(err, framework.ErrInvalidSubject) {
 			t.Errorf("key %q: want ErrInvalidSubject, got %v", key, err)
 		}
+	}
+	// A key on an unkeyed topic, or none on a keyed one, would put the
+	// event where its subscribers' filter does not look.
+	if _, err := created.Publish(ctx, svc, orderCreated{ID: "k"}, framework.WithKey("o-1")); !errors.Is(err, framework.ErrInvalidSubject) ||
+		!strings.Contains(err.Error(), "framework.Keyed()") {
+		t.Errorf("key on an unkeyed topic: want ErrInvalidSubject naming framework.Keyed(), got %v", err)
+	}
+	if _, err := createdByOrder.PublishAsync(ctx, svc, orderCreated{ID: "k"}); !errors.Is(err, framework.ErrInvalidSubject) ||
+		!strings.Contains(err.Error(), "WithKey") {
+		t.Errorf("no key on a keyed topic: want ErrInvalidSubject naming WithKey, got %v", err)
 	}
 	if _, err := created.Publish(ctx, svc, orderCreated{ID: "k"}, framework.WithEventID("has space")); err == nil {
 		t.Error("event id with a space accepted")

@@ -155,7 +155,13 @@ func (t *Topic[T]) message(ctx context.Context, c *Conn, ev T, o *publishOptions
 		o = &publishOptions{}
 	}
 	subject := t.subject
-	if o.keySet {
+	switch {
+	case o.keySet && !t.keyed:
+		return nil, Envelope{}, fmt.Errorf("publish %s: %w: topic %s is not keyed; declare it with framework.Keyed() to publish with WithKey(%q), or drop WithKey",
+			t.eventType, ErrInvalidSubject, t.subject, o.key)
+	case t.keyed && !o.keySet:
+		return nil, Envelope{}, fmt.Errorf("publish %s: %w: topic %s is keyed; publish with framework.WithKey(<key>)", t.eventType, ErrInvalidSubject, t.subject)
+	case o.keySet:
 		if err := ValidateToken(o.key); err != nil {
 			return nil, Envelope{}, fmt.Errorf("publish %s: key: %w", t.eventType, err)
 		}

@@ -16,7 +16,7 @@ func TestRoundTripCarriesEnvelopeAndHeaders(t *testing.T) {
 
 	got := make(chan *framework.Message, 1)
 	var gotEv orderCreated
-	_, err := framework.Subscribe(svc, created, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	_, err := framework.Subscribe(svc, createdByOrder, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		gotEv = ev
 		got <- m
 		return nil
@@ -25,7 +25,7 @@ func TestRoundTripCarriesEnvelopeAndHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
-	ack, err := created.Publish(context.Background(), svc, orderCreated{ID: "o-1", Qty: 3},
+	ack, err := createdByOrder.Publish(context.Background(), svc, orderCreated{ID: "o-1", Qty: 3},
 		framework.WithEventID("evt-1"), framework.WithKey("o-1"), framework.WithTime(at), framework.WithHeader("x-tenant", "acme"))
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,7 @@ func Subscribe[T any](svc *Service, topic *Topic[T], durable string, h TypedHand
 		}
 		return h(ctx, ev, m)
 	})
-	return svc.subscribe(topic.filters(), durable, inner, opts)
+	return svc.subscribe(topic.subject, topic.filters(), durable, inner, opts)
 }
 
 // SubscribeHandler consumes filter (wildcards allowed) with an untyped
@@ -44,10 +44,12 @@ func SubscribeHandler(svc *Service, filter, durable string, h Handler, opts ...S
 	if h == nil {
 		return nil, fmt.Errorf("subscribe %s as %q: nil handler", filter, durable)
 	}
-	return svc.subscribe([]string{filter}, durable, h, opts)
+	return svc.subscribe(filter, []string{filter}, durable, h, opts)
 }
 
-func (svc *Service) subscribe(filters []string, durable string, h Handler, opts []SubscribeOption) (_ *Subscription, err error) {
+// subscribe creates the subscription. subject labels it (logs, metrics,
+// span names): the topic's base subject, or an untyped filter.
+func (svc *Service) subscribe(subject string, filters []string, durable string, h Handler, opts []SubscribeOption) (_ *Subscription, err error) {
 	if err := ValidateToken(durable); err != nil {
 		return nil, fmt.Errorf("subscribe %v: durable name: %w", filters, err)
 	}
@@ -78,7 +80,7 @@ func (svc *Service) subscribe(filters []string, durable string, h Handler, opts 
 	}
 	mws := append(svc.serviceMiddleware(), o.middleware...)
 	s := &Subscription{
-		conn: svc.conn, stream: stream, durable: durable, filters: filters, opts: o,
+		conn: svc.conn, stream: stream, durable: durable, subject: subject, filters: filters, opts: o,
 		handler: Chain(h, mws...), consumer: cons,
 		log: svc.log.With("stream", stream, "consumer", durable),
 	}

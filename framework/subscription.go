@@ -19,6 +19,7 @@ type Subscription struct {
 	log      *slog.Logger
 	stream   string
 	durable  string
+	subject  string // the topic's base subject, or the filter of SubscribeHandler
 	filters  []string
 	opts     subOptions
 	handler  Handler

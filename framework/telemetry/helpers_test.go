@@ -38,7 +38,7 @@ type stockReserved struct {
 var (
 	ordersStream = framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}
 	stockStream  = framework.StreamSpec{Name: "STOCK", Subjects: []string{"stock.>"}}
-	orderTopic   = framework.NewTopic[orderCreated]("orders.created.v1")
+	orderTopic   = framework.NewTopic[orderCreated]("orders.created.v1", framework.Keyed())
 	stockTopic   = framework.NewTopic[stockReserved]("stock.reserved.v1")
 )
 

@@ -147,7 +147,7 @@ func TestSetupExportsOTLPByDefault(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := orderTopic.Publish(ctx, svc, orderCreated{ID: "o-1"}); err != nil {
+	if _, err := orderTopic.Publish(ctx, svc, orderCreated{ID: "o-1"}, framework.WithKey("o-1")); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -202,7 +202,7 @@ func TestTypedNilObserverIsHarmless(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := orderTopic.Publish(context.Background(), svc, orderCreated{ID: "o-1"}); err != nil {
+	if _, err := orderTopic.Publish(context.Background(), svc, orderCreated{ID: "o-1"}, framework.WithKey("o-1")); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -84,7 +84,7 @@ func TestFrameworkLogsCarryTheProcessSpan(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := orderTopic.Publish(context.Background(), r.svc, orderCreated{ID: "o-1"}); err != nil {
+	if _, err := orderTopic.Publish(context.Background(), r.svc, orderCreated{ID: "o-1"}, framework.WithKey("o-1")); err != nil {
 		t.Fatal(err)
 	}
 	spans := r.waitSpans(t, 3) // publish + two deliveries

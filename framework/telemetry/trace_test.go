@@ -232,7 +232,7 @@ func TestRawClientTraceparentJoinsTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	const traceID, parentID = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
-	msg := &nats.Msg{Subject: "orders.created.v1", Data: []byte(`{"id":"raw-1","qty":1}`), Header: nats.Header{
+	msg := &nats.Msg{Subject: "orders.created.v1.raw-1", Data: []byte(`{"id":"raw-1","qty":1}`), Header: nats.Header{
 		"traceparent":    []string{"00-" + traceID + "-" + parentID + "-01"},
 		"ce-specversion": []string{"1.0"}, "ce-id": []string{"raw-1"}, "ce-type": []string{"orders.created.v1"},
 		"ce-source": []string{"python-producer"}, "content-type": []string{"application/json"},
@@ -298,10 +298,10 @@ func TestFailuresAreSpanEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := orderTopic.Publish(ctx, r.svc, orderCreated{ID: "flaky", Qty: 1}); err != nil {
+	if _, err := orderTopic.Publish(ctx, r.svc, orderCreated{ID: "flaky", Qty: 1}, framework.WithKey("flaky")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := orderTopic.Publish(ctx, r.svc, orderCreated{ID: "poison", Qty: -1}); err != nil {
+	if _, err := orderTopic.Publish(ctx, r.svc, orderCreated{ID: "poison", Qty: -1}, framework.WithKey("poison")); err != nil {
 		t.Fatal(err)
 	}
 	// 2 publish spans, 2 process spans for "flaky", 1 for "poison".

@@ -33,16 +33,18 @@ var (
 	InventoryStream = framework.StreamSpec{Name: "INVENTORY", Subjects: []string{"inventory.>"}}
 )
 
-// Typed topics, declared once and used to publish and subscribe.
+// Typed topics, declared once and used to publish and subscribe. Each is
+// keyed by order id (orders.created.v1.<order id>), so one order's events
+// can be read back by subject.
 var (
 	// OrderCreatedTopic: an order was placed and waits for stock.
-	OrderCreatedTopic = framework.NewTopic[OrderCreated]("orders.created.v1")
+	OrderCreatedTopic = framework.NewTopic[OrderCreated]("orders.created.v1", framework.Keyed())
 	// OrderCancelledTopic: an order was cancelled; any reservation must be released.
-	OrderCancelledTopic = framework.NewTopic[OrderCancelled]("orders.cancelled.v1")
+	OrderCancelledTopic = framework.NewTopic[OrderCancelled]("orders.cancelled.v1", framework.Keyed())
 	// InventoryReservedTopic: every line of an order is reserved.
-	InventoryReservedTopic = framework.NewTopic[InventoryReserved]("inventory.reserved.v1")
+	InventoryReservedTopic = framework.NewTopic[InventoryReserved]("inventory.reserved.v1", framework.Keyed())
 	// InventoryRejectedTopic: the order could not be reserved; nothing is held.
-	InventoryRejectedTopic = framework.NewTopic[InventoryRejected]("inventory.rejected.v1")
+	InventoryRejectedTopic = framework.NewTopic[InventoryRejected]("inventory.rejected.v1", framework.Keyed())
 )
 
 // Line is one SKU and quantity of an order.
