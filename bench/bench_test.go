@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 func TestOptionsValidateListsEveryProblem(t *testing.T) {
@@ -118,5 +120,27 @@ func TestReportOutputs(t *testing.T) {
 	var back Report
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Results) != 2 || *back.Results[0].Pass {
 		t.Fatalf("JSON round trip: %v %+v", err, back)
+	}
+}
+
+// The wire-cost variants differ in exactly what they claim to: the pad
+// header fills the same number of header bytes as jetkit's envelope, the
+// CloudEvents variant lacks only Nats-Msg-Id.
+func TestWireCostVariants(t *testing.T) {
+	sent := time.Unix(1764230400, 123456789)
+	full := eventHeaders("orders.created.v1", sent)
+	size := headerBlockSize(full)
+	if size < 150 || size > 300 {
+		t.Fatalf("jetkit's header block measures %d bytes; expected about 230", size)
+	}
+	if got := headerBlockSize(padHeader(size)("orders.created.v1", sent)); got != size {
+		t.Errorf("pad header block is %d bytes, want %d", got, size)
+	}
+	ce := ceHeaders("orders.created.v1", sent)
+	if _, ok := ce[nats.MsgIdHdr]; ok || len(ce) != len(full)-1 {
+		t.Errorf("CloudEvents variant %v: want jetkit's headers without %s", ce, nats.MsgIdHdr)
+	}
+	if h := msgIDHeader("orders.created.v1", sent); len(h) != 1 || h.Get(nats.MsgIdHdr) == "" {
+		t.Errorf("Nats-Msg-Id variant %v: want that one header", h)
 	}
 }

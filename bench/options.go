@@ -21,11 +21,12 @@ const (
 	ScenarioE2E          = "e2e-latency"
 	ScenarioServiceTime  = "service-time"
 	ScenarioMemory       = "memory"
+	ScenarioWireCost     = "wire-cost"
 )
 
 // AllScenarios lists every scenario in the order they run.
 var AllScenarios = []string{
-	ScenarioPublishSync, ScenarioPublishAsync, ScenarioConsumeAsync, ScenarioConsumeSync,
+	ScenarioPublishSync, ScenarioPublishAsync, ScenarioWireCost, ScenarioConsumeAsync, ScenarioConsumeSync,
 	ScenarioE2E, ScenarioServiceTime, ScenarioMemory,
 }
 

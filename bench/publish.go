@@ -31,10 +31,10 @@ func (e *env) publishAsync(ctx context.Context) ([]Result, error) {
 func (e *env) publish(ctx context.Context, scenario string, async bool, t *target) ([]Result, error) {
 	ms, err := e.compare(ctx, e.opts.Rounds,
 		side{"raw", func(ctx context.Context) (measurement, error) {
-			return e.timedPublish(ctx, scenario+"-raw", e.rawPublisher(async, false))
+			return e.timedPublish(ctx, scenario+"-raw", e.rawPublisher(async, nil))
 		}},
 		side{"raw+headers", func(ctx context.Context) (measurement, error) {
-			return e.timedPublish(ctx, scenario+"-rawh", e.rawPublisher(async, true))
+			return e.timedPublish(ctx, scenario+"-rawh", e.rawPublisher(async, eventHeaders))
 		}},
 		side{"jetkit", func(ctx context.Context) (measurement, error) {
 			return e.timedPublish(ctx, scenario+"-jetkit", e.jetkitPublisher(async))
@@ -49,9 +49,12 @@ func (e *env) publish(ctx context.Context, scenario string, async bool, t *targe
 	}, nil
 }
 
-// rawPublisher publishes PublishCount messages with nats.go, optionally
-// with the headers a jetkit event carries.
-func (e *env) rawPublisher(async, headers bool) func(context.Context, string, *stopwatch) error {
+// headerFunc builds the headers of one raw message; nil sends none.
+type headerFunc func(subject string, sent time.Time) nats.Header
+
+// rawPublisher publishes PublishCount messages with nats.go, with the
+// headers headers builds (none when nil).
+func (e *env) rawPublisher(async bool, headers headerFunc) func(context.Context, string, *stopwatch) error {
 	return func(ctx context.Context, subject string, sw *stopwatch) error {
 		nc, js, err := e.rawConn(ctx, "raw")
 		if err != nil {
@@ -62,8 +65,8 @@ func (e *env) rawPublisher(async, headers bool) func(context.Context, string, *s
 		for i := range e.opts.PublishCount {
 			now := time.Now()
 			msg := &nats.Msg{Subject: subject, Data: e.rawPayload(now)}
-			if headers {
-				msg.Header = eventHeaders(subject, now)
+			if headers != nil {
+				msg.Header = headers(subject, now)
 			}
 			if async {
 				err = retryStalled(ctx, func() error {

@@ -109,6 +109,9 @@ func (e *env) steps() []step {
 	if o.enabled(ScenarioPublishAsync) {
 		out = append(out, step{ScenarioPublishAsync, fmt.Sprintf("%d msgs, %d in flight at most", o.PublishCount, asyncMaxPending), many(e.publishAsync)})
 	}
+	if o.enabled(ScenarioWireCost) {
+		out = append(out, step{ScenarioWireCost, fmt.Sprintf("raw async publish of %d msgs, bare and with parts of jetkit's headers", o.PublishCount), many(e.wireCost)})
+	}
 	if o.enabled(ScenarioConsumeAsync) {
 		out = append(out, step{ScenarioConsumeAsync, fmt.Sprintf("%d msgs per run, no-op handler, Ack, concurrency %v", o.ConsumeCount, o.Concurrencies), consume(false)})
 	}
