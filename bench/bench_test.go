@@ -94,7 +94,7 @@ func TestReportOutputs(t *testing.T) {
 	rep := &Report{Server: "embedded", Storage: "file", Replicas: 1, MsgSize: 128, Middleware: []string{"logging"},
 		Results: []Result{
 			{Scenario: ScenarioConsumeAsync, Case: "c=1", Unit: "msgs/s", Raw: 1234567, Jetkit: 1000000, Ratio: 0.81, Target: ">= 0.90x", Pass: &miss, RawCPU: 8, JetkitCPU: 12, RawAllocs: 30, JetkitAllocs: 36},
-			{Scenario: ScenarioMemory, Case: "peak RSS", Unit: "MiB", Raw: 100, Jetkit: 90, Ratio: 0.9, Target: "jetkit <= 2 MiB", Pass: &pass},
+			{Scenario: ScenarioMemory, Case: "peak RSS", Unit: "MiB", Raw: 100, Jetkit: 90, Ratio: 0.9, Target: "jetkit <= 2 MiB", Pass: &pass, Note: "a | b"},
 		}}
 	if f := rep.Failed(); len(f) != 1 || f[0].Scenario != ScenarioConsumeAsync {
 		t.Fatalf("Failed() = %+v", f)
@@ -113,6 +113,9 @@ func TestReportOutputs(t *testing.T) {
 	}
 	if !strings.Contains(md.String(), "| consume-async | c=1 | msgs/s | 1,234,567 | 1,000,000 | 0.81x | >= 0.90x | MISS | 8.0 | 12.0 | 1.50x | 30.0 | 36.0 |") {
 		t.Errorf("markdown row:\n%s", md.String())
+	}
+	if !strings.Contains(md.String(), `| a \| b |`) {
+		t.Errorf("a pipe in a note must be escaped, or it ends the cell:\n%s", md.String())
 	}
 	if err := WriteJSON(&js, rep); err != nil {
 		t.Fatal(err)

@@ -43,7 +43,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	for _, x := range r.Results {
 		c := cpuColumns(x)
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", x.Scenario, x.Case, x.Unit,
-			formatValue(x.Raw, x.Unit), formatValue(x.Jetkit, x.Unit), formatRatio(x.Ratio), x.Target, verdict(x), c[0], c[1], c[2], c[3], c[4], x.Note)
+			formatValue(x.Raw, x.Unit), formatValue(x.Jetkit, x.Unit), formatRatio(x.Ratio), x.Target, verdict(x), c[0], c[1], c[2], c[3], c[4], markdownCell(x.Note))
 	}
 	_, err := fmt.Fprintln(w)
 	return err
@@ -134,3 +134,6 @@ func writeAligned(w io.Writer, rows [][]string, right []bool) error {
 	}
 	return nil
 }
+
+// markdownCell escapes the pipes that would end a table cell early.
+func markdownCell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

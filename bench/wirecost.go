@@ -43,7 +43,7 @@ func (e *env) wireCost(ctx context.Context) ([]Result, error) {
 	out := make([]Result, 0, len(variants))
 	for i, v := range variants {
 		out = append(out, throughputResult(ScenarioWireCost, v.label, ms[0], ms[i+1], nil,
-			"both columns raw nats.go: bare | with "+v.note))
+			"both columns raw nats.go: bare, and with "+v.note))
 	}
 	return out, nil
 }
