@@ -39,8 +39,9 @@ func WithCodec(c Codec) TopicOption { return func(tc *topicConfig) { tc.codec = 
 // Keyed declares that every event of the topic is published with a key
 // (WithKey), one subject per key: orders.created.v1.<order id>. Each
 // entity's events then have their own subject, so a reader can fetch one
-// key's latest event (jetstream.Stream.GetLastMsgForSubject). Publishing a keyed topic without WithKey, or an unkeyed topic
-// with it, is an error wrapping ErrInvalidSubject and sends nothing.
+// key's latest event (jetstream.Stream.GetLastMsgForSubject). Publishing
+// a keyed topic without WithKey, or an unkeyed topic with it, is an error
+// wrapping ErrInvalidSubject and sends nothing.
 //
 //	var OrderCreated = framework.NewTopic[OrderCreatedV1]("orders.created.v1", framework.Keyed())
 //	OrderCreated.Publish(ctx, svc, ev, framework.WithKey(ev.OrderID))
