@@ -52,7 +52,8 @@ type publishOptions struct {
 func WithEventID(id string) PublishOption { return func(o *publishOptions) { o.id = id } }
 
 // WithKey appends one validated token to the subject: orders.created.v1.<key>.
-// An empty key is an error, not "no key".
+// An empty key is an error, not "no key". Only a topic declared Keyed takes
+// a key, and it needs one on every publish.
 func WithKey(key string) PublishOption {
 	return func(o *publishOptions) { o.key, o.keySet = key, true }
 }
