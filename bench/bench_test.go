@@ -136,8 +136,13 @@ func TestWireCostVariants(t *testing.T) {
 	if size < 150 || size > 300 {
 		t.Fatalf("jetkit's header block measures %d bytes; expected about 230", size)
 	}
-	if got := headerBlockSize(padHeader(size)("orders.created.v1", sent)); got != size {
+	pad := padHeader()
+	if got := headerBlockSize(pad("orders.created.v1", sent)); got != size {
 		t.Errorf("pad header block is %d bytes, want %d", got, size)
+	}
+	long := "jkbabcdefgh.wirecost12.v1"
+	if got, want := headerBlockSize(pad(long, sent)), headerBlockSize(eventHeaders(long, sent)); got != want {
+		t.Errorf("pad header block on %s is %d bytes, want %d", long, got, want)
 	}
 	ce := ceHeaders("orders.created.v1", sent)
 	if _, ok := ce[nats.MsgIdHdr]; ok || len(ce) != len(full)-1 {
