@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Observer receives jetkit's instrumentation hooks: every publish and every
@@ -145,6 +147,19 @@ func WithObserver(o Observer) Option { return func(s *Service) { s.observer = o 
 // subscriptions using c. Call it before publishing or subscribing: it is
 // not synchronised with them.
 func (c *Conn) SetObserver(o Observer) { c.observer = o }
+
+// propagator is what publishes through c inject the trace context with:
+// the observer's own when it has one (an Observer with a
+// Propagator() method, as telemetry's), so that one setting governs both
+// injection and extraction; otherwise the global one.
+func (c *Conn) propagator() propagation.TextMapPropagator {
+	if p, ok := c.observer.(interface {
+		Propagator() propagation.TextMapPropagator
+	}); ok {
+		return p.Propagator()
+	}
+	return otel.GetTextMapPropagator()
+}
 
 // subscriptionInfo describes s to an Observer.
 func (s *Subscription) subscriptionInfo() SubscriptionInfo {

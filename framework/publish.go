@@ -10,15 +10,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
-	"go.opentelemetry.io/otel"
 )
 
 // Publisher is what a Topic publishes through: a *Service or a *Conn.
 type Publisher interface {
-	publishConn() *Conn
+	publishConn() (*Conn, error)
 }
 
-func (c *Conn) publishConn() *Conn { return c }
+func (c *Conn) publishConn() (*Conn, error) { return c, nil }
 
 // PubAck is the server's acknowledgement of a stored event.
 type PubAck struct {
@@ -73,7 +72,10 @@ func WithHeader(key, value string) PublishOption {
 
 // Publish encodes ev, sends it and waits for the server to store it.
 func (t *Topic[T]) Publish(ctx context.Context, p Publisher, ev T, opts ...PublishOption) (PubAck, error) {
-	c := p.publishConn()
+	c, err := p.publishConn()
+	if err != nil {
+		return PubAck{}, fmt.Errorf("publish %s: %w", t.eventType, err)
+	}
 	o := applyPublishOptions(opts)
 	var end PublishEnd
 	if c.observer != nil {
@@ -101,10 +103,14 @@ func (t *Topic[T]) Publish(ctx context.Context, p Publisher, ev T, opts ...Publi
 
 // PublishAsync encodes ev and sends it without waiting; the returned future
 // resolves when the server stores it. At most Config.PublishAsyncMaxPending
-// publishes are outstanding; beyond that PublishAsync waits (bounded by ctx).
+// publishes are outstanding; beyond that PublishAsync waits for room until
+// ctx is done, then fails with ctx's error.
 // Conn.FlushAsync waits for all of them and reports every failure.
 func (t *Topic[T]) PublishAsync(ctx context.Context, p Publisher, ev T, opts ...PublishOption) (jetstream.PubAckFuture, error) {
-	c := p.publishConn()
+	c, err := p.publishConn()
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", t.eventType, err)
+	}
 	var end PublishEnd
 	if c.observer != nil {
 		ctx, end = c.observer.StartPublish(ctx, PublishInfo{Subject: t.subject, EventType: t.eventType, Async: true})
@@ -117,6 +123,9 @@ func (t *Topic[T]) PublishAsync(ctx context.Context, p Publisher, ev T, opts ...
 		return nil, err
 	}
 	f, err := c.JS.PublishMsgAsync(msg)
+	if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+		f, err = c.publishAsyncWaiting(ctx, msg)
+	}
 	if end != nil {
 		end(msg, err)
 	}
@@ -141,9 +150,38 @@ func applyPublishOptions(opts []PublishOption) *publishOptions {
 	return o
 }
 
+// asyncStallSlice bounds one wait for room in the async window, so that a
+// cancelled ctx is noticed within it.
+const asyncStallSlice = 250 * time.Millisecond
+
+// publishAsyncWaiting sends msg once the async window has room, waiting
+// until ctx is done (nats.go alone gives up after a fixed stall).
+func (c *Conn) publishAsyncWaiting(ctx context.Context, msg *nats.Msg) (jetstream.PubAckFuture, error) {
+	for {
+		wait := asyncStallSlice
+		if d, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(d))
+		}
+		if ctx.Err() != nil || wait <= 0 {
+			cause := context.Cause(ctx)
+			if cause == nil {
+				cause = context.DeadlineExceeded
+			}
+			return nil, fmt.Errorf("wait for room among %d pending async publishes: %w", c.JS.PublishAsyncPending(), cause)
+		}
+		f, err := c.JS.PublishMsgAsync(msg, jetstream.WithStallWait(wait))
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return f, err
+		}
+	}
+}
+
 func publishError(eventType, id, subject string, err error) error {
 	if errors.Is(err, nats.ErrMaxPayload) || isStreamMsgTooLarge(err) {
 		err = fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
+	}
+	if errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, ErrClosed) {
+		err = fmt.Errorf("%w: %w", ErrClosed, err)
 	}
 	return fmt.Errorf("publish %s event %s to %q: %w", eventType, id, subject, err)
 }
@@ -186,7 +224,7 @@ func (t *Topic[T]) message(ctx context.Context, c *Conn, ev T, o *publishOptions
 		h[k] = []string{v}
 	}
 	writeEnvelope(h, env)
-	otel.GetTextMapPropagator().Inject(ctx, HeaderCarrier(h))
+	c.propagator().Inject(ctx, HeaderCarrier(h))
 	msg := &nats.Msg{Subject: subject, Data: data, Header: h}
 	if outgoingFits(c, msg) {
 		return msg, env, nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -28,9 +29,16 @@ type Service struct {
 
 	mu       sync.Mutex
 	subs     []*Subscription
-	closed   bool
+	closed   bool           // Shutdown has begun: no new subscription
+	starting sync.WaitGroup // Subscribe calls between begin and finish
 	draining atomic.Bool
+	shut     atomic.Bool // Shutdown has finished: publishing fails with ErrClosed
 	done     chan struct{}
+
+	// stopCtx is cancelled when Shutdown begins, ending subscriptions that
+	// are still being set up.
+	stopCtx    context.Context
+	stopCancel context.CancelFunc
 }
 
 // Option configures a Service.
@@ -76,6 +84,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, done: make(chan struct{})}
+	s.stopCtx, s.stopCancel = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(s)
 	}
@@ -102,7 +111,12 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 	return s, nil
 }
 
-func (s *Service) publishConn() *Conn { return s.conn }
+func (s *Service) publishConn() (*Conn, error) {
+	if s.shut.Load() {
+		return nil, ErrClosed
+	}
+	return s.conn, nil
+}
 
 // Conn is the service's connection.
 func (s *Service) Conn() *Conn { return s.conn }
@@ -114,7 +128,11 @@ func (s *Service) Config() Config { return s.cfg }
 func (s *Service) Logger() *slog.Logger { return s.log }
 
 // EnsureStream declares a stream: see the package function EnsureStream.
+// After Shutdown it returns ErrClosed.
 func (s *Service) EnsureStream(ctx context.Context, spec StreamSpec) (jetstream.Stream, error) {
+	if s.draining.Load() {
+		return nil, fmt.Errorf("declare stream %s: %w", spec.Name, ErrClosed)
+	}
 	return EnsureStream(ctx, s.conn, spec)
 }
 
@@ -125,25 +143,30 @@ func (s *Service) Subscriptions() []*Subscription {
 	return append([]*Subscription(nil), s.subs...)
 }
 
-func (s *Service) track(sub *Subscription) error {
+// beginSubscribe registers a subscription being set up, so that Shutdown
+// waits for it to be tracked (or to fail) before stopping subscriptions.
+// The returned context is cancelled when Shutdown begins.
+func (s *Service) beginSubscribe() (context.Context, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	s.subs = append(s.subs, sub)
-	return nil
+	s.starting.Add(1)
+	return s.stopCtx, nil
 }
 
-func (s *Service) untrack(sub *Subscription) {
+// track adds a started subscription unless Shutdown has begun meanwhile;
+// then the caller stops it. The caller calls s.starting.Done() after
+// either, so Shutdown drains the connection only once it is settled.
+func (s *Service) track(sub *Subscription) (tracked bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, x := range s.subs {
-		if x == sub {
-			s.subs = append(s.subs[:i], s.subs[i+1:]...)
-			return
-		}
+	if s.closed {
+		return false
 	}
+	s.subs = append(s.subs, sub)
+	return true
 }
 
 // Draining reports whether shutdown has begun (readiness should fail).
@@ -188,10 +211,15 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closed = true
-	subs := s.subs
 	s.mu.Unlock()
 	s.draining.Store(true)
+	s.stopCancel()    // subscriptions still being set up give up now
+	s.starting.Wait() // and are tracked or failed once this returns
+	s.mu.Lock()
+	subs := slices.Clone(s.subs)
+	s.mu.Unlock()
 	defer close(s.done)
+	defer s.shut.Store(true)
 
 	var wg sync.WaitGroup
 	for _, sub := range subs {

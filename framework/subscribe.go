@@ -60,8 +60,18 @@ func (svc *Service) subscribe(subject string, filters []string, durable string, 
 	if err := o.finish(); err != nil {
 		return nil, fmt.Errorf("subscribe %v as %q: %w", filters, durable, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), svc.conn.provisionBudget())
+	stopCtx, err := svc.beginSubscribe()
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %v as %q: %w", filters, durable, err)
+	}
+	defer svc.starting.Done()
+	ctx, cancel := context.WithTimeout(stopCtx, svc.conn.provisionBudget())
 	defer cancel()
+	defer func() { // Shutdown began while this was being set up
+		if err != nil && stopCtx.Err() != nil && !errors.Is(err, ErrClosed) {
+			err = fmt.Errorf("subscribe %v as %q: %w (%w)", filters, durable, ErrClosed, err)
+		}
+	}()
 	ctx, perm := svc.conn.watchPermissions(ctx, svc.conn.jsPrefixes()...) // a refused API call fails now, naming the subject
 	defer func() { err = perm.explain(err); perm.done() }()
 	stream := o.stream
@@ -69,8 +79,11 @@ func (svc *Service) subscribe(subject string, filters []string, durable string, 
 		name, err := retryTransient(ctx, svc.conn, "stream of "+filters[0], func(ctx context.Context) (string, error) {
 			return svc.conn.JS.StreamNameBySubject(ctx, filters[0])
 		})
-		if err != nil {
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
 			return nil, fmt.Errorf("subscribe %s as %q: no stream stores this subject (declare one with EnsureStream first): %w", filters[0], durable, err)
+		case err != nil:
+			return nil, fmt.Errorf("subscribe %s as %q: look up the stream that stores this subject: %w", filters[0], durable, err)
 		}
 		stream = name
 	}
@@ -84,19 +97,21 @@ func (svc *Service) subscribe(subject string, filters []string, durable string, 
 		handler: Chain(h, mws...), consumer: cons,
 		log: svc.log.With("stream", stream, "consumer", durable),
 	}
-	if err := svc.track(s); err != nil {
-		return nil, err
-	}
 	if err := s.start(); err != nil {
-		svc.untrack(s)
 		return nil, err
 	}
-	if err := perm.confirm(ctx); err != nil { // e.g. the first pull request was refused
+	stopNow := func() {
 		stopCtx, stopCancel := context.WithTimeout(context.Background(), svc.cfg.RequestTimeout)
 		defer stopCancel()
 		s.stop(stopCtx)
-		svc.untrack(s)
+	}
+	if err := perm.confirm(ctx); err != nil { // e.g. the first pull request was refused
+		stopNow()
 		return nil, fmt.Errorf("subscribe %v as %q: %w", filters, durable, err)
+	}
+	if !svc.track(s) {
+		stopNow()
+		return nil, fmt.Errorf("subscribe %v as %q: %w", filters, durable, ErrClosed)
 	}
 	s.log.Info("subscribed", "filters", filters, "concurrency", o.concurrency, "ack_mode", string(o.ackMode), "prefetch", o.prefetch)
 	return s, nil

@@ -54,9 +54,9 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(c *observerConfig) { c.mp = mp }
 }
 
-// WithPropagator sets the propagator that reads the producer's trace
-// context from message headers (default: the global one, which is also
-// what framework's publish path injects with; keep them the same).
+// WithPropagator sets the propagator that writes the trace context into
+// published messages and reads it from delivered ones (default: the
+// global one, otel.GetTextMapPropagator()).
 func WithPropagator(p propagation.TextMapPropagator) Option {
 	return func(c *observerConfig) { c.prop = p }
 }
@@ -95,6 +95,10 @@ func NewObserver(opts ...Option) (*Observer, error) {
 	}
 	return o, nil
 }
+
+// Propagator is the propagator the observer's service injects and
+// extracts trace context with (see WithPropagator).
+func (o *Observer) Propagator() propagation.TextMapPropagator { return o.prop }
 
 // probeEvery is how many publishes and deliveries pass between two probes
 // of a tracer provider that was not configured at the last probe.
