@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/jetkit/jetkit/framework/internal/testhook"
 	"log/slog"
 	"os"
 	"strings"
@@ -27,6 +28,8 @@ type Conn struct {
 	observer  Observer // instrumentation hooks; nil costs nothing (observer.go)
 
 	perms permissionWatch // permission violations for waiting calls (permission.go)
+
+	record testhook.Record // non-nil: a frameworktest recorder, no connection (testhooks.go)
 }
 
 // Connect dials the servers in cfg.URLs with cfg's credentials and TLS,

@@ -278,7 +278,7 @@ func checkOutgoing(c *Conn, msg *nats.Msg, eventType, id string) error {
 			return fmt.Errorf("publish %s event %s: header key %q: must be printable ASCII without spaces or ':'", eventType, id, k)
 		}
 	}
-	max := c.NC.MaxPayload()
+	max := c.maxPayload()
 	if max <= 0 || int64(len(msg.Data)+headerSizeBound(msg.Header)) <= max {
 		return nil // fits without encoding the headers to measure them (hot path)
 	}

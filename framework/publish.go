@@ -88,10 +88,15 @@ func (t *Topic[T]) Publish(ctx context.Context, p Publisher, ev T, opts ...Publi
 		}
 		return PubAck{}, err
 	}
-	perm := c.watchPublish(msg.Subject) // a refused publish fails now, naming the subject
-	ack, err := c.publishRetrying(ctx, msg, o, perm)
-	err = perm.explain(err)
-	perm.done()
+	var ack *jetstream.PubAck
+	if c.record == nil {
+		perm := c.watchPublish(msg.Subject) // a refused publish fails now, naming the subject
+		ack, err = c.publishRetrying(ctx, msg, o, perm)
+		err = perm.explain(err)
+		perm.done()
+	} else {
+		ack, err = c.recordPublish(msg)
+	}
 	if end != nil {
 		end(msg, err)
 	}
@@ -122,7 +127,12 @@ func (t *Topic[T]) PublishAsync(ctx context.Context, p Publisher, ev T, opts ...
 		}
 		return nil, err
 	}
-	f, err := c.JS.PublishMsgAsync(msg)
+	var f jetstream.PubAckFuture
+	if c.record == nil {
+		f, err = c.JS.PublishMsgAsync(msg)
+	} else {
+		f, err = c.recordPublishAsync(msg)
+	}
 	if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
 		f, err = c.publishAsyncWaiting(ctx, msg)
 	}
@@ -255,7 +265,7 @@ func outgoingFits(c *Conn, msg *nats.Msg) bool {
 			n += len(k) + len(v) + 4
 		}
 	}
-	max := c.NC.MaxPayload()
+	max := c.maxPayload()
 	return max <= 0 || int64(n) <= max
 }
 

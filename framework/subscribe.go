@@ -23,11 +23,8 @@ func Subscribe[T any](svc *Service, topic *Topic[T], durable string, h TypedHand
 		return nil, fmt.Errorf("subscribe %s as %q: nil handler", topic.subject, durable)
 	}
 	inner := HandlerFunc(func(ctx context.Context, m *Message) error {
-		if m.Envelope.Type != topic.eventType {
-			return decodeError("event type %q on subject %s, expected %q", m.Envelope.Type, m.Subject, topic.eventType)
-		}
-		var ev T
-		if err := decodeEvent(topic.codec, m.Envelope, m.Data, &ev); err != nil { // content type, size, depth (limits.go)
+		ev, err := topic.Decode(m)
+		if err != nil {
 			return err
 		}
 		return h(ctx, ev, m)

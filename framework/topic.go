@@ -76,6 +76,20 @@ func NewTopicErr[T any](subject string, opts ...TopicOption) (*Topic[T], error) 
 	return &Topic[T]{subject: subject, eventType: tc.eventType, codec: tc.codec, keyed: tc.keyed}, nil
 }
 
+// Decode decodes m's payload as an event of this topic, as a typed
+// Subscribe does before calling its handler: the event type must be the
+// topic's, the content type its codec's, and the payload within the
+// codec's decode limits. Its errors are permanent (the message is
+// dead-lettered with reason "decode"); return them as they are.
+func (t *Topic[T]) Decode(m *Message) (T, error) {
+	var ev T
+	if m.Envelope.Type != t.eventType {
+		return ev, decodeError("event type %q on subject %s, expected %q", m.Envelope.Type, m.Subject, t.eventType)
+	}
+	err := decodeEvent(t.codec, m.Envelope, m.Data, &ev) // content type, size, depth (limits.go)
+	return ev, err
+}
+
 // Subject is the topic's base subject.
 func (t *Topic[T]) Subject() string { return t.subject }
 
