@@ -2,14 +2,19 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test vet fmt-check unit bench build compose-up compose-down
+.PHONY: run test vet lint fmt-check unit bench build compose-up compose-down
 
 ## run: the sample system on an embedded NATS server (Ctrl-C to stop)
 run:
 	$(GO) run ./cmd/jetkit dev
 
-## test: vet, format check and the race-enabled test suite
-test: vet fmt-check unit
+## test: vet, staticcheck, format check and the race-enabled test suite
+test: vet lint fmt-check unit
+
+## lint: staticcheck (fetched through the Go module proxy on first use)
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) run $(STATICCHECK) $(PKGS)
 
 vet:
 	$(GO) vet $(PKGS)

@@ -97,12 +97,14 @@ func (p RetryPolicy) Validate() error {
 		errs = append(errs, fmt.Errorf("InitialInterval %s: must not be negative", p.InitialInterval))
 	}
 	if p.Multiplier < 1 {
+		//lint:ignore ST1005 the message starts with the field it names
 		errs = append(errs, fmt.Errorf("Multiplier %g: must be at least 1", p.Multiplier))
 	}
 	if p.MaxInterval < p.InitialInterval {
 		errs = append(errs, fmt.Errorf("MaxInterval %s: must be at least InitialInterval %s", p.MaxInterval, p.InitialInterval))
 	}
 	if p.Jitter >= 1 {
+		//lint:ignore ST1005 the message starts with the field it names
 		errs = append(errs, fmt.Errorf("Jitter %g: must be below 1 (a fraction of the wait)", p.Jitter))
 	}
 	if p.MaxAttempts < 1 {

@@ -34,7 +34,7 @@ func (r *rig) collect(t *testing.T) map[string]metricdata.Aggregation {
 func matches(set attribute.Set, want map[string]string) bool {
 	for k, v := range want {
 		got, ok := set.Value(attribute.Key(k))
-		if !ok || got.Emit() != v {
+		if !ok || got.String() != v {
 			return false
 		}
 	}

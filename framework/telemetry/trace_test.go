@@ -62,8 +62,8 @@ func wantAttrs(t *testing.T, s tracetest.SpanStub, want map[string]any) {
 			t.Errorf("span %q: attribute %s missing (have %v)", s.Name, k, s.Attributes)
 			continue
 		}
-		if v.Emit() != attribute.StringValue(toString(w)).Emit() {
-			t.Errorf("span %q: %s = %s, want %v", s.Name, k, v.Emit(), w)
+		if v.String() != attribute.StringValue(toString(w)).String() {
+			t.Errorf("span %q: %s = %s, want %v", s.Name, k, v.String(), w)
 		}
 	}
 }
@@ -331,7 +331,7 @@ func TestFailuresAreSpanEvents(t *testing.T) {
 	wantEvent(t, retried, "exception", map[string]any{"exception.message": "inventory db unavailable"})
 	wantEvent(t, retried, telemetry.EventRetry, map[string]any{"jetkit.delivery.count": 1, "jetkit.max_deliver": 5})
 	if d := eventAttr(retried, telemetry.EventRetry, "jetkit.retry.delay_ms"); d.AsInt64() <= 0 {
-		t.Errorf("retry event delay %v, want > 0", d.Emit())
+		t.Errorf("retry event delay %v, want > 0", d.String())
 	}
 
 	if acked.Status.Code == codes.Error {
@@ -376,8 +376,8 @@ func wantEvent(t *testing.T, s tracetest.SpanStub, name string, want map[string]
 		return
 	}
 	for k, w := range want {
-		if got := eventAttr(s, name, k); got.Emit() != toString(w) {
-			t.Errorf("span %q event %q: %s = %q, want %v", s.Name, name, k, got.Emit(), w)
+		if got := eventAttr(s, name, k); got.String() != toString(w) {
+			t.Errorf("span %q event %q: %s = %q, want %v", s.Name, name, k, got.String(), w)
 		}
 	}
 }
