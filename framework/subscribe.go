@@ -22,6 +22,9 @@ func Subscribe[T any](svc *Service, topic *Topic[T], durable string, h TypedHand
 	if h == nil {
 		return nil, fmt.Errorf("subscribe %s as %q: nil handler", topic.subject, durable)
 	}
+	if !topic.keyed && orderedByKey(opts) {
+		return nil, fmt.Errorf("subscribe %s as %q: OrderedByKey needs a keyed topic (declare it with framework.Keyed()): an unkeyed topic has one subject, so all its events would share one key", topic.subject, durable)
+	}
 	inner := HandlerFunc(func(ctx context.Context, m *Message) error {
 		ev, err := topic.Decode(m)
 		if err != nil {
@@ -153,4 +156,13 @@ func ensureConsumer(ctx context.Context, c *Conn, stream, durable string, filter
 		return nil, fmt.Errorf("create or update consumer %s/%s (filters %v): %w", stream, durable, filters, err)
 	}
 	return cons, nil
+}
+
+// orderedByKey reports whether opts ask for OrderedByKey.
+func orderedByKey(opts []SubscribeOption) bool {
+	var o subOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o.orderedByKey
 }

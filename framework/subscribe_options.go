@@ -20,6 +20,7 @@ type subOptions struct {
 	middleware    []Middleware
 	stream        string
 	deliverNew    bool
+	orderedByKey  bool
 }
 
 func defaultSubOptions(cfg Config) subOptions {
@@ -77,6 +78,18 @@ func Use(mws ...Middleware) SubscribeOption {
 	return func(o *subOptions) { o.middleware = append(o.middleware, mws...) }
 }
 
+// OrderedByKey handles the messages of one key one at a time, in stream
+// order, and messages of different keys in parallel (up to Concurrency).
+// The key is the last subject token: the key of a Keyed topic. A failure
+// holds its key, not the subscription: the key's later messages wait
+// while it is retried with backoff (in this process, so nothing can
+// overtake it), and once it succeeds or is dead-lettered the key goes on
+// with its next message. Messages waiting behind a busy key are kept
+// alive with InProgress; past a bound (a key, or all keys together,
+// holding too many) the pull waits. At shutdown what is held is handed
+// back key by key in order. See the README for where the guarantee ends.
+func OrderedByKey() SubscribeOption { return func(o *subOptions) { o.orderedByKey = true } }
+
 // FromStream names the stream to consume; by default it is the stream that
 // stores the topic's subject.
 func FromStream(name string) SubscribeOption { return func(o *subOptions) { o.stream = name } }
@@ -94,7 +107,11 @@ func (o *subOptions) finish() error {
 		p = append(p, fmt.Sprintf("ack mode %q: expected async or sync", o.ackMode))
 	}
 	if o.prefetch == 0 {
-		o.autoPrefetch = true
+		// An ordered subscription keeps one pull: replacing it (a resize)
+		// can strand messages in flight to the old one, which the server
+		// redelivers behind later messages of their keys. Its buffer does
+		// not need to adapt: what waits behind a busy key is kept alive.
+		o.autoPrefetch = !o.orderedByKey
 		o.prefetch = initialAutoPrefetch(o.concurrency)
 	}
 	if o.prefetch < 1 {

@@ -40,6 +40,8 @@ type Subscription struct {
 	handlerCtx    context.Context
 	cancelHandler context.CancelFunc
 
+	order *keyOrder // OrderedByKey: the per-key scheduler (ordered.go); nil otherwise
+
 	stats      subscriptionCounters
 	avgHandler atomic.Int64  // EWMA of handler time in ns
 	tuner      prefetchTuner // adaptive prefetch (prefetch.go)
@@ -122,6 +124,9 @@ func (s *Subscription) start() error {
 	s.tuner.now = make(chan struct{}, 1)
 	s.slots = make([]workerSlot, n)
 	s.handlerCtx, s.cancelHandler = context.WithCancel(context.Background())
+	if s.opts.orderedByKey {
+		s.order = newKeyOrder(orderedHeldTotal(n), orderedHeldPerKey(n))
+	}
 	if s.conn.observer != nil {
 		s.obs = s.conn.observer.Subscribed(s.subscriptionInfo())
 	}
@@ -155,6 +160,10 @@ func (s *Subscription) worker(slot *workerSlot) {
 			slot.ackCancel()
 		}
 	}()
+	if s.order != nil {
+		s.orderedWorker(slot)
+		return
+	}
 	for {
 		select {
 		case m := <-s.work:
@@ -166,7 +175,7 @@ func (s *Subscription) worker(slot *workerSlot) {
 }
 
 // process runs one delivery through the handler chain and settles it.
-func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) {
+func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) Settlement {
 	start := time.Now()
 	slot.mu.Lock()
 	slot.msg, slot.started, slot.lastBeat, slot.abandoned = raw, start, start, false
@@ -191,15 +200,17 @@ func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) {
 	slot.msg = nil
 	slot.mu.Unlock()
 	if abandoned { // shutdown handed it back already
+		st := Settlement{Outcome: OutcomeHandedBack, Err: err}
 		if end != nil {
-			end(Settlement{Outcome: OutcomeHandedBack, Err: err})
+			end(st)
 		}
-		return
+		return st
 	}
 	st := s.settle(ctx, slot, m, err)
 	if end != nil {
 		end(st)
 	}
+	return st
 }
 
 // message builds the Message; an error here skips the handler.
@@ -271,7 +282,10 @@ func (s *Subscription) settle(lctx context.Context, slot *workerSlot, m *Message
 		return s.deadLetter(lctx, m, err)
 	default:
 		delay := s.opts.backoff.Delay(m.NumDelivered)
-		nerr := raw.NakWithDelay(delay)
+		var nerr error
+		if s.order == nil {
+			nerr = raw.NakWithDelay(delay)
+		} // else the worker retries it here after delay, holding its key (ordered.go)
 		if nerr != nil {
 			s.log.WarnContext(lctx, "nak failed; the message returns after AckWait", "subject", m.Subject, "error", nerr)
 		}
@@ -340,6 +354,9 @@ func (s *Subscription) heartbeatLoop() {
 			return
 		case now := <-t.C:
 			s.beat(now, s.opts.ackWait/3)
+			if s.order != nil {
+				s.stats.inProgress.Add(uint64(s.order.beat(now, s.opts.ackWait/3)))
+			}
 			s.checkPrefetch(now)
 		case <-tuneC:
 			s.tune()
@@ -403,12 +420,28 @@ func (s *Subscription) shutdown(ctx context.Context) {
 	// back because stopping is closed; it is handed back once the
 	// subscription is closed and the server can no longer send it here.
 	// A resize in progress finishes first (it starts no new pull now).
+	// The drain is not cut short by a small shutdown budget: stopping it
+	// drops what nats.go still buffers, which then returns only after
+	// AckWait (and, ordered by key, behind later messages of its key).
+	// It hands nothing to handlers, so it is quick.
+	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), s.conn.cfg.RequestTimeout)
 	s.pullMu.Lock()
 	if s.pull != nil {
-		s.closePull(ctx, s.pull)
+		s.closePull(drainCtx, s.pull)
 		s.pull = nil
 	}
 	s.pullMu.Unlock()
+	if s.order != nil {
+		// Let the server drop the closed pull's request before anything is
+		// handed back: a redelivery it tries on that stale request fails
+		// and goes to the back of its redelivery queue, behind later
+		// messages of its key. Asking for the consumer's info makes the
+		// server check its pull requests for interest.
+		if _, err := s.consumer.Info(drainCtx); err != nil {
+			s.log.Debug("consumer info before hand-back failed", "error", err)
+		}
+	}
+	cancelDrain()
 	done := make(chan struct{})
 	go func() { s.workers.Wait(); close(done) }()
 	select {
@@ -438,5 +471,10 @@ func (s *Subscription) shutdown(ctx context.Context) {
 		}
 	}
 	<-s.hbDone
+	if s.order != nil { // after the workers' messages: each key in order
+		for _, m := range s.order.close() {
+			s.handBack(m)
+		}
+	}
 	s.cancelHandler()
 }
