@@ -70,7 +70,7 @@ func (svc *Service) subscribe(subject string, filters []string, durable string, 
 			return svc.conn.JS.StreamNameBySubject(ctx, filters[0])
 		})
 		if err != nil {
-			return nil, fmt.Errorf("subscribe %s as %q: no stream stores this subject (declare one with EnsureStream first): %w", filters[0], durable, err)
+			return nil, fmt.Errorf("subscribe %s as %q: no stream stores this subject; its owner, the service that publishes it, declares it with EnsureStream: start that service first (or declare the stream here with StreamSpec.Owner naming it): %w", filters[0], durable, err)
 		}
 		stream = name
 	}
@@ -99,6 +99,7 @@ func (svc *Service) subscribe(subject string, filters []string, durable string, 
 		return nil, fmt.Errorf("subscribe %v as %q: %w", filters, durable, err)
 	}
 	s.log.Info("subscribed", "filters", filters, "concurrency", o.concurrency, "ack_mode", string(o.ackMode), "prefetch", o.prefetch)
+	svc.warnIfMatchesNothing(ctx, s)
 	return s, nil
 }
 
