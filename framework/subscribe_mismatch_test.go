@@ -82,3 +82,36 @@ func TestSubscriptionMatchingNothingWarns(t *testing.T) {
 		return false
 	})
 }
+
+// TestSubscribeWithoutStreamInfoPermission: the check needs
+// $JS.API.STREAM.INFO of the consumed stream; a consumer that may not read
+// it still subscribes at once (no wait for a timeout) and consumes.
+func TestSubscribeWithoutStreamInfoPermission(t *testing.T) {
+	srv, user, admin := leastPrivilegeServer(t, without(servicePermissions(), "$JS.API.STREAM.INFO.ORDERS"))
+	owner := newService(t, srv, "order", func(c *framework.Config) { *c = admin.Credentials().Apply(*c) }) // declares ORDERS
+	logs := &syncBuffer{}
+	svc, err := framework.New(context.Background(), slowTimeoutConfig(srv, user), // RequestTimeout: a minute
+		framework.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
+	start := time.Now()
+	sub, err := framework.Subscribe(svc, createdByOrder, "inventory", func(context.Context, orderCreated, *framework.Message) error { return nil })
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	if el := time.Since(start); el > 20*time.Second {
+		t.Fatalf("Subscribe took %s: the check waited for a timeout", el)
+	}
+	if out := logs.String(); !strings.Contains(out, "could not check what the subscription's filter matches") || !strings.Contains(out, "STREAM.INFO.ORDERS") {
+		t.Errorf("the refused check is not logged, naming the subject:\n%s", out)
+	}
+	const n = 3
+	for i := range n {
+		if _, err := createdByOrder.Publish(context.Background(), owner, orderCreated{ID: "o", Index: i}, framework.WithKey("o-1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "the 3 events are handled", func() bool { return sub.Stats().Acked == n })
+}
