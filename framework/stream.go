@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -201,7 +203,11 @@ func reconcileStream(ctx context.Context, c *Conn, spec StreamSpec, owner string
 	if err != nil {
 		return nil, fmt.Errorf("update stream %s: %w", spec.Name, err)
 	}
-	c.log.Info("stream updated", "stream", spec.Name, "fields", diffNames(diffs), "subjects", want.Subjects, "replicas", want.Replicas, "owner", owner)
+	level, msg := slog.LevelInfo, "stream updated"
+	if slices.ContainsFunc(diffs, func(d streamDiff) bool { return d.narrows }) {
+		level, msg = slog.LevelWarn, "stream narrowed by its owner" // fewer subjects, shorter retention or lower limits
+	}
+	c.log.Log(ctx, level, msg, "stream", spec.Name, "fields", diffNames(diffs), "subjects", want.Subjects, "max_age", want.MaxAge, "replicas", want.Replicas, "owner", owner)
 	return st, nil
 }
 
