@@ -36,7 +36,8 @@ type StreamSpec struct {
 	MaxMsgSize int32
 	// Duplicates is the de-duplication window for event ids; 0 is 2 minutes.
 	Duplicates time.Duration
-	// Owner is the service (its Config.ServiceName) that owns the stream:
+	// Owner is the service (its Config.ServiceName, shared by all its
+	// instances) that owns the stream:
 	// the one that publishes the events it stores. Empty means the calling
 	// service. See EnsureStream for what owning allows.
 	Owner string
