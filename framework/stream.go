@@ -36,10 +36,10 @@ type StreamSpec struct {
 	MaxMsgSize int32
 	// Duplicates is the de-duplication window for event ids; 0 is 2 minutes.
 	Duplicates time.Duration
-	// Owner is the service (its Config.ServiceName, shared by all its
-	// instances) that owns the stream:
-	// the one that publishes the events it stores. Empty means the calling
-	// service. See EnsureStream for what owning allows.
+	// Owner is the service that owns the stream, by its Config.ServiceName
+	// (shared by all its instances): the one that publishes the events it
+	// stores. Empty means the calling service. See EnsureStream for what
+	// owning allows.
 	Owner string
 }
 
