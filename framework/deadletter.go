@@ -44,7 +44,8 @@ func DeadLetterSubject(stream, consumer string) string {
 // EnsureDeadLetterStream creates the dead-letter stream named in the config
 // if it does not exist. An existing one is left as it is: it is shared by
 // every service, and its limits, age and replicas are the operator's to tune,
-// not whichever service started last.
+// not whichever service started last. The stream is the framework's: it
+// records no service as its owner.
 func EnsureDeadLetterStream(ctx context.Context, c *Conn) (_ jetstream.Stream, err error) {
 	ctx, perm := c.watchPermissions(ctx, c.jsPrefixes()...) // a refused API call fails now, naming the subject
 	defer func() { err = perm.explain(err); perm.done() }()
@@ -53,7 +54,7 @@ func EnsureDeadLetterStream(ctx context.Context, c *Conn) (_ jetstream.Stream, e
 		return c.JS.Stream(ctx, spec.Name)
 	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return EnsureStream(ctx, c, spec)
+		return ensureStream(ctx, c, spec, frameworkOwner)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up dead-letter stream %s: %w", spec.Name, err)

@@ -12,7 +12,9 @@ var (
 	// ErrInvalidSubject is wrapped by every subject or token validation error.
 	ErrInvalidSubject = errors.New("invalid subject")
 	// ErrIncompatibleChange is returned when a declared stream or consumer
-	// differs from the one on the server in a field JetStream cannot update.
+	// differs from the one on the server in a field JetStream cannot update,
+	// or in one the caller may not change because another service owns
+	// the stream (see EnsureStream).
 	ErrIncompatibleChange = errors.New("incompatible change to existing JetStream asset")
 	// ErrPermanent marks a handler error that must not be retried: the
 	// message is dead-lettered at once. Wrap errors with Permanent.

@@ -1,9 +1,12 @@
 package framework
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -33,6 +36,11 @@ type StreamSpec struct {
 	MaxMsgSize int32
 	// Duplicates is the de-duplication window for event ids; 0 is 2 minutes.
 	Duplicates time.Duration
+	// Owner is the service that owns the stream, by its Config.ServiceName
+	// (shared by all its instances): the one that publishes the events it
+	// stores. Empty means the calling service. See EnsureStream for what
+	// owning allows.
+	Owner string
 }
 
 const defaultDuplicates = 2 * time.Minute
@@ -90,11 +98,41 @@ func (s StreamSpec) validate() error {
 	return nil
 }
 
-// EnsureStream reconciles the declared stream with the server: creates it
-// if missing, updates compatible changes (subjects, limits, replicas), and
-// returns ErrIncompatibleChange naming the field when the server's stream
-// differs in one JetStream cannot update (storage, retention).
-func EnsureStream(ctx context.Context, c *Conn, spec StreamSpec) (_ jetstream.Stream, err error) {
+// EnsureStream declares a stream. A stream belongs to one service, its
+// Owner (by default the calling service), which is recorded in the
+// stream's metadata (jetkit.owner) when it is created:
+//
+//   - The owner's EnsureStream creates the stream if missing and updates
+//     what JetStream can change in place (subjects, limits, replicas).
+//   - Another service that names the owner in Owner (a consumer using the
+//     producer's declaration) only creates the stream if it is missing,
+//     recording the owner; otherwise it checks that the stream stores
+//     Subjects and changes nothing: the owner's current declaration wins.
+//   - Another service that claims the stream (Owner empty or its own name)
+//     while the server records a different owner changes nothing: a
+//     declaration that differs is refused with ErrIncompatibleChange
+//     naming each field and the owner.
+//   - A stream that records no owner (made with the nats CLI or an older
+//     jetkit) is adopted by the first declaration, which may widen it but
+//     not narrow it (fewer subjects, shorter MaxAge or Duplicates, lower
+//     MaxBytes, MaxMsgs, MaxMsgSize or Replicas).
+//
+// A service that only consumes a stream need not declare it at all:
+// Subscribe finds it by subject. Storage and retention cannot change in
+// place; a differing declaration returns ErrIncompatibleChange naming the
+// field.
+func EnsureStream(ctx context.Context, c *Conn, spec StreamSpec) (jetstream.Stream, error) {
+	owner := spec.Owner
+	if owner == "" {
+		owner = c.cfg.ServiceName
+	} else if err := ValidateToken(owner); err != nil {
+		return nil, fmt.Errorf("stream %q: Owner must be a service name (Config.ServiceName): %w", spec.Name, err)
+	}
+	return ensureStream(ctx, c, spec, owner)
+}
+
+// ensureStream is EnsureStream with the owner resolved.
+func ensureStream(ctx context.Context, c *Conn, spec StreamSpec, owner string) (_ jetstream.Stream, err error) {
 	ctx, perm := c.watchPermissions(ctx, c.jsPrefixes()...) // a refused API call fails now, naming the subject
 	defer func() { err = perm.explain(err); perm.done() }()
 	if err := spec.validate(); err != nil {
@@ -103,19 +141,20 @@ func EnsureStream(ctx context.Context, c *Conn, spec StreamSpec) (_ jetstream.St
 	// Reconciling is idempotent, so a try that timed out (perhaps after the
 	// server acted) is simply run again.
 	return retryTransient(ctx, c, "stream "+spec.Name, func(ctx context.Context) (jetstream.Stream, error) {
-		return reconcileStream(ctx, c, spec)
+		return reconcileStream(ctx, c, spec, owner)
 	})
 }
 
-func reconcileStream(ctx context.Context, c *Conn, spec StreamSpec) (jetstream.Stream, error) {
+func reconcileStream(ctx context.Context, c *Conn, spec StreamSpec, owner string) (jetstream.Stream, error) {
 	want := spec.config(c.cfg.Replicas)
+	want.Metadata = map[string]string{ownerMetadataKey: owner}
 	st, err := c.JS.Stream(ctx, spec.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		st, err = c.JS.CreateStream(ctx, want)
 		if err != nil {
 			return nil, fmt.Errorf("create stream %s (subjects %v): %w", spec.Name, spec.Subjects, err)
 		}
-		c.log.Info("stream created", "stream", spec.Name, "subjects", spec.Subjects, "replicas", want.Replicas)
+		c.log.Info("stream created", "stream", spec.Name, "subjects", spec.Subjects, "replicas", want.Replicas, "owner", owner)
 		return st, nil
 	}
 	if err != nil {
@@ -128,23 +167,49 @@ func reconcileStream(ctx context.Context, c *Conn, spec StreamSpec) (jetstream.S
 	}); err != nil {
 		return nil, err
 	}
+	recorded := have.Metadata[ownerMetadataKey]
+	diffs := streamDiffs(have, want)
+	switch me := c.cfg.ServiceName; {
+	case owner != me: // a consumer with the owner's declaration: verify only
+		if err := checkStoresSubjects(spec.Name, have, want, cmp.Or(recorded, owner)); err != nil {
+			return nil, err
+		}
+		if len(diffs) > 0 {
+			c.log.Debug("stream differs from this service's copy of its declaration; left to its owner", "stream", spec.Name, "owner", cmp.Or(recorded, owner), "fields", diffNames(diffs))
+		}
+		return st, nil
+	case recorded == me: // the owner: reconcile
+	case recorded == "": // adopt, but do not narrow
+		if err := refuseNarrowing(spec.Name, diffs); err != nil {
+			return nil, err
+		}
+	default: // another service owns it
+		if err := refuseForeign(spec.Name, diffs, recorded); err != nil {
+			return nil, err
+		}
+		return st, nil
+	}
+	if len(diffs) == 0 && recorded == owner {
+		return st, nil
+	}
 	merged := have
 	merged.Subjects, merged.Replicas, merged.MaxAge = want.Subjects, want.Replicas, want.MaxAge
 	merged.MaxBytes, merged.MaxMsgs, merged.MaxMsgSize, merged.Duplicates = want.MaxBytes, want.MaxMsgs, want.MaxMsgSize, want.Duplicates
-	if streamConfigEqual(have, merged) {
-		return st, nil
+	merged.Metadata = maps.Clone(have.Metadata)
+	if merged.Metadata == nil {
+		merged.Metadata = map[string]string{}
 	}
+	merged.Metadata[ownerMetadataKey] = owner
 	st, err = c.JS.UpdateStream(ctx, merged)
 	if err != nil {
 		return nil, fmt.Errorf("update stream %s: %w", spec.Name, err)
 	}
-	c.log.Info("stream updated", "stream", spec.Name, "subjects", want.Subjects, "replicas", want.Replicas)
+	level, msg := slog.LevelInfo, "stream updated"
+	if slices.ContainsFunc(diffs, func(d streamDiff) bool { return d.narrows }) {
+		level, msg = slog.LevelWarn, "stream narrowed by its owner" // fewer subjects, shorter retention or lower limits
+	}
+	c.log.Log(ctx, level, msg, "stream", spec.Name, "fields", diffNames(diffs), "subjects", want.Subjects, "max_age", want.MaxAge, "replicas", want.Replicas, "owner", owner)
 	return st, nil
-}
-
-func streamConfigEqual(a, b jetstream.StreamConfig) bool {
-	return slices.Equal(a.Subjects, b.Subjects) && a.Replicas == b.Replicas && a.MaxAge == b.MaxAge &&
-		a.MaxBytes == b.MaxBytes && a.MaxMsgs == b.MaxMsgs && a.MaxMsgSize == b.MaxMsgSize && a.Duplicates == b.Duplicates
 }
 
 type immutableField struct{ name, have, want string }

@@ -81,7 +81,7 @@ func (svc *Service) subscribe(subject string, filters []string, durable string, 
 		})
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
-			return nil, fmt.Errorf("subscribe %s as %q: no stream stores this subject (declare one with EnsureStream first): %w", filters[0], durable, err)
+			return nil, fmt.Errorf("subscribe %s as %q: no stream stores this subject; its owner, the service that publishes it, declares it with EnsureStream: start that service first (or declare the stream here with StreamSpec.Owner naming it): %w", filters[0], durable, err)
 		case err != nil:
 			return nil, fmt.Errorf("subscribe %s as %q: look up the stream that stores this subject: %w", filters[0], durable, err)
 		}
@@ -114,6 +114,7 @@ func (svc *Service) subscribe(subject string, filters []string, durable string, 
 		return nil, fmt.Errorf("subscribe %v as %q: %w", filters, durable, ErrClosed)
 	}
 	s.log.Info("subscribed", "filters", filters, "concurrency", o.concurrency, "ack_mode", string(o.ackMode), "prefetch", o.prefetch)
+	svc.warnIfMatchesNothing(ctx, s)
 	return s, nil
 }
 

@@ -8,9 +8,13 @@
 // AddEvent adds a typed event to an existing generated service: it writes
 // new files and inserts lines only between the "jetkit:begin" and
 // "jetkit:end" markers, so code outside those regions is never touched.
+// Event subjects are lower-case; SUBJECT:keyed declares an event published
+// with a key (SUBJECT.<key>). A generated service owns the streams of the
+// domains it publishes into and does not declare those of events it only
+// consumes (their producers do).
 //
 //	spec := scaffolding.Spec{Name: "payments", Module: "example.com/payments",
-//		Dir: "payments", Consumes: []string{"orders.created.v1"}}
+//		Dir: "payments", Consumes: []string{"orders.created.v1:keyed"}}
 //	files, err := scaffolding.Generate(spec)
 //	...
 //	err = scaffolding.Verify(ctx, spec.Dir, scaffolding.VerifyOptions{})

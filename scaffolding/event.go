@@ -84,11 +84,22 @@ func addEvent(t *tree, d data, ev event, handlerOnly bool) (notes []string, err 
 			if !bytes.Contains(src, []byte(strconv.Quote(ev.Domain.Token+".>"))) {
 				notes = append(notes, fmt.Sprintf("%s does not declare the subjects %q; check that a stream stores %s", streamFile, ev.Domain.Token+".>", ev.Subject))
 			}
-		} else {
-			if err := newFile(streamFile, "event/stream.go.tmpl"); err != nil {
-				return nil, err
-			}
-			if err := intoRegion(streamsFile, "streams", "region/stream.tmpl", false); err != nil {
+		} else if err := newFile(streamFile, "event/stream.go.tmpl"); err != nil {
+			return nil, err
+		}
+		// The service declares (owns) the stream of a domain it publishes
+		// into; a domain it only consumes is the producer's to declare, and
+		// only tests and the embedded development server declare it here.
+		region := "consumed-streams"
+		if ev.Domain.Owned {
+			region = "streams"
+		} else if src, ok, err := t.read(streamsFile); err != nil {
+			return nil, err
+		} else if ok && regionHolds(src, "streams", ev.Domain.Ident+"Stream,") {
+			region = "" // owned already
+		}
+		if region != "" {
+			if err := intoRegion(streamsFile, region, "region/stream.tmpl", false); err != nil {
 				return nil, err
 			}
 		}
@@ -140,14 +151,17 @@ var (
 	envPrefixRE    = regexp.MustCompile(`(?m)^const envPrefix = "([^"]+)"`)
 )
 
-// AddEvent adds the event subject to the generated service containing dir:
-// a typed struct and topic, a round-trip test, the domain's stream if it
-// is new and, with consume, a handler, its test and its subscription. It
-// writes new files and inserts lines between jetkit:begin/jetkit:end
-// markers only. An event that is already declared is refused, except that
-// consume adds the handler of a declared event that has none yet.
-func AddEvent(dir, subject string, consume bool) (*EventResult, error) {
-	if err := ValidateEventSubject(subject); err != nil {
+// AddEvent adds the event arg (SUBJECT or SUBJECT:keyed, see --consumes)
+// to the generated service containing dir: a typed struct and topic, a
+// round-trip test, the domain's stream if it is new and, with consume, a
+// handler, its test and its subscription. An event the service publishes
+// (consume false) makes it the owner of its domain's stream. It writes new
+// files and inserts lines between jetkit:begin/jetkit:end markers only. An
+// event that is already declared is refused, except that consume adds the
+// handler of a declared event that has none yet.
+func AddEvent(dir, arg string, consume bool) (*EventResult, error) {
+	subject, keyed, err := parseEventArg(arg)
+	if err != nil {
 		return nil, err
 	}
 	root, modPath, err := findServiceRoot(dir)
@@ -164,16 +178,26 @@ func AddEvent(dir, subject string, consume bool) (*EventResult, error) {
 		}
 	}
 	ev := newEvent(subject, consume)
+	ev.Keyed = keyed
+	ev.Domain.Owned = !consume
 	handlerOnly := false
-	if err := checkIdentFree(root, ev); errors.Is(err, errEventDeclared) && consume {
+	if declErr := checkIdentFree(root, ev); errors.Is(declErr, errEventDeclared) && consume {
 		if ok, err := t.exists("internal/handlers/" + ev.File + ".go"); err != nil {
 			return nil, err
 		} else if ok {
 			return nil, fmt.Errorf("%w: event %s is already declared and consumed (internal/handlers/%s.go)", ErrInvalidInput, subject, ev.File)
 		}
 		handlerOnly = true
-	} else if err != nil {
-		return nil, err
+		// The declared topic says whether the event is keyed.
+		var de declaredError
+		errors.As(declErr, &de)
+		src, _, err := t.read("internal/events/" + de.file)
+		if err != nil {
+			return nil, err
+		}
+		ev.Keyed = bytes.Contains(src, []byte(", framework.Keyed())"))
+	} else if declErr != nil {
+		return nil, declErr
 	}
 	d := data{Name: name, Module: modPath}
 	notes, err := addEvent(t, d, ev, handlerOnly)

@@ -100,12 +100,19 @@ func TestAddEventTouchesOnlyMarkedRegions(t *testing.T) {
 		}
 	}
 
-	// A second event in a known domain adds no stream.
+	// A consumed domain's stream is the producer's: not in Streams.
+	streams := readFile(t, filepath.Join(dir, streamsFile))
+	if regionHolds([]byte(streams), "streams", "RefundsStream,") || !regionHolds([]byte(streams), "consumed-streams", "RefundsStream,") {
+		t.Errorf("RefundsStream of a consumed event should be in ConsumedStreams only:\n%s", streams)
+	}
+	// A second event in a known domain adds no stream file; publishing
+	// into the domain makes the service its owner.
 	if _, err := AddEvent(dir, "refunds.denied.v1", false); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(readFile(t, filepath.Join(dir, streamsFile)), "RefundsStream,"); n != 1 {
-		t.Errorf("RefundsStream listed %d times, want once", n)
+	streams = readFile(t, filepath.Join(dir, streamsFile))
+	if n := strings.Count(streams, "RefundsStream,"); n != 2 || !regionHolds([]byte(streams), "streams", "RefundsStream,") {
+		t.Errorf("RefundsStream listed %d times, want in Streams and ConsumedStreams:\n%s", n, streams)
 	}
 	// --consume on a declared, unconsumed event adds just its handler.
 	eventFile := filepath.Join(dir, "internal/events/refunds_denied_v1.go")
@@ -124,7 +131,8 @@ func TestAddEventTouchesOnlyMarkedRegions(t *testing.T) {
 	for subject, want := range map[string]string{
 		"refunds.issued.v1":   "already declared and consumed",
 		"refunds.denied.v1":   "already declared and consumed",
-		"Refunds.issued.v1":   "maps to the Go name RefundsIssuedV1",
+		"Refunds.issued.v1":   `use "refunds.issued.v1"`,
+		"refunds.issued.v2:x": `unknown suffix ":x"`,
 		"refunds.issued":      "expected <domain>.<event>.v<N>",
 		"refunds.issued.*.v1": "wildcard",
 	} {

@@ -248,3 +248,56 @@ func TestLocateJetkit(t *testing.T) {
 		t.Fatalf("FindJetkitRoot from a subdirectory = %q, want %q", got, root)
 	}
 }
+
+// TestGenerateKeyedConsumerDeclaresOnlyItsOwnStream: --consumes
+// SUBJECT:keyed makes a keyed topic (the sample publishes
+// orders.created.v1.<id>), and the service declares only the stream of
+// the domain it publishes into; the producer's stream is listed for tests
+// and -embedded-nats only.
+func TestGenerateKeyedConsumerDeclaresOnlyItsOwnStream(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Generate(Spec{Name: "payments", Module: "example.com/payments", Dir: dir, Jetkit: localJetkit(t),
+		Consumes: []string{"orders.created.v1:keyed"}, Publishes: []string{"payments.settled.v1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(dir, "internal/events/orders_created_v1.go")); !strings.Contains(got, `framework.NewTopic[OrdersCreatedV1]("orders.created.v1", framework.Keyed())`) {
+		t.Errorf("orders.created.v1:keyed does not declare a keyed topic:\n%s", got)
+	}
+	if got := readFile(t, filepath.Join(dir, "internal/events/payments_settled_v1.go")); strings.Contains(got, ", framework.Keyed())") {
+		t.Errorf("payments.settled.v1 declared keyed:\n%s", got)
+	}
+	for _, f := range []string{"internal/handlers/orders_created_v1_test.go", "internal/events/orders_created_v1_test.go"} {
+		if got := readFile(t, filepath.Join(dir, f)); !strings.Contains(got, "framework.WithKey(") {
+			t.Errorf("%s does not publish the keyed event with a key:\n%s", f, got)
+		}
+	}
+	streams := []byte(readFile(t, filepath.Join(dir, streamsFile)))
+	if !regionHolds(streams, "streams", "PaymentsStream,") || regionHolds(streams, "streams", "OrdersStream,") {
+		t.Errorf("Streams should list PaymentsStream (owned) and not OrdersStream (the producer's):\n%s", streams)
+	}
+	if !regionHolds(streams, "consumed-streams", "OrdersStream,") || regionHolds(streams, "consumed-streams", "PaymentsStream,") {
+		t.Errorf("ConsumedStreams should list OrdersStream only:\n%s", streams)
+	}
+	if got := readFile(t, filepath.Join(dir, "README.md")); !strings.Contains(got, "| `orders.created.v1.<key>` | consumes |") {
+		t.Errorf("README.md does not show the keyed subject")
+	}
+}
+
+// TestGenerateRefusesUpperCaseAndUnknownSuffix: Orders.Created.v1 would
+// make a stream on Orders.>, which stores none of orders.>.
+func TestGenerateRefusesUpperCaseAndUnknownSuffix(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "svc")
+	_, err := Generate(Spec{Name: "payments", Module: "example.com/payments", Dir: dir, Jetkit: localJetkit(t),
+		Consumes: []string{"Orders.Created.v1"}, Publishes: []string{"payments.settled.v1:key"}})
+	if !errors.Is(err, ErrInvalidInput) {
+		t.Fatalf("Generate = %v, want ErrInvalidInput", err)
+	}
+	for _, want := range []string{`--consumes Orders.Created.v1:`, `use "orders.created.v1"`, `--publishes payments.settled.v1:key:`, `unknown suffix ":key"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Generate wrote %s despite invalid input", dir)
+	}
+}

@@ -18,6 +18,9 @@ type event struct {
 	Durable string
 	// Consumed is true when the service handles the event.
 	Consumed bool
+	// Keyed is true when the event is published with a key, one subject
+	// per key (orders.created.v1.<key>): its topic is framework.Keyed().
+	Keyed bool
 	// Domain is the stream the event is stored in.
 	Domain domain
 }
@@ -32,6 +35,10 @@ type domain struct {
 	Stream string
 	// File is the stream file name without .go, e.g. orders_stream.
 	File string
+	// Owned is true when the service publishes into the domain, so it owns
+	// and declares the stream; a domain it only consumes belongs to the
+	// producer, which declares it.
+	Owned bool
 }
 
 func newEvent(subject string, consumed bool) event {

@@ -56,3 +56,20 @@ func insertInRegion(file string, src []byte, name string, snippet []byte) (out [
 	b.Write(bytes.Join(lines[end:], nil))
 	return b.Bytes(), true, nil
 }
+
+// regionHolds reports whether region name of src holds a line that is
+// line once trimmed.
+func regionHolds(src []byte, name, line string) bool {
+	in := false
+	for _, l := range strings.Split(string(src), "\n") {
+		switch {
+		case strings.Contains(l, beginMarker+name) && !in:
+			in = true
+		case strings.Contains(l, endMarker+name) && in:
+			return false
+		case in && strings.TrimSpace(l) == line:
+			return true
+		}
+	}
+	return false
+}

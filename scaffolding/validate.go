@@ -20,7 +20,7 @@ const JetkitModule = "github.com/jetkit/jetkit"
 
 var (
 	serviceNameRE  = regexp.MustCompile(`^[a-z][a-z0-9]*(-[a-z0-9]+)*$`)
-	subjectTokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	subjectTokenRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
 	versionTokenRE = regexp.MustCompile(`^v[0-9]+$`)
 )
 
@@ -79,8 +79,10 @@ func ValidateModulePath(path string) error {
 // ValidateEventSubject checks a subject a generated service consumes or
 // publishes. It must pass framework.ValidateSubject and follow jetkit's
 // convention <domain>.<event>[.<more>].v<N> (orders.created.v1): the tokens
-// become Go identifiers, file names and the stream name, so each is ASCII
-// letters, digits, '_' or '-', and the domain starts with a letter.
+// become Go identifiers, file names and the stream name, so each is
+// lower-case ASCII letters, digits, '_' or '-' (subjects are case
+// sensitive, and Orders.> is not orders.>), and the domain starts with a
+// letter.
 func ValidateEventSubject(subject string) error {
 	if err := framework.ValidateSubject(subject); err != nil {
 		return fmt.Errorf("%w: event subject: %w", ErrInvalidInput, err)
@@ -90,11 +92,15 @@ func ValidateEventSubject(subject string) error {
 		return fmt.Errorf("%w: event subject %q has %d token(s); expected <domain>.<event>.v<N> such as orders.created.v1", ErrInvalidInput, subject, len(toks))
 	}
 	for i, tok := range toks {
+		if lower := strings.ToLower(tok); lower != tok && subjectTokenRE.MatchString(lower) {
+			return fmt.Errorf("%w: event subject %q, token %d (%q): subjects are lower-case in jetkit (NATS subjects are case sensitive: %s.> would not store %s.>); use %q",
+				ErrInvalidInput, subject, i+1, tok, toks[0], strings.ToLower(toks[0]), strings.ToLower(subject))
+		}
 		if !subjectTokenRE.MatchString(tok) || ident(tok) == "" {
-			return fmt.Errorf("%w: event subject %q, token %d (%q): use ASCII letters, digits, '_' or '-' so it maps to Go names", ErrInvalidInput, subject, i+1, tok)
+			return fmt.Errorf("%w: event subject %q, token %d (%q): use lower-case ASCII letters, digits, '_' or '-' so it maps to Go names", ErrInvalidInput, subject, i+1, tok)
 		}
 	}
-	if c := toks[0][0]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+	if c := toks[0][0]; !(c >= 'a' && c <= 'z') {
 		return fmt.Errorf("%w: event subject %q: the domain %q must start with a letter", ErrInvalidInput, subject, toks[0])
 	}
 	if last := toks[len(toks)-1]; !versionTokenRE.MatchString(last) {
@@ -103,29 +109,48 @@ func ValidateEventSubject(subject string) error {
 	return nil
 }
 
+// keyedSuffix marks an event argument as keyed: orders.created.v1:keyed.
+const keyedSuffix = ":keyed"
+
+// parseEventArg splits an event argument SUBJECT[:keyed] (the value of
+// --consumes, --publishes or jetkit new event) and validates the subject.
+// :keyed declares that the event is published with a key, on
+// SUBJECT.<key> (as the sample order service does): the generated topic is
+// framework.Keyed(), and a consumer listens on SUBJECT.>.
+func parseEventArg(arg string) (subject string, keyed bool, err error) {
+	subject, opt, found := strings.Cut(arg, ":")
+	if found && ":"+opt != keyedSuffix {
+		return "", false, fmt.Errorf("%w: %q: unknown suffix %q; the only one is %s, for events published with a key (orders.created.v1%s: orders.created.v1.<key>)",
+			ErrInvalidInput, arg, ":"+opt, keyedSuffix, keyedSuffix)
+	}
+	return subject, found, ValidateEventSubject(subject)
+}
+
 // validateEvents checks every subject and that no two map to the same Go
-// name or appear twice.
+// name or appear twice. Errors name the flag and the value given.
 func validateEvents(consumes, publishes []string) ([]event, error) {
 	var errs []error
 	seen := map[string]string{}
 	var evs []event
-	add := func(subject string, consumed bool) {
-		if err := ValidateEventSubject(subject); err != nil {
-			errs = append(errs, err)
+	add := func(flag, arg string, consumed bool) {
+		subject, keyed, err := parseEventArg(arg)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", flag, arg, err))
 			return
 		}
 		ev := newEvent(subject, consumed)
+		ev.Keyed = keyed
 		if prev, ok := seen[ev.Ident]; ok {
 			if prev == subject {
-				errs = append(errs, fmt.Errorf("%w: event subject %q is given twice; a service that both consumes and publishes an event lists it under --consumes only", ErrInvalidInput, subject))
+				errs = append(errs, fmt.Errorf("%w: %s %s: event subject %q is given twice; a service that both consumes and publishes an event lists it under --consumes only", ErrInvalidInput, flag, arg, subject))
 			} else {
-				errs = append(errs, fmt.Errorf("%w: event subjects %q and %q both map to the Go name %s; rename one", ErrInvalidInput, prev, subject, ev.Ident))
+				errs = append(errs, fmt.Errorf("%w: %s %s: event subjects %q and %q both map to the Go name %s; rename one", ErrInvalidInput, flag, arg, prev, subject, ev.Ident))
 			}
 			return
 		}
 		for _, o := range evs {
 			if o.Domain.Stream == ev.Domain.Stream && o.Domain.Token != ev.Domain.Token {
-				errs = append(errs, fmt.Errorf("%w: event subjects %q and %q have domains %q and %q that both map to stream %s; spell the domain the same way", ErrInvalidInput, o.Subject, subject, o.Domain.Token, ev.Domain.Token, ev.Domain.Stream))
+				errs = append(errs, fmt.Errorf("%w: %s %s: event subjects %q and %q have domains %q and %q that both map to stream %s; spell the domain the same way", ErrInvalidInput, flag, arg, o.Subject, subject, o.Domain.Token, ev.Domain.Token, ev.Domain.Stream))
 				return
 			}
 		}
@@ -133,10 +158,20 @@ func validateEvents(consumes, publishes []string) ([]event, error) {
 		evs = append(evs, ev)
 	}
 	for _, s := range consumes {
-		add(s, true)
+		add("--consumes", s, true)
 	}
 	for _, s := range publishes {
-		add(s, false)
+		add("--publishes", s, false)
+	}
+	// The service owns the streams of the domains it publishes into.
+	owned := map[string]bool{}
+	for _, ev := range evs {
+		if !ev.Consumed {
+			owned[ev.Domain.Token] = true
+		}
+	}
+	for i := range evs {
+		evs[i].Domain.Owned = owned[evs[i].Domain.Token]
 	}
 	return evs, errors.Join(errs...)
 }

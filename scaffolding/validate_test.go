@@ -68,7 +68,7 @@ func TestValidateModulePath(t *testing.T) {
 }
 
 func TestValidateEventSubject(t *testing.T) {
-	for _, ok := range []string{"orders.created.v1", "order-lines.added.v12", "a.b.c.v2", "Orders.Created.v1"} {
+	for _, ok := range []string{"orders.created.v1", "order-lines.added.v12", "a.b.c.v2"} {
 		if err := ValidateEventSubject(ok); err != nil {
 			t.Errorf("ValidateEventSubject(%q) = %v, want nil", ok, err)
 		}
@@ -85,6 +85,8 @@ func TestValidateEventSubject(t *testing.T) {
 		"1orders.created.v1": "must start with a letter",
 		"orders.créé.v1":     "ASCII letters",
 		"orders.a+b.v1":      "ASCII letters",
+		"Orders.Created.v1":  `lower-case in jetkit (NATS subjects are case sensitive: Orders.> would not store orders.>); use "orders.created.v1"`,
+		"orders.created.V1":  "lower-case",
 	} {
 		err := ValidateEventSubject(subject)
 		if err == nil || !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), want) {

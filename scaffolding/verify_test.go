@@ -58,7 +58,7 @@ func TestGeneratedServiceBuildsTestsAndRuns(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "payments")
 	res, err := Generate(Spec{Name: "payments", Module: "example.com/payments", Dir: dir, Jetkit: localJetkit(t),
-		Consumes: []string{"orders.created.v1"}, Publishes: []string{"payments.settled.v1"}})
+		Consumes: []string{"orders.created.v1:keyed"}, Publishes: []string{"payments.settled.v1"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,8 @@ func TestNewServiceRejectsBadInput(t *testing.T) {
 		{[]string{"new", "service", "Pay_ments", "--module", "example.com/p", "--dir", dir, "--no-verify"}, []string{`service name "Pay_ments"`, `try "pay-ments"`}},
 		{[]string{"new", "service", "payments", "--module", "payments", "--dir", dir, "--no-verify"}, []string{`module path "payments"`, "github.com/acme/payments"}},
 		{[]string{"new", "service", "payments", "--module", "example.com/p", "--dir", dir, "--consumes", "orders.>", "--no-verify"}, []string{`"orders.>"`, "wildcard"}},
+		{[]string{"new", "service", "payments", "--module", "example.com/p", "--dir", dir, "--consumes", "Orders.Created.v1", "--no-verify"}, []string{"--consumes Orders.Created.v1", `use "orders.created.v1"`}},
+		{[]string{"new", "service", "payments", "--module", "example.com/p", "--dir", dir, "--publishes", "payments.settled.v1:key", "--no-verify"}, []string{"--publishes payments.settled.v1:key", ":keyed"}},
 		{[]string{"new", "service", "payments", "--dir", dir}, []string{`"module" not set`}},
 		{[]string{"new", "event", "orders.created.v1", "--no-verify"}, []string{"jetkit new service"}},
 	} {

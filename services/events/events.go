@@ -24,13 +24,17 @@ import (
 	"github.com/jetkit/jetkit/framework"
 )
 
-// Streams the sample system declares. Both services declare both streams
-// (EnsureStream is idempotent), so either may start first.
+// Streams of the sample system, each owned by the service that publishes
+// into it (StreamSpec.Owner, matched against Config.ServiceName): only the
+// order service changes ORDERS, only the inventory service changes
+// INVENTORY. Both services declare both (Declare): the other service's
+// stream is created for its owner if missing, so either may start first,
+// and otherwise only checked, never changed.
 var (
 	// OrdersStream stores what the order service publishes.
-	OrdersStream = framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}
+	OrdersStream = framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}, Owner: "order"}
 	// InventoryStream stores what the inventory service publishes.
-	InventoryStream = framework.StreamSpec{Name: "INVENTORY", Subjects: []string{"inventory.>"}}
+	InventoryStream = framework.StreamSpec{Name: "INVENTORY", Subjects: []string{"inventory.>"}, Owner: "inventory"}
 )
 
 // Typed topics, declared once and used to publish and subscribe. Each is
@@ -189,7 +193,8 @@ func sortLines(lines []Line) {
 	slices.SortFunc(lines, func(a, b Line) int { return strings.Compare(a.SKU, b.SKU) })
 }
 
-// Declare declares both streams of the sample system on svc.
+// Declare declares both streams of the sample system on svc: it
+// reconciles the one svc owns and checks the other (see OrdersStream).
 func Declare(ctx context.Context, svc *framework.Service) error {
 	for _, spec := range []framework.StreamSpec{OrdersStream, InventoryStream} {
 		if _, err := svc.EnsureStream(ctx, spec); err != nil {

@@ -46,7 +46,8 @@ type Service struct {
 	skuLocks     keyedMutex // per SKU: spares this process's workers CAS conflicts
 }
 
-// New declares the streams and buckets the inventory needs and starts
+// New declares the streams (reconciling INVENTORY, which it owns, and
+// checking ORDERS) and buckets the inventory needs and starts
 // consuming orders on svc. opts apply to both subscriptions (concurrency,
 // ack mode, middleware). svc.Shutdown stops them.
 func New(ctx context.Context, svc *framework.Service, opts ...framework.SubscribeOption) (*Service, error) {

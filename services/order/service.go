@@ -41,7 +41,8 @@ type Service struct {
 	orders jetstream.KeyValue
 }
 
-// New declares the streams and the orders bucket and starts consuming the
+// New declares the streams (reconciling ORDERS, which it owns, and
+// checking INVENTORY) and the orders bucket and starts consuming the
 // inventory's answers on svc. opts apply to both subscriptions.
 // svc.Shutdown stops them.
 func New(ctx context.Context, svc *framework.Service, opts ...framework.SubscribeOption) (*Service, error) {
