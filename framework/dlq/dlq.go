@@ -56,6 +56,8 @@ type Entry struct {
 	Header nats.Header `json:"header,omitempty"`
 	// Data is the original payload.
 	Data []byte `json:"data,omitempty"`
+
+	path string // the dead-letter subject it was written to
 }
 
 // Filter selects entries; zero fields match everything.
@@ -188,6 +190,6 @@ func entryOf(raw *jetstream.RawStreamMsg) Entry {
 		Consumer: get(framework.HeaderDLQConsumer), StreamSeq: num(framework.HeaderDLQStreamSeq),
 		Delivered: num(framework.HeaderDLQDelivered), DeadLettered: at,
 		EventID: get(framework.HeaderID), EventType: get(framework.HeaderType),
-		Header: h, Data: raw.Data,
+		Header: h, Data: raw.Data, path: raw.Subject,
 	}
 }

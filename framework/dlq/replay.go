@@ -60,6 +60,12 @@ func (r ReplayResult) Err() error {
 // new message that consumers receive with a fresh delivery count, then
 // deletes the entry from the dead-letter stream (unless Keep).
 //
+// A run works on the entries that existed when it started: it stops at the
+// dead-letter stream's last sequence at that moment, so a replay whose
+// handler fails again (and is dead-lettered again, as a new entry) is not
+// replayed again in the same run, and a dry run selects what the real run
+// then replays.
+//
 // It is safe to run twice, or from two terminals at once: each replay
 // carries Nats-Msg-Id jetkit-replay.<dead-letter stream>.<seq>, so the
 // target stream stores a given entry once inside its duplicates window,
@@ -68,12 +74,33 @@ func (r ReplayResult) Err() error {
 // subject receives the replay, so consumers that had already handled the
 // event should use middleware.Idempotency, which skips it.
 //
+// A dead letter is written by the service that gave up on it, and replay
+// usually runs with more rights than that service, so Replay trusts an
+// entry only as far as it holds together: it was written to the
+// dead-letter subject of the stream and consumer it names, and its
+// original subject is one that stream stores and that consumer reads (if
+// it still exists), never a $ (system, JetStream, KV), _INBOX or
+// dead-letter subject. Other entries are not published and are recorded
+// as failures wrapping ErrRefused, in dry runs too.
+//
 // A failure to publish or delete one entry is recorded in the result and
 // the replay goes on; the error returned is only for failing to read the
 // dead-letter stream or ctx ending.
 func (s *Store) Replay(ctx context.Context, f Filter, o ReplayOptions) (ReplayResult, error) {
 	var res ReplayResult
-	err := s.Each(ctx, f, func(e Entry) error {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return res, fmt.Errorf("replay from %s: read its last sequence: %w", s.name, err)
+	}
+	last := info.State.LastSeq
+	if last == 0 || f.FromSeq > last {
+		return res, nil
+	}
+	if f.ToSeq == 0 || f.ToSeq > last {
+		f.ToSeq = last
+	}
+	check := newTargets(s.js, s.name)
+	err = s.Each(ctx, f, func(e Entry) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -81,11 +108,15 @@ func (s *Store) Replay(ctx context.Context, f Filter, o ReplayOptions) (ReplayRe
 			res.Failed = append(res.Failed, Failure{Entry: e, Err: errors.New("no original subject header; not replayable")})
 			return nil
 		}
+		if err := check.check(ctx, e); err != nil {
+			res.Failed = append(res.Failed, Failure{Entry: e, Err: err})
+			return nil
+		}
 		if o.DryRun {
 			res.Replayed = append(res.Replayed, Replayed{Entry: e})
 			return nil
 		}
-		ack, err := s.js.PublishMsg(ctx, s.replayMsg(e))
+		ack, err := s.js.PublishMsg(ctx, s.replayMsg(e), jetstream.WithExpectStream(e.Stream))
 		if err != nil {
 			res.Failed = append(res.Failed, Failure{Entry: e, Err: fmt.Errorf("publish to %s: %w", e.Subject, err)})
 			return nil
