@@ -95,6 +95,7 @@ func newDLQListCmd(o *dlqOpts) *cobra.Command {
 }
 
 func newDLQShowCmd(o *dlqOpts) *cobra.Command {
+	var raw bool
 	cmd := &cobra.Command{
 		Use:   "show SEQ",
 		Short: "Show one dead letter in full: reason, error, headers and payload",
@@ -112,11 +113,12 @@ func newDLQShowCmd(o *dlqOpts) *cobra.Command {
 				if o.asJSON {
 					return writeJSON(cmd.OutOrStdout(), e)
 				}
-				return printEntry(cmd.OutOrStdout(), e)
+				return printEntry(cmd.OutOrStdout(), e, raw)
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print JSON (payload base64-encoded)")
+	cmd.Flags().BoolVar(&raw, "raw", false, "print headers and payload as they are, control characters included (default: escaped, as \\x1b)")
 	return cmd
 }
 
@@ -132,23 +134,7 @@ func newDLQReplayCmd(o *dlqOpts) *cobra.Command {
 			}
 			return withStore(cmd.Context(), o, func(ctx context.Context, s *dlq.Store) error {
 				res, err := s.Replay(ctx, o.filter, ro)
-				out := cmd.OutOrStdout()
-				for _, r := range res.Replayed {
-					switch {
-					case ro.DryRun:
-						fmt.Fprintf(out, "would replay %d -> %s (event %s)\n", r.Entry.Seq, r.Entry.Subject, r.Entry.EventID)
-					case r.Duplicate:
-						fmt.Fprintf(out, "replayed %d -> %s: already there as %s/%d (duplicate dropped)\n", r.Entry.Seq, r.Entry.Subject, r.Stream, r.Seq)
-					default:
-						fmt.Fprintf(out, "replayed %d -> %s as %s/%d (event %s)\n", r.Entry.Seq, r.Entry.Subject, r.Stream, r.Seq, r.Entry.EventID)
-					}
-				}
-				verb := "replayed"
-				if ro.DryRun {
-					verb = "would replay"
-				}
-				fmt.Fprintf(out, "%s %d dead letter(s) from %s; %d failed\n", verb, len(res.Replayed), s.Name(), len(res.Failed))
-				return errors.Join(err, res.Err())
+				return printReplay(cmd.OutOrStdout(), s.Name(), ro.DryRun, res, err)
 			})
 		},
 	}
@@ -157,6 +143,41 @@ func newDLQReplayCmd(o *dlqOpts) *cobra.Command {
 	cmd.Flags().BoolVar(&ro.DryRun, "dry-run", false, "print what would be replayed; change nothing")
 	cmd.Flags().BoolVar(&ro.Keep, "keep", false, "keep replayed entries in the dead-letter stream")
 	return cmd
+}
+
+// printReplay prints what a replay did (or would do), entry by entry, with
+// every refusal and failure, and returns an error if there was any.
+func printReplay(out io.Writer, stream string, dryRun bool, res dlq.ReplayResult, err error) error {
+	for _, r := range res.Replayed {
+		subject, id := clean(r.Entry.Subject), clean(r.Entry.EventID)
+		switch {
+		case dryRun:
+			fmt.Fprintf(out, "would replay %d -> %s (event %s)\n", r.Entry.Seq, subject, id)
+		case r.Duplicate:
+			fmt.Fprintf(out, "replayed %d -> %s: already there as %s/%d (duplicate dropped)\n", r.Entry.Seq, subject, r.Stream, r.Seq)
+		default:
+			fmt.Fprintf(out, "replayed %d -> %s as %s/%d (event %s)\n", r.Entry.Seq, subject, r.Stream, r.Seq, id)
+		}
+	}
+	refused := 0
+	for _, f := range res.Failed {
+		verb := "failed"
+		if errors.Is(f.Err, dlq.ErrRefused) {
+			verb = "refused"
+			refused++
+		}
+		fmt.Fprintf(out, "%s %d -> %s: %s\n", verb, f.Entry.Seq, clean(f.Entry.Subject), clean(f.Err.Error()))
+	}
+	verb := "replayed"
+	if dryRun {
+		verb = "would replay"
+	}
+	failed := len(res.Failed) - refused
+	fmt.Fprintf(out, "%s %d dead letter(s) from %s; %d refused, %d failed\n", verb, len(res.Replayed), stream, refused, failed)
+	if len(res.Failed) > 0 {
+		err = errors.Join(err, fmt.Errorf("dlq replay: %d dead letter(s) refused and %d failed, listed above; they stay in %s (dlq show SEQ)", refused, failed, stream))
+	}
+	return err
 }
 
 func newDLQPurgeCmd(o *dlqOpts) *cobra.Command {
@@ -251,25 +272,33 @@ func printList(w io.Writer, stream string, entries []dlq.Entry) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tDEAD-LETTERED\tREASON\tSTREAM/CONSUMER\tSUBJECT\tSTREAM-SEQ\tDELIVERED\tERROR")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s/%s\t%s\t%d\t%d\t%s\n", e.Seq, e.DeadLettered.Local().Format(time.DateTime), e.Reason,
-			e.Stream, e.Consumer, e.Subject, e.StreamSeq, e.Delivered, shorten(e.Error, 80))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s/%s\t%s\t%d\t%d\t%s\n", e.Seq, e.DeadLettered.Local().Format(time.DateTime), clean(e.Reason),
+			clean(e.Stream), clean(e.Consumer), clean(e.Subject), e.StreamSeq, e.Delivered, shorten(clean(e.Error), 80))
 	}
 	return tw.Flush()
 }
 
-func printEntry(w io.Writer, e dlq.Entry) error {
+// printEntry prints one entry for a terminal. Everything in it comes from
+// whoever wrote the dead letter, so every text is escaped (clean) unless
+// raw asks for the bytes as they are.
+func printEntry(w io.Writer, e dlq.Entry, raw bool) error {
+	line, block := clean, cleanBlock
+	if raw {
+		line = func(s string) string { return s }
+		block = line
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, kv := range [][2]string{
 		{"sequence", strconv.FormatUint(e.Seq, 10)},
-		{"reason", e.Reason},
-		{"error", e.Error},
-		{"original subject", e.Subject},
-		{"stream / consumer", e.Stream + " / " + e.Consumer},
+		{"reason", line(e.Reason)},
+		{"error", line(e.Error)},
+		{"original subject", line(e.Subject)},
+		{"stream / consumer", line(e.Stream) + " / " + line(e.Consumer)},
 		{"stream sequence", strconv.FormatUint(e.StreamSeq, 10)},
 		{"deliveries", strconv.FormatUint(e.Delivered, 10)},
 		{"dead-lettered", e.DeadLettered.Format(time.RFC3339Nano)},
-		{"event id", e.EventID},
-		{"event type", e.EventType},
+		{"event id", line(e.EventID)},
+		{"event type", line(e.EventType)},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
 	}
@@ -284,14 +313,22 @@ func printEntry(w io.Writer, e dlq.Entry) error {
 	slices.Sort(keys)
 	for _, k := range keys {
 		for _, v := range e.Header[k] {
-			fmt.Fprintf(w, "  %s: %s\n", k, v)
+			fmt.Fprintf(w, "  %s: %s\n", line(k), line(v))
 		}
 	}
-	if utf8.Valid(e.Data) {
-		_, err := fmt.Fprintf(w, "payload (%d bytes):\n%s\n", len(e.Data), e.Data)
+	switch {
+	case raw:
+		fmt.Fprintf(w, "payload (%d bytes):\n", len(e.Data))
+		if _, err := w.Write(e.Data); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintln(w)
+		return err
+	case utf8.Valid(e.Data):
+		_, err := fmt.Fprintf(w, "payload (%d bytes):\n%s\n", len(e.Data), block(string(e.Data)))
 		return err
 	}
-	_, err := fmt.Fprintf(w, "payload (%d bytes, not UTF-8; use --json for base64)\n", len(e.Data))
+	_, err := fmt.Fprintf(w, "payload (%d bytes, not UTF-8; use --json for base64 or --raw for the bytes)\n", len(e.Data))
 	return err
 }
 

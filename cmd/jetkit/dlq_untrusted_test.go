@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/testenv"
+)
+
+// untrustedDLQ starts a server with ORDERS and the dead-letter stream and
+// writes one dead letter per subject, each as headers say; it returns the
+// server URL and the connection.
+func untrustedDLQ(t *testing.T, entries ...nats.Header) (string, *framework.Conn) {
+	t.Helper()
+	srv := testenv.Start(t)
+	ctx := context.Background()
+	conn, err := framework.Connect(ctx, srv.Config("dlq-untrusted"), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	if _, err := framework.EnsureDeadLetterStream(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := framework.EnsureStream(ctx, conn, framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range entries {
+		data := []byte(h.Get("Test-Payload"))
+		h.Del("Test-Payload")
+		if _, err := conn.JS.PublishMsg(ctx, &nats.Msg{Subject: framework.DeadLetterSubject("ORDERS", "billing"), Header: h, Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return srv.URL(), conn
+}
+
+func deadLetterHeader(subject string, extra map[string]string) nats.Header {
+	h := nats.Header{}
+	h.Set(framework.HeaderDLQReason, framework.ReasonPermanent)
+	h.Set(framework.HeaderDLQSubject, subject)
+	h.Set(framework.HeaderDLQStream, "ORDERS")
+	h.Set(framework.HeaderDLQConsumer, "billing")
+	for k, v := range extra {
+		h.Set(k, v)
+	}
+	return h
+}
+
+func TestDLQShowAndListEscapeControlCharacters(t *testing.T) {
+	const evil = "\x1b[2J\x1b]0;owned\x07\u202e"
+	url, _ := untrustedDLQ(t, deadLetterHeader("orders.created.v1", map[string]string{
+		framework.HeaderDLQError: "boom " + evil,
+		"ce-id":                  "id" + evil,
+		"X-Evil":                 evil,
+		"Test-Payload":           `{"note":"` + evil + "\r\nreason: fine\"}",
+	}))
+	for _, args := range [][]string{{"dlq", "show", "1"}, {"dlq", "list"}} {
+		out, err := runDLQCmd(t, append(args, "--url", url)...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if strings.ContainsAny(out, "\x1b\x07\r\u202e") {
+			t.Errorf("%v wrote control characters to the terminal:\n%q", args, out)
+		}
+		if !strings.Contains(out, `\x1b[2J\x1b]0;owned\x07\u202e`) {
+			t.Errorf("%v does not show the escaped text:\n%s", args, out)
+		}
+	}
+	out, err := runDLQCmd(t, "dlq", "show", "1", "--url", url)
+	if err != nil || !strings.Contains(out, `\x0d`+"\nreason: fine") {
+		t.Errorf("a payload keeps its line breaks, but a carriage return is escaped: %v\n%s", err, out)
+	}
+	out, err = runDLQCmd(t, "dlq", "show", "1", "--raw", "--url", url)
+	if err != nil || !strings.Contains(out, "X-Evil: "+evil) || !strings.Contains(out, evil+"\r\nreason: fine") {
+		t.Errorf("show --raw must print the bytes as they are: %v\n%q", err, out)
+	}
+}
+
+func TestDLQReplayPrintsWhatItRefused(t *testing.T) {
+	url, conn := untrustedDLQ(t,
+		deadLetterHeader("$JS.API.STREAM.PURGE.ORDERS\x1b[2J", nil),
+		deadLetterHeader("orders.created.v1", nil),
+	)
+	out, err := runDLQCmd(t, "dlq", "replay", "--all", "--url", url)
+	if err == nil || !strings.Contains(err.Error(), "1 dead letter(s) refused") {
+		t.Errorf("replay with a refusal must fail: %v", err)
+	}
+	if !strings.Contains(out, `refused 1 -> $JS.API.STREAM.PURGE.ORDERS\x1b[2J: replay refused`) ||
+		!strings.Contains(out, "replayed 2 -> orders.created.v1") || !strings.Contains(out, "replayed 1 dead letter(s) from DEADLETTER; 1 refused, 0 failed") {
+		t.Errorf("replay output:\n%s", out)
+	}
+	st, _ := conn.JS.Stream(context.Background(), "ORDERS")
+	if info, err := st.Info(context.Background()); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("ORDERS after replay: %+v %v; want the 1 replayed message", info, err)
+	}
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
