@@ -76,6 +76,12 @@ func newDLQListCmd(o *dlqOpts) *cobra.Command {
 		Short: "List dead letters: sequence, time, reason, consumer, original subject, deliveries, error",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFilter(cmd, o); err != nil {
+				return err
+			}
+			if limit < 0 {
+				return usageErrorf(cmd, "--limit %d: give a number of entries, or 0 for all", limit)
+			}
 			return withStore(cmd.Context(), o, func(ctx context.Context, s *dlq.Store) error {
 				entries, err := s.List(ctx, o.filter, limit)
 				if err != nil {
@@ -103,7 +109,7 @@ func newDLQShowCmd(o *dlqOpts) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			seq, err := strconv.ParseUint(args[0], 10, 64)
 			if err != nil || seq == 0 {
-				return fmt.Errorf("dlq show: %q is not a dead-letter sequence (a positive number, as dlq list prints)", args[0])
+				return usageErrorf(cmd, "%q is not a dead-letter sequence (a positive number, as dlq list prints)", args[0])
 			}
 			return withStore(cmd.Context(), o, func(ctx context.Context, s *dlq.Store) error {
 				e, err := s.Get(ctx, seq)
@@ -129,7 +135,7 @@ func newDLQReplayCmd(o *dlqOpts) *cobra.Command {
 		Short: "Re-publish dead letters to their original subject and remove them from the dead-letter stream",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needFilter("replay", o); err != nil {
+			if err := needFilter(cmd, "replay", o); err != nil {
 				return err
 			}
 			return withStore(cmd.Context(), o, func(ctx context.Context, s *dlq.Store) error {
@@ -186,7 +192,7 @@ func newDLQPurgeCmd(o *dlqOpts) *cobra.Command {
 		Short: "Delete dead letters for good",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needFilter("purge", o); err != nil {
+			if err := needFilter(cmd, "purge", o); err != nil {
 				return err
 			}
 			return withStore(cmd.Context(), o, func(ctx context.Context, s *dlq.Store) error {
@@ -201,10 +207,20 @@ func newDLQPurgeCmd(o *dlqOpts) *cobra.Command {
 	return cmd
 }
 
-// needFilter refuses to act on every entry unless --all says so.
-func needFilter(verb string, o *dlqOpts) error {
+// needFilter refuses to act on every entry unless --all says so, and
+// checks the filter.
+func needFilter(cmd *cobra.Command, verb string, o *dlqOpts) error {
 	if o.filter == (dlq.Filter{}) && !o.all {
-		return fmt.Errorf("dlq %s: give a filter (--stream, --consumer, --reason, --from, --to) or --all to %s every dead letter", verb, verb)
+		return usageErrorf(cmd, "give a filter (--stream, --consumer, --reason, --from, --to) or --all to %s every dead letter", verb)
+	}
+	return checkFilter(cmd, o)
+}
+
+// checkFilter checks the filter flags before connecting: a mistyped
+// reason is an error, not an empty result.
+func checkFilter(cmd *cobra.Command, o *dlqOpts) error {
+	if err := o.filter.Validate(); err != nil {
+		return usageErrorf(cmd, "%w", err)
 	}
 	return nil
 }
@@ -212,23 +228,14 @@ func needFilter(verb string, o *dlqOpts) error {
 // withStore connects as the environment says (with --url and
 // --dead-letter-stream overriding it) and opens the dead-letter stream.
 func withStore(ctx context.Context, o *dlqOpts, fn func(context.Context, *dlq.Store) error) error {
-	cfg, err := framework.LoadConfig("")
-	if err != nil {
-		return err
-	}
-	if o.url != "" {
-		cfg.URLs = strings.Split(o.url, ",")
-	}
-	if o.stream != "" {
-		cfg.DeadLetterStream = o.stream
-	}
-	cfg.ServiceName = "jetkit-dlq"
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	conn, err := framework.Connect(ctx, cfg, log)
+	conn, cfg, err := connectCLI(ctx, o.url, "jetkit-dlq")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	if o.stream != "" {
+		cfg.DeadLetterStream = o.stream
+	}
 	s, err := dlq.Open(ctx, conn.JS, cfg.DeadLetterStream)
 	if err != nil {
 		return err
@@ -238,6 +245,23 @@ func withStore(ctx context.Context, o *dlqOpts, fn func(context.Context, *dlq.St
 	}
 	// Deletes and publishes are confirmed requests; flush anything else.
 	return conn.NC.FlushTimeout(cfg.RequestTimeout)
+}
+
+// connectCLI connects as the environment says (JETKIT_NATS_* and the
+// rest of framework.LoadConfig), to url instead of JETKIT_NATS_URL if it
+// is set, with the given connection name.
+func connectCLI(ctx context.Context, url, name string) (*framework.Conn, framework.Config, error) {
+	cfg, err := framework.LoadConfig("")
+	if err != nil {
+		return nil, cfg, err
+	}
+	if url != "" {
+		cfg.URLs = strings.Split(url, ",")
+	}
+	cfg.ServiceName = name
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	conn, err := framework.Connect(ctx, cfg, log)
+	return conn, cfg, err
 }
 
 // listRow is an entry without its payload and headers, for list --json.

@@ -88,6 +88,9 @@ func (r ReplayResult) Err() error {
 // dead-letter stream or ctx ending.
 func (s *Store) Replay(ctx context.Context, f Filter, o ReplayOptions) (ReplayResult, error) {
 	var res ReplayResult
+	if err := f.Validate(); err != nil {
+		return res, err
+	}
 	info, err := s.stream.Info(ctx)
 	if err != nil {
 		return res, fmt.Errorf("replay from %s: read its last sequence: %w", s.name, err)
