@@ -61,6 +61,7 @@ func newRootCmd() *cobra.Command {
 		newCapacityCmd(),
 		newBenchCmd(),
 		newDLQCmd(),
+		newPublishCmd(),
 	)
 	markUsageErrors(root)
 	return root

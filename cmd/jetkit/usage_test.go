@@ -35,6 +35,12 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"capacity", "--interval", "soon"}, "--interval"},
 		{[]string{"new"}, "name a command: event, service"},
 		{[]string{"new", "servce", "x"}, "did you mean service?"},
+		{[]string{"publish", "orders.created.v1"}, "accepts 2 arg(s)"},
+		{[]string{"publish", "orders.created.v1", "{not json"}, "event data from DATA is not JSON"},
+		{[]string{"publish", "$JS.API.STREAM.PURGE.X", "{}"}, "system or inbox subject"},
+		{[]string{"publish", "orders..v1", "{}"}, "SUBJECT"},
+		{[]string{"publish", "orders.created.v1", "--header", "novalue", "{}"}, `--header "novalue": write name=value`},
+		{[]string{"publish", "orders.created.v1", "--header", "ce-id=x", "{}"}, "use --id and --type"},
 	} {
 		code, _, stderr := runMain(c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, "--help") {
