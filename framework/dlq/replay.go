@@ -139,11 +139,13 @@ func (s *Store) Replay(ctx context.Context, f Filter, o ReplayOptions) (ReplayRe
 }
 
 // replayMsg is the entry as it was first published: original subject,
-// headers and payload, without the dead-letter headers.
+// headers and payload, without the dead-letter headers and without any
+// Nats-* header (server directives such as Nats-Rollup or Nats-TTL, which
+// the dead letter's writer may have added and the target stream may obey).
 func (s *Store) replayMsg(e Entry) *nats.Msg {
 	h := make(nats.Header, len(e.Header))
 	for k, v := range e.Header {
-		if strings.HasPrefix(k, "Jetkit-Dlq-") || k == nats.MsgIdHdr || strings.HasPrefix(k, "Nats-Expected") {
+		if lk := strings.ToLower(k); strings.HasPrefix(lk, "jetkit-dlq-") || strings.HasPrefix(lk, "nats-") {
 			continue
 		}
 		h[k] = v

@@ -56,9 +56,12 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 	// The inventory user writes dead letters on the one subject it may:
 	// jetkit.deadletter.ORDERS.inventory-reserve.
 	inv := connect("inventory")
-	deadLetter := func(stream, consumer, subject string) {
+	deadLetter := func(stream, consumer, subject string, extra ...string) {
 		t.Helper()
 		h := nats.Header{}
+		for i := 0; i+1 < len(extra); i += 2 {
+			h.Set(extra[i], extra[i+1])
+		}
 		h.Set(framework.HeaderDLQReason, framework.ReasonPermanent)
 		h.Set(framework.HeaderDLQSubject, subject)
 		h.Set(framework.HeaderDLQStream, stream)
@@ -79,7 +82,11 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 	}
 	deadLetter("INVENTORY", "order-reserved", "inventory.reserved.v1.o-a") // claims another consumer's path
 	forged["inventory.reserved.v1.o-a (claimed)"] = "was written to jetkit.deadletter.ORDERS.inventory-reserve"
-	deadLetter("ORDERS", "inventory-reserve", "orders.created.v1.o-a") // holds together: replayed
+	// Holds together, so it is replayed, but without the server directives
+	// it carries (Nats-* headers are not the event's; the dead-letter
+	// stream refuses the ones it does not allow, such as Nats-Rollup, but
+	// the target stream may allow more).
+	deadLetter("ORDERS", "inventory-reserve", "orders.created.v1.o-a", "Nats-Directive-From-The-Future", "x", "nats-lowercase", "y")
 	written := len(forged) + 1
 
 	store, err := dlq.Open(ctx, ops.JS, "DEADLETTER")
@@ -116,6 +123,15 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 	info, err := st.Info(ctx)
 	if err != nil || info.State.Msgs != orders+1 {
 		t.Fatalf("ORDERS holds %d messages (%v); want %d published + 1 replayed", info.State.Msgs, err, orders)
+	}
+	replayed, err := st.GetLastMsgForSubject(ctx, "orders.created.v1.o-a")
+	if err != nil || replayed.Header.Get(dlq.HeaderReplayedFrom) == "" {
+		t.Fatalf("the replayed message: %+v %v", replayed, err)
+	}
+	for k := range replayed.Header {
+		if strings.HasPrefix(strings.ToLower(k), "nats-") && k != nats.MsgIdHdr && k != nats.ExpectedStreamHdr { // both set by Replay
+			t.Errorf("the replay carried the dead letter's %s header", k)
+		}
 	}
 	left, err := store.List(ctx, dlq.Filter{}, 0)
 	if err != nil || len(left)+1 != written {
