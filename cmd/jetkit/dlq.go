@@ -47,11 +47,19 @@ dead-letter stream, as list prints it.
 
 replay re-publishes each entry to its original subject as a new message
 (fresh delivery count, same event id) and deletes it from the dead-letter
-stream; a rerun finds nothing to replay, and a replay interrupted between
+stream; a rerun does not find it again, and a replay interrupted between
 publishing and deleting is de-duplicated by the target stream (Nats-Msg-Id
-jetkit-replay.<stream>.<seq>) inside its duplicates window. Every consumer
-of the subject receives the replay: consumers that already handled the event
-skip it if they use middleware.Idempotency.`,
+jetkit-replay.<stream>.<seq>) inside its duplicates window. A run works on
+the entries present when it starts (one that fails again returns as a new
+entry, for the next run), so --dry-run lists what the run replays. Every
+consumer of the subject receives the replay: consumers that already handled
+the event skip it if they use middleware.Idempotency.
+
+replay refuses, prints and keeps an entry that does not hold together: not
+on the dead-letter subject of the stream and consumer it names, or whose
+original subject that stream does not store, that consumer does not read,
+or that is a $, _INBOX or dead-letter subject. Output escapes control
+characters (show --raw prints the bytes).`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.url, "url", "", "NATS servers, comma separated (default: JETKIT_NATS_URL or nats://127.0.0.1:4222)")
