@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
@@ -71,6 +72,13 @@ func TestDLQShowAndListEscapeControlCharacters(t *testing.T) {
 		}
 		if !strings.Contains(out, `\x1b[2J\x1b]0;owned\x07\u202e`) {
 			t.Errorf("%v does not show the escaped text:\n%s", args, out)
+		}
+	}
+	for _, args := range [][]string{{"dlq", "show", "1", "--json"}, {"dlq", "list", "--json"}} {
+		out, err := runDLQCmd(t, append(args, "--url", url)...)
+		var v any
+		if err != nil || json.Unmarshal([]byte(out), &v) != nil || strings.ContainsAny(out, "\x1b\x07\r\u202e") || !strings.Contains(out, `\u001b[2J\u001b]0;owned\u0007\u202e`) {
+			t.Errorf("%v: %v\n%q", args, err, out)
 		}
 	}
 	out, err := runDLQCmd(t, "dlq", "show", "1", "--url", url)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -52,4 +53,30 @@ func safe(s string, block bool) bool {
 		return false
 	}
 	return true
+}
+
+// jsonForTerminal escapes, inside encoded JSON, what encoding/json leaves
+// raw but a terminal may obey: DEL, C1 controls, bidirectional overrides
+// and other non-printable runes, as \uXXXX (surrogate pairs above U+FFFF).
+// The JSON means the same; it can only occur inside strings, since JSON's
+// own syntax is printable ASCII and line breaks.
+func jsonForTerminal(b []byte) []byte {
+	if safe(string(b), true) {
+		return b
+	}
+	var out []byte
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		switch {
+		case r == '\n' || r == ' ' || (r != utf8.RuneError && unicode.IsPrint(r)) || (r == utf8.RuneError && size > 1):
+			out = append(out, b[i:i+size]...)
+		case r > 0xffff:
+			hi, lo := utf16.EncodeRune(r)
+			out = fmt.Appendf(out, `\u%04x\u%04x`, hi, lo)
+		default:
+			out = fmt.Appendf(out, `\u%04x`, r)
+		}
+		i += size
+	}
+	return out
 }
