@@ -304,8 +304,8 @@ func printList(w io.Writer, stream string, entries []dlq.Entry) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tDEAD-LETTERED\tREASON\tSTREAM/CONSUMER\tSUBJECT\tSTREAM-SEQ\tDELIVERED\tERROR")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s/%s\t%s\t%d\t%d\t%s\n", e.Seq, e.DeadLettered.Local().Format(time.DateTime), clean(e.Reason),
-			clean(e.Stream), clean(e.Consumer), clean(e.Subject), e.StreamSeq, e.Delivered, shorten(clean(e.Error), 80))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\n", e.Seq, when(e.DeadLettered, time.DateTime), word(clean(e.Reason)),
+			word(clean(e.Stream)), word(clean(e.Consumer)), word(clean(e.Subject)), count(e.StreamSeq), count(e.Delivered), word(shorten(clean(e.Error), 80)))
 	}
 	return tw.Flush()
 }
@@ -322,15 +322,15 @@ func printEntry(w io.Writer, e dlq.Entry, raw bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, kv := range [][2]string{
 		{"sequence", strconv.FormatUint(e.Seq, 10)},
-		{"reason", line(e.Reason)},
-		{"error", line(e.Error)},
-		{"original subject", line(e.Subject)},
-		{"stream / consumer", line(e.Stream) + " / " + line(e.Consumer)},
-		{"stream sequence", strconv.FormatUint(e.StreamSeq, 10)},
-		{"deliveries", strconv.FormatUint(e.Delivered, 10)},
-		{"dead-lettered", e.DeadLettered.Format(time.RFC3339Nano)},
-		{"event id", line(e.EventID)},
-		{"event type", line(e.EventType)},
+		{"reason", word(line(e.Reason))},
+		{"error", word(line(e.Error))},
+		{"original subject", word(line(e.Subject))},
+		{"stream / consumer", word(line(e.Stream)) + " / " + word(line(e.Consumer))},
+		{"stream sequence", count(e.StreamSeq)},
+		{"deliveries", count(e.Delivered)},
+		{"dead-lettered", when(e.DeadLettered, time.RFC3339Nano)},
+		{"event id", word(line(e.EventID))},
+		{"event type", word(line(e.EventType))},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
 	}
@@ -362,6 +362,29 @@ func printEntry(w io.Writer, e dlq.Entry, raw bool) error {
 	}
 	_, err := fmt.Fprintf(w, "payload (%d bytes, not UTF-8; use --json for base64 or --raw for the bytes)\n", len(e.Data))
 	return err
+}
+
+// word, count and when print a field the dead letter lacks (a header
+// missing or unparsable) as "unknown", not as an empty, 0 or year-1 value.
+func word(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func count(n uint64) string {
+	if n == 0 {
+		return "unknown"
+	}
+	return strconv.FormatUint(n, 10)
+}
+
+func when(t time.Time, layout string) string {
+	if t.IsZero() {
+		return "unknown"
+	}
+	return t.Local().Format(layout)
 }
 
 func shorten(s string, n int) string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -82,6 +83,11 @@ func TestDLQShowAndListEscapeControlCharacters(t *testing.T) {
 		}
 	}
 	out, err := runDLQCmd(t, "dlq", "show", "1", "--url", url)
+	for _, field := range []string{"stream sequence", "deliveries", "dead-lettered", "event type"} { // headers the entry lacks
+		if !regexp.MustCompile(`(?m)^` + field + `:\s+unknown$`).MatchString(out) {
+			t.Errorf("show must say %s is unknown, not print a zero value:\n%s", field, out)
+		}
+	}
 	if err != nil || !strings.Contains(out, `\x0d`+"\nreason: fine") {
 		t.Errorf("a payload keeps its line breaks, but a carriage return is escaped: %v\n%s", err, out)
 	}
