@@ -163,7 +163,7 @@ func newDLQReplayCmd(o *dlqOpts) *cobra.Command {
 // every refusal and failure, and returns an error if there was any.
 func printReplay(out io.Writer, stream string, dryRun bool, res dlq.ReplayResult, err error) error {
 	for _, r := range res.Replayed {
-		subject, id := clean(r.Entry.Subject), clean(r.Entry.EventID)
+		subject, id := clean(r.Entry.Subject), word(clean(r.Entry.EventID))
 		switch {
 		case dryRun:
 			fmt.Fprintf(out, "would replay %d -> %s (event %s)\n", r.Entry.Seq, subject, id)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -117,3 +118,64 @@ func TestDLQReplayPrintsWhatItRefused(t *testing.T) {
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestDLQReplayAsOpsKeepsForgedEntriesOut is the reported attack with the
+// repository's permissions file: the inventory user forges a dead letter
+// whose original subject purges ORDERS; the operator runs jetkit dlq
+// replay --all as the full-access ops user; ORDERS keeps its messages.
+func TestDLQReplayAsOpsKeepsForgedEntriesOut(t *testing.T) {
+	pw := map[string]string{"order": "order-pw-1", "inventory": "inventory-pw-2", "ops": "ops-pw-3"}
+	for user, p := range pw {
+		t.Setenv(strings.ToUpper(user)+"_NATS_PASSWORD", p)
+	}
+	srv := testenv.Start(t, testenv.Options{Configure: testenv.AuthFromConfigFile(t, "../../deploy/nats-permissions.conf")})
+	ctx := context.Background()
+	connect := func(user string) *framework.Conn {
+		c, err := framework.Connect(ctx, testenv.Credentials{User: user, Password: pw[user]}.Apply(srv.Config(user)), quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c
+	}
+	ops := connect("ops")
+	if _, err := framework.EnsureDeadLetterStream(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := framework.EnsureStream(ctx, ops, framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	const orders = 5
+	for i := range orders {
+		if _, err := ops.JS.Publish(ctx, "orders.created.v1.o-"+strconv.Itoa(i), []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inv := connect("inventory")
+	if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: framework.DeadLetterSubject("ORDERS", "inventory-reserve"),
+		Header: deadLetterHeader("$JS.API.STREAM.PURGE.ORDERS", map[string]string{framework.HeaderDLQConsumer: "inventory-reserve"})}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Setenv("JETKIT_NATS_URL", srv.URL())
+	t.Setenv("JETKIT_NATS_USER", "ops")
+	t.Setenv("JETKIT_NATS_PASSWORD", pw["ops"])
+	for _, args := range [][]string{{"dlq", "replay", "--all", "--dry-run"}, {"dlq", "replay", "--all"}} {
+		code, out, stderr := runMain(args...)
+		if code != 1 || !strings.Contains(out, "refused 1 -> $JS.API.STREAM.PURGE.ORDERS: replay refused") || !strings.Contains(out, "0 dead letter(s) from DEADLETTER; 1 refused, 0 failed") {
+			t.Errorf("jetkit %v: exit %d\n%s%s", args, code, out, stderr)
+		}
+		if strings.Contains(out+stderr, pw["ops"]) {
+			t.Errorf("jetkit %v printed the ops password", args)
+		}
+	}
+	// Reconcile: ORDERS holds what was published; the forged entry stays.
+	st, _ := ops.JS.Stream(ctx, "ORDERS")
+	if info, err := st.Info(ctx); err != nil || info.State.Msgs != orders {
+		t.Fatalf("ORDERS: %+v %v; want its %d messages", info.State, err, orders)
+	}
+	dl, _ := ops.JS.Stream(ctx, "DEADLETTER")
+	if info, err := dl.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("DEADLETTER: %+v %v; want the forged entry kept", info.State, err)
+	}
+}
