@@ -45,8 +45,10 @@ dead-letter stream, as list prints it.
   jetkit dlq replay --consumer billing
   jetkit dlq purge --reason decode
 
-replay re-publishes each entry to its original subject as a new message
-(fresh delivery count, same event id) and deletes it from the dead-letter
+replay re-publishes each entry's original message, read back from its stream
+(or, once the stream no longer has it, the dead letter's copy), to its
+original subject as a new message (fresh delivery count, same event id) and
+deletes it from the dead-letter
 stream; a rerun does not find it again, and a replay interrupted between
 publishing and deleting is de-duplicated by the target stream (Nats-Msg-Id
 jetkit-replay.<stream>.<seq>) inside its duplicates window. A run works on
@@ -56,10 +58,12 @@ consumer of the subject receives the replay: consumers that already handled
 the event skip it if they use middleware.Idempotency.
 
 replay refuses, prints and keeps an entry that does not hold together: not
-on the dead-letter subject of the stream and consumer it names, or whose
+on the dead-letter subject of the stream and consumer it names; whose
 original subject that stream does not store, that consumer does not read,
-or that is a $, _INBOX or dead-letter subject. Output escapes control
-characters (show --raw prints the bytes).`,
+or that is a $, _INBOX or dead-letter subject; whose stream sequence holds
+another subject or never existed; or whose copy was cut to fit and whose
+original is gone. Output escapes control characters (show --raw prints the
+bytes).`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.url, "url", "", "NATS servers, comma separated (default: JETKIT_NATS_URL or nats://127.0.0.1:4222)")
@@ -164,13 +168,17 @@ func newDLQReplayCmd(o *dlqOpts) *cobra.Command {
 func printReplay(out io.Writer, stream string, dryRun bool, res dlq.ReplayResult, err error) error {
 	for _, r := range res.Replayed {
 		subject, id := clean(r.Entry.Subject), word(clean(r.Entry.EventID))
+		from := ""
+		if r.FromCopy {
+			from = fmt.Sprintf(", from the dead letter's copy: the original is gone from %s", clean(r.Entry.Stream))
+		}
 		switch {
 		case dryRun:
-			fmt.Fprintf(out, "would replay %d -> %s (event %s)\n", r.Entry.Seq, subject, id)
+			fmt.Fprintf(out, "would replay %d -> %s (event %s%s)\n", r.Entry.Seq, subject, id, from)
 		case r.Duplicate:
 			fmt.Fprintf(out, "replayed %d -> %s: already there as %s/%d (duplicate dropped)\n", r.Entry.Seq, subject, r.Stream, r.Seq)
 		default:
-			fmt.Fprintf(out, "replayed %d -> %s as %s/%d (event %s)\n", r.Entry.Seq, subject, r.Stream, r.Seq, id)
+			fmt.Fprintf(out, "replayed %d -> %s as %s/%d (event %s%s)\n", r.Entry.Seq, subject, r.Stream, r.Seq, id, from)
 		}
 	}
 	refused := 0

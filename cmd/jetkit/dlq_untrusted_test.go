@@ -16,9 +16,10 @@ import (
 	"github.com/jetkit/jetkit/testenv"
 )
 
-// untrustedDLQ starts a server with ORDERS and the dead-letter stream and
-// writes one dead letter per subject, each as headers say; it returns the
-// server URL and the connection.
+// untrustedDLQ starts a server with ORDERS (holding one message,
+// orders.created.v1 at sequence 1) and the dead-letter stream, and writes
+// one dead letter per header set; it returns the server URL and the
+// connection.
 func untrustedDLQ(t *testing.T, entries ...nats.Header) (string, *framework.Conn) {
 	t.Helper()
 	srv := testenv.Start(t)
@@ -32,6 +33,9 @@ func untrustedDLQ(t *testing.T, entries ...nats.Header) (string, *framework.Conn
 		t.Fatal(err)
 	}
 	if _, err := framework.EnsureStream(ctx, conn, framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.JS.Publish(ctx, "orders.created.v1", []byte(`{"id":"o-1"}`)); err != nil { // ORDERS/1, the original
 		t.Fatal(err)
 	}
 	for _, h := range entries {
@@ -101,7 +105,7 @@ func TestDLQShowAndListEscapeControlCharacters(t *testing.T) {
 func TestDLQReplayPrintsWhatItRefused(t *testing.T) {
 	url, conn := untrustedDLQ(t,
 		deadLetterHeader("$JS.API.STREAM.PURGE.ORDERS\x1b[2J", nil),
-		deadLetterHeader("orders.created.v1", nil),
+		deadLetterHeader("orders.created.v1", map[string]string{framework.HeaderDLQStreamSeq: "1"}),
 	)
 	out, err := runDLQCmd(t, "dlq", "replay", "--all", "--url", url)
 	if err == nil || !strings.Contains(err.Error(), "1 dead letter(s) refused") {
@@ -112,8 +116,8 @@ func TestDLQReplayPrintsWhatItRefused(t *testing.T) {
 		t.Errorf("replay output:\n%s", out)
 	}
 	st, _ := conn.JS.Stream(context.Background(), "ORDERS")
-	if info, err := st.Info(context.Background()); err != nil || info.State.Msgs != 1 {
-		t.Fatalf("ORDERS after replay: %+v %v; want the 1 replayed message", info, err)
+	if info, err := st.Info(context.Background()); err != nil || info.State.Msgs != 2 {
+		t.Fatalf("ORDERS after replay: %+v %v; want the original and its replay", info.State, err)
 	}
 }
 

@@ -33,6 +33,9 @@ type Replayed struct {
 	// Duplicate is true when the target stream already had this replay
 	// (same dead-letter sequence, inside its duplicates window).
 	Duplicate bool
+	// FromCopy is true when the original was no longer in its stream and
+	// the dead letter's copy of headers and payload was published.
+	FromCopy bool
 }
 
 // Failure is one entry Replay could not replay; it stays dead-lettered.
@@ -80,8 +83,14 @@ func (r ReplayResult) Err() error {
 // dead-letter subject of the stream and consumer it names, and its
 // original subject is one that stream stores and that consumer reads (if
 // it still exists), never a $ (system, JetStream, KV), _INBOX or
-// dead-letter subject. Other entries are not published and are recorded
-// as failures wrapping ErrRefused, in dry runs too.
+// dead-letter subject. What it publishes is the original message read back
+// from that stream at the entry's stream sequence (which must be on the
+// same subject); only when the stream no longer has it is the dead
+// letter's copy published (Replayed.FromCopy), and never a copy whose
+// payload was cut to fit. Other entries are not published and are
+// recorded as failures wrapping ErrRefused, in dry runs too. Replay needs
+// permission to read stream and consumer info and messages of the streams
+// it replays to.
 //
 // A failure to publish or delete one entry is recorded in the result and
 // the replay goes on; the error returned is only for failing to read the
@@ -115,16 +124,21 @@ func (s *Store) Replay(ctx context.Context, f Filter, o ReplayOptions) (ReplayRe
 			res.Failed = append(res.Failed, Failure{Entry: e, Err: err})
 			return nil
 		}
-		if o.DryRun {
-			res.Replayed = append(res.Replayed, Replayed{Entry: e})
+		orig, err := check.original(ctx, e)
+		if err != nil {
+			res.Failed = append(res.Failed, Failure{Entry: e, Err: err})
 			return nil
 		}
-		ack, err := s.js.PublishMsg(ctx, s.replayMsg(e), jetstream.WithExpectStream(e.Stream))
+		if o.DryRun {
+			res.Replayed = append(res.Replayed, Replayed{Entry: e, FromCopy: orig == nil})
+			return nil
+		}
+		ack, err := s.js.PublishMsg(ctx, s.replayMsg(e, orig), jetstream.WithExpectStream(e.Stream))
 		if err != nil {
 			res.Failed = append(res.Failed, Failure{Entry: e, Err: fmt.Errorf("publish to %s: %w", e.Subject, err)})
 			return nil
 		}
-		r := Replayed{Entry: e, Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate}
+		r := Replayed{Entry: e, Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate, FromCopy: orig == nil}
 		if !o.Keep {
 			if err := s.stream.DeleteMsg(ctx, e.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 				res.Failed = append(res.Failed, Failure{Entry: e, Err: fmt.Errorf("replayed to %s/%d but not deleted from %s (a rerun is de-duplicated only inside the duplicates window): %w",
@@ -138,13 +152,18 @@ func (s *Store) Replay(ctx context.Context, f Filter, o ReplayOptions) (ReplayRe
 	return res, err
 }
 
-// replayMsg is the entry as it was first published: original subject,
-// headers and payload, without the dead-letter headers and without any
-// Nats-* header (server directives such as Nats-Rollup or Nats-TTL, which
-// the dead letter's writer may have added and the target stream may obey).
-func (s *Store) replayMsg(e Entry) *nats.Msg {
-	h := make(nats.Header, len(e.Header))
-	for k, v := range e.Header {
+// replayMsg is the message as it was first published: the original read
+// back from its stream, or else the dead letter's copy without the
+// dead-letter headers; either way without any Nats-* header (server
+// directives such as Nats-Rollup or Nats-TTL, which the dead letter's
+// writer may have added and the target stream may obey).
+func (s *Store) replayMsg(e Entry, orig *jetstream.RawStreamMsg) *nats.Msg {
+	from, data := e.Header, e.Data
+	if orig != nil {
+		from, data = orig.Header, orig.Data
+	}
+	h := make(nats.Header, len(from)+2)
+	for k, v := range from {
 		if lk := strings.ToLower(k); strings.HasPrefix(lk, "jetkit-dlq-") || strings.HasPrefix(lk, "nats-") {
 			continue
 		}
@@ -153,7 +172,7 @@ func (s *Store) replayMsg(e Entry) *nats.Msg {
 	seq := strconv.FormatUint(e.Seq, 10)
 	h.Set(HeaderReplayedFrom, s.name+":"+seq)
 	h.Set(nats.MsgIdHdr, "jetkit-replay."+s.name+"."+seq)
-	return &nats.Msg{Subject: e.Subject, Header: h, Data: e.Data}
+	return &nats.Msg{Subject: e.Subject, Header: h, Data: data}
 }
 
 // Purge deletes every entry f selects and returns how many it deleted. An

@@ -3,6 +3,7 @@ package dlq_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,8 @@ import (
 // TestReplayRefusesForgedDeadLetters runs with the repository's
 // permissions file: the inventory user may write only its own dead-letter
 // subjects, yet what it writes there must not make the operator's replay
-// (full access) publish anywhere but where that consumer's events live.
+// (full access) publish anywhere but where that consumer's events live,
+// nor anything but what the stream stored.
 func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 	pw := map[string]string{"order": "order-pw-1", "inventory": "inventory-pw-2", "ops": "ops-pw-3"}
 	t.Setenv("ORDER_NATS_PASSWORD", pw["order"])
@@ -46,9 +48,20 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 	if _, err := ops.JS.CreateOrUpdateConsumer(ctx, "ORDERS", jetstream.ConsumerConfig{Durable: "inventory-reserve", FilterSubject: "orders.created.v1.>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
 	}
+	// ORDERS: o-1 .. o-5 at sequences 1 .. 5; 2 and 3 are then deleted
+	// (as age limits or interest retention would).
 	const orders = 5
-	for i := range orders {
-		if _, err := ops.JS.Publish(ctx, "orders.created.v1.o-"+string(rune('a'+i)), []byte(`{}`)); err != nil {
+	for i := 1; i <= orders; i++ {
+		if _, err := ops.JS.Publish(ctx, fmt.Sprintf("orders.created.v1.o-%d", i), fmt.Appendf(nil, `{"n":%d}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := ops.JS.Stream(ctx, "ORDERS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range []uint64{2, 3} {
+		if err := st.DeleteMsg(ctx, seq); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -56,38 +69,51 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 	// The inventory user writes dead letters on the one subject it may:
 	// jetkit.deadletter.ORDERS.inventory-reserve.
 	inv := connect("inventory")
-	deadLetter := func(stream, consumer, subject string, extra ...string) {
-		t.Helper()
+	type entry struct {
+		stream, consumer, subject, seq string
+		header                         map[string]string
+		data                           string
+		refused                        string // what the refusal says; "" for a replay
+		replayed                       string // the payload replayed
+	}
+	entries := []entry{
+		{subject: "$JS.API.STREAM.PURGE.ORDERS", seq: "1", refused: "system"},
+		{subject: "$KV.orders.o-1", seq: "1", refused: "system"},
+		{subject: "_INBOX.abc", seq: "1", refused: "inbox"},
+		{subject: "inventory.reserved.v1.o-1", seq: "1", refused: "does not store"},
+		{subject: "orders.cancelled.v1.o-1", seq: "1", refused: "does not read"},
+		{stream: "INVENTORY", consumer: "order-reserved", subject: "inventory.reserved.v1.o-1", seq: "1", refused: "was written to jetkit.deadletter.ORDERS.inventory-reserve"},
+		{subject: "orders.created.v1.o-9", seq: "1", refused: "ORDERS sequence 1 is on orders.created.v1.o-1, not orders.created.v1.o-9"},
+		{subject: "orders.created.v1.o-9", seq: "99", refused: "never had sequence 99"},
+		{subject: "orders.created.v1.o-9", refused: "no Jetkit-Dlq-Stream-Seq"},
+		{subject: "orders.created.v1.o-2", seq: "2", header: map[string]string{framework.HeaderDLQTruncated: "5000"}, data: `{"n":`, refused: "payload was cut"},
+		// These hold together. The first is replayed from ORDERS, whatever
+		// its copy says, and without the server directives it carries
+		// (Nats-* headers are not the event's); the second's original is
+		// gone, so its copy is all there is.
+		{subject: "orders.created.v1.o-1", seq: "1", header: map[string]string{"Nats-Directive-From-The-Future": "x", "nats-lowercase": "y"}, data: `{"forged":true}`, replayed: `{"n":1}`},
+		{subject: "orders.created.v1.o-3", seq: "3", data: `{"n":3}`, replayed: `{"n":3}`},
+	}
+	bySeq := map[uint64]entry{}
+	for i, e := range entries {
 		h := nats.Header{}
-		for i := 0; i+1 < len(extra); i += 2 {
-			h.Set(extra[i], extra[i+1])
+		for k, v := range e.header {
+			h.Set(k, v)
 		}
-		h.Set(framework.HeaderDLQReason, framework.ReasonPermanent)
-		h.Set(framework.HeaderDLQSubject, subject)
-		h.Set(framework.HeaderDLQStream, stream)
-		h.Set(framework.HeaderDLQConsumer, consumer)
-		if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: framework.DeadLetterSubject("ORDERS", "inventory-reserve"), Header: h, Data: []byte(`{}`)}); err != nil {
+		if e.stream == "" {
+			e.stream, e.consumer = "ORDERS", "inventory-reserve"
+		}
+		for k, v := range map[string]string{framework.HeaderDLQReason: framework.ReasonPermanent, framework.HeaderDLQSubject: e.subject,
+			framework.HeaderDLQStream: e.stream, framework.HeaderDLQConsumer: e.consumer, framework.HeaderDLQStreamSeq: e.seq} {
+			if v != "" {
+				h.Set(k, v)
+			}
+		}
+		if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: framework.DeadLetterSubject("ORDERS", "inventory-reserve"), Header: h, Data: []byte(e.data)}); err != nil {
 			t.Fatal(err)
 		}
+		bySeq[uint64(i+1)] = e
 	}
-	forged := map[string]string{ // original subject -> why it is refused
-		"$JS.API.STREAM.PURGE.ORDERS": "system",
-		"$KV.orders.o-a":              "system",
-		"_INBOX.abc":                  "inbox",
-		"inventory.reserved.v1.o-a":   "does not store",
-		"orders.cancelled.v1.o-a":     "does not read",
-	}
-	for subject := range forged {
-		deadLetter("ORDERS", "inventory-reserve", subject)
-	}
-	deadLetter("INVENTORY", "order-reserved", "inventory.reserved.v1.o-a") // claims another consumer's path
-	forged["inventory.reserved.v1.o-a (claimed)"] = "was written to jetkit.deadletter.ORDERS.inventory-reserve"
-	// Holds together, so it is replayed, but without the server directives
-	// it carries (Nats-* headers are not the event's; the dead-letter
-	// stream refuses the ones it does not allow, such as Nats-Rollup, but
-	// the target stream may allow more).
-	deadLetter("ORDERS", "inventory-reserve", "orders.created.v1.o-a", "Nats-Directive-From-The-Future", "x", "nats-lowercase", "y")
-	written := len(forged) + 1
 
 	store, err := dlq.Open(ctx, ops.JS, "DEADLETTER")
 	if err != nil {
@@ -95,47 +121,46 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 	}
 	check := func(res dlq.ReplayResult, err error) {
 		t.Helper()
-		if err != nil || len(res.Replayed) != 1 || res.Replayed[0].Entry.Subject != "orders.created.v1.o-a" || len(res.Failed) != len(forged) {
-			t.Errorf("replay: %d replayed, %d refused (%v), %v; want 1 and %d", len(res.Replayed), len(res.Failed), res.Err(), err, len(forged))
+		if err != nil || len(res.Replayed)+len(res.Failed) != len(entries) {
+			t.Errorf("replay: %d replayed, %d refused, %v; want %d in all", len(res.Replayed), len(res.Failed), err, len(entries))
+		}
+		for _, r := range res.Replayed {
+			if e := bySeq[r.Entry.Seq]; e.replayed == "" || r.FromCopy != (e.seq == "3") {
+				t.Errorf("replayed dead letter %d to %s (from copy %v); want it %s", r.Entry.Seq, r.Entry.Subject, r.FromCopy, e.refused)
+			}
 		}
 		for _, f := range res.Failed {
-			if !errors.Is(f.Err, dlq.ErrRefused) {
-				t.Errorf("dead letter to %s failed with %v; want ErrRefused", f.Entry.Subject, f.Err)
-			}
-			why := forged[f.Entry.Subject]
-			if f.Entry.Stream == "INVENTORY" {
-				why = forged["inventory.reserved.v1.o-a (claimed)"]
-			}
-			if !strings.Contains(f.Err.Error(), why) {
-				t.Errorf("refusal of %s: %v; want it to say %q", f.Entry.Subject, f.Err, why)
+			if e := bySeq[f.Entry.Seq]; e.refused == "" || !errors.Is(f.Err, dlq.ErrRefused) || !strings.Contains(f.Err.Error(), e.refused) {
+				t.Errorf("dead letter %d to %s: %v; want ErrRefused saying %q", f.Entry.Seq, f.Entry.Subject, f.Err, e.refused)
 			}
 		}
 	}
 	check(store.Replay(ctx, dlq.Filter{}, dlq.ReplayOptions{DryRun: true}))
 	check(store.Replay(ctx, dlq.Filter{}, dlq.ReplayOptions{}))
 
-	// Reconcile: ORDERS kept its messages plus the one replay; the refused
-	// dead letters stay for inspection.
-	st, err := ops.JS.Stream(ctx, "ORDERS")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Reconcile: ORDERS kept its 3 messages and gained the 2 replays, with
+	// the payloads it stored; the refused dead letters stay for inspection.
 	info, err := st.Info(ctx)
-	if err != nil || info.State.Msgs != orders+1 {
-		t.Fatalf("ORDERS holds %d messages (%v); want %d published + 1 replayed", info.State.Msgs, err, orders)
+	if err != nil || info.State.Msgs != orders-2+2 {
+		t.Fatalf("ORDERS holds %d messages (%v); want %d published - 2 deleted + 2 replayed", info.State.Msgs, err, orders)
 	}
-	replayed, err := st.GetLastMsgForSubject(ctx, "orders.created.v1.o-a")
-	if err != nil || replayed.Header.Get(dlq.HeaderReplayedFrom) == "" {
-		t.Fatalf("the replayed message: %+v %v", replayed, err)
-	}
-	for k := range replayed.Header {
-		if strings.HasPrefix(strings.ToLower(k), "nats-") && k != nats.MsgIdHdr && k != nats.ExpectedStreamHdr { // both set by Replay
-			t.Errorf("the replay carried the dead letter's %s header", k)
+	for _, e := range entries {
+		if e.replayed == "" {
+			continue
+		}
+		m, err := st.GetLastMsgForSubject(ctx, e.subject)
+		if err != nil || m.Header.Get(dlq.HeaderReplayedFrom) == "" || string(m.Data) != e.replayed {
+			t.Fatalf("the replay of %s: %+v %v; want payload %s", e.subject, m, err, e.replayed)
+		}
+		for k := range m.Header {
+			if strings.HasPrefix(strings.ToLower(k), "nats-") && k != nats.MsgIdHdr && k != nats.ExpectedStreamHdr { // both set by Replay
+				t.Errorf("the replay of %s carried the dead letter's %s header", e.subject, k)
+			}
 		}
 	}
 	left, err := store.List(ctx, dlq.Filter{}, 0)
-	if err != nil || len(left)+1 != written {
-		t.Fatalf("%d dead letters left (%v); want %d written - 1 replayed", len(left), err, written)
+	if err != nil || len(left) != len(entries)-2 {
+		t.Fatalf("%d dead letters left (%v); want %d written - 2 replayed", len(left), err, len(entries))
 	}
 }
 

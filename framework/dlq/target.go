@@ -30,14 +30,14 @@ var reservedPrefixes = []string{"$", "_INBOX.", framework.DeadLetterSubjectPrefi
 // consumers, looking each up once per replay run.
 type targets struct {
 	js        jetstream.JetStream
-	deadName  string              // the dead-letter stream
-	streams   map[string][]string // stream -> subjects it stores; nil: looked up, missing
-	consumers map[string][]string // stream/consumer -> filters; nil: none or no consumer
-	errs      map[string]error    // stream or stream/consumer -> lookup failure
+	deadName  string                      // the dead-letter stream
+	streams   map[string]jetstream.Stream // looked up and storing subjects
+	consumers map[string][]string         // stream/consumer -> filters; nil: none or no consumer
+	errs      map[string]error            // stream or stream/consumer -> lookup failure
 }
 
 func newTargets(js jetstream.JetStream, deadName string) *targets {
-	return &targets{js: js, deadName: deadName, streams: map[string][]string{}, consumers: map[string][]string{}, errs: map[string]error{}}
+	return &targets{js: js, deadName: deadName, streams: map[string]jetstream.Stream{}, consumers: map[string][]string{}, errs: map[string]error{}}
 }
 
 // check returns nil if e may be replayed to e.Subject, or an error
@@ -82,8 +82,16 @@ func (t *targets) check(ctx context.Context, e Entry) error {
 }
 
 func (t *targets) streamSubjects(ctx context.Context, name string) ([]string, error) {
-	if subjects, ok := t.streams[name]; ok {
-		return subjects, nil
+	st, err := t.stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return st.CachedInfo().Config.Subjects, nil
+}
+
+func (t *targets) stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	if st, ok := t.streams[name]; ok {
+		return st, nil
 	}
 	if err, ok := t.errs[name]; ok {
 		return nil, err
@@ -97,11 +105,51 @@ func (t *targets) streamSubjects(ctx context.Context, name string) ([]string, er
 	case len(st.CachedInfo().Config.Subjects) == 0:
 		err = fmt.Errorf("%w: stream %s stores no subjects of its own (a mirror or sourced stream)", ErrRefused, name)
 	default:
-		t.streams[name] = st.CachedInfo().Config.Subjects
-		return t.streams[name], nil
+		t.streams[name] = st
+		return st, nil
 	}
 	t.errs[name] = err
 	return nil, err
+}
+
+// original is the message e was made from, read back from its stream, so
+// that a replay publishes what the stream stored rather than what the
+// dead letter's writer says it stored (and the whole payload, which the
+// copy may have cut). It returns nil when the stream no longer has the
+// message (age or size limits, interest or work-queue retention, a
+// delete): then the copy is all there is, unless its payload was cut.
+// Call it after check.
+func (t *targets) original(ctx context.Context, e Entry) (*jetstream.RawStreamMsg, error) {
+	refuse := func(format string, a ...any) (*jetstream.RawStreamMsg, error) {
+		return nil, fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, a...))
+	}
+	if e.StreamSeq == 0 {
+		return refuse("no %s header: which message of %s it was is unknown", framework.HeaderDLQStreamSeq, e.Stream)
+	}
+	st, err := t.stream(ctx, e.Stream)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := st.GetMsg(ctx, e.StreamSeq)
+	switch {
+	case err == nil && raw.Subject != e.Subject:
+		return refuse("%s sequence %d is on %s, not %s: the dead letter does not describe it", e.Stream, e.StreamSeq, raw.Subject, e.Subject)
+	case err == nil:
+		return raw, nil
+	case !errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, fmt.Errorf("read the original %s/%d: %w", e.Stream, e.StreamSeq, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", e.Stream, err)
+	}
+	if e.StreamSeq > info.State.LastSeq {
+		return refuse("%s has never had sequence %d (its last is %d)", e.Stream, e.StreamSeq, info.State.LastSeq)
+	}
+	if framework.HeaderValue(e.Header, framework.HeaderDLQTruncated) != "" {
+		return refuse("its payload was cut to fit the dead-letter stream (%s) and the original is gone from %s", framework.HeaderDLQTruncated, e.Stream)
+	}
+	return nil, nil
 }
 
 // consumerFilters are the consumer's filter subjects; none when it has no
