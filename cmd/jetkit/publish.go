@@ -44,9 +44,9 @@ Connects as the dlq command does (JETKIT_NATS_URL and JETKIT_NATS_*; --url).
 			if err := framework.ValidateSubject(subject); err != nil {
 				return usageErrorf(cmd, "SUBJECT: %w", err)
 			}
-			for _, p := range []string{"$", "_INBOX."} {
+			for _, p := range []string{"$", "_INBOX.", framework.DeadLetterSubjectPrefix + "."} {
 				if strings.HasPrefix(subject, p) {
-					return usageErrorf(cmd, "SUBJECT %q is a system or inbox subject; jetkit events live on application subjects such as orders.created.v1", subject)
+					return usageErrorf(cmd, "SUBJECT %q is a system, inbox or dead-letter subject; jetkit events live on application subjects such as orders.created.v1", subject)
 				}
 			}
 			opts, err := publishOptions(cmd, key, id, headers)
