@@ -30,6 +30,20 @@ func isUsage(err error) bool {
 // refuse an unknown or missing subcommand instead of printing its help and
 // succeeding.
 func markUsageErrors(cmd *cobra.Command) {
+	if !cmd.HasParent() {
+		cmd.InitDefaultHelpCmd()
+	}
+	if cmd.Name() == "help" && !cmd.HasSubCommands() {
+		// jetkit help TOPIC: an unknown topic is a usage error, not help.
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			found, rest, err := c.Root().Find(args)
+			if err != nil || len(rest) > 0 || (found == c.Root() && len(args) > 0) {
+				return usageErrorf(c, "unknown help topic %q", strings.Join(args, " "))
+			}
+			return nil
+		}
+		return
+	}
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf(c, "%w", err)
 	})

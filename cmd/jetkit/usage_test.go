@@ -34,6 +34,8 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{[]string{"bench", "extra"}, `takes no arguments, got ["extra"]`},
 		{[]string{"capacity", "--interval", "soon"}, "--interval"},
 		{[]string{"new"}, "name a command: event, service"},
+		{[]string{"help", "bogus"}, `unknown help topic "bogus"`},
+		{[]string{"help", "dlq", "lst"}, `unknown help topic "dlq lst"`},
 		{[]string{"new", "servce", "x"}, "did you mean service?"},
 		{[]string{"publish", "orders.created.v1"}, "accepts 2 arg(s)"},
 		{[]string{"publish", "orders.created.v1", "{not json"}, "event data from DATA is not JSON"},
@@ -50,6 +52,14 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}
 	if code, _, stderr := runMain("dlq", "list", "--url", "nats://127.0.0.1:1"); code != 1 || !strings.Contains(stderr, "127.0.0.1:1") {
 		t.Errorf("a failure to connect: exit %d, %q; want 1 naming the server", code, stderr)
+	}
+}
+
+func TestHelpTopics(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"help", "dlq"}, {"help", "dlq", "replay"}, {"dlq", "--help"}} {
+		if code, out, stderr := runMain(args...); code != 0 || !strings.Contains(out, "Usage:") {
+			t.Errorf("jetkit %v: exit %d\n%s%s", args, code, out, stderr)
+		}
 	}
 }
 
