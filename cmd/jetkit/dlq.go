@@ -45,13 +45,25 @@ dead-letter stream, as list prints it.
   jetkit dlq replay --consumer billing
   jetkit dlq purge --reason decode
 
-replay re-publishes each entry to its original subject as a new message
-(fresh delivery count, same event id) and deletes it from the dead-letter
-stream; a rerun finds nothing to replay, and a replay interrupted between
+replay re-publishes each entry's original message, read back from its stream
+(or, once the stream no longer has it, the dead letter's copy), to its
+original subject as a new message (fresh delivery count, same event id) and
+deletes it from the dead-letter
+stream; a rerun does not find it again, and a replay interrupted between
 publishing and deleting is de-duplicated by the target stream (Nats-Msg-Id
-jetkit-replay.<stream>.<seq>) inside its duplicates window. Every consumer
-of the subject receives the replay: consumers that already handled the event
-skip it if they use middleware.Idempotency.`,
+jetkit-replay.<stream>.<seq>) inside its duplicates window. A run works on
+the entries present when it starts (one that fails again returns as a new
+entry, for the next run), so --dry-run lists what the run replays. Every
+consumer of the subject receives the replay: consumers that already handled
+the event skip it if they use middleware.Idempotency.
+
+replay refuses, prints and keeps an entry that does not hold together: not
+on the dead-letter subject of the stream and consumer it names; whose
+original subject that stream does not store, that consumer does not read,
+or that is a $, _INBOX or dead-letter subject; whose stream sequence holds
+another subject or never existed; or whose copy was cut to fit and whose
+original is gone. Output escapes control characters (show --raw prints the
+bytes).`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.url, "url", "", "NATS servers, comma separated (default: JETKIT_NATS_URL or nats://127.0.0.1:4222)")
@@ -76,6 +88,12 @@ func newDLQListCmd(o *dlqOpts) *cobra.Command {
 		Short: "List dead letters: sequence, time, reason, consumer, original subject, deliveries, error",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFilter(cmd, o); err != nil {
+				return err
+			}
+			if limit < 0 {
+				return usageErrorf(cmd, "--limit %d: give a number of entries, or 0 for all", limit)
+			}
 			return withStore(cmd.Context(), o, func(ctx context.Context, s *dlq.Store) error {
 				entries, err := s.List(ctx, o.filter, limit)
 				if err != nil {
@@ -95,6 +113,7 @@ func newDLQListCmd(o *dlqOpts) *cobra.Command {
 }
 
 func newDLQShowCmd(o *dlqOpts) *cobra.Command {
+	var raw bool
 	cmd := &cobra.Command{
 		Use:   "show SEQ",
 		Short: "Show one dead letter in full: reason, error, headers and payload",
@@ -102,7 +121,7 @@ func newDLQShowCmd(o *dlqOpts) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			seq, err := strconv.ParseUint(args[0], 10, 64)
 			if err != nil || seq == 0 {
-				return fmt.Errorf("dlq show: %q is not a dead-letter sequence (a positive number, as dlq list prints)", args[0])
+				return usageErrorf(cmd, "%q is not a dead-letter sequence (a positive number, as dlq list prints)", args[0])
 			}
 			return withStore(cmd.Context(), o, func(ctx context.Context, s *dlq.Store) error {
 				e, err := s.Get(ctx, seq)
@@ -112,11 +131,12 @@ func newDLQShowCmd(o *dlqOpts) *cobra.Command {
 				if o.asJSON {
 					return writeJSON(cmd.OutOrStdout(), e)
 				}
-				return printEntry(cmd.OutOrStdout(), e)
+				return printEntry(cmd.OutOrStdout(), e, raw)
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&o.asJSON, "json", false, "print JSON (payload base64-encoded)")
+	cmd.Flags().BoolVar(&raw, "raw", false, "print headers and payload as they are, control characters included (default: escaped, as \\x1b)")
 	return cmd
 }
 
@@ -127,28 +147,12 @@ func newDLQReplayCmd(o *dlqOpts) *cobra.Command {
 		Short: "Re-publish dead letters to their original subject and remove them from the dead-letter stream",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needFilter("replay", o); err != nil {
+			if err := needFilter(cmd, "replay", o); err != nil {
 				return err
 			}
 			return withStore(cmd.Context(), o, func(ctx context.Context, s *dlq.Store) error {
 				res, err := s.Replay(ctx, o.filter, ro)
-				out := cmd.OutOrStdout()
-				for _, r := range res.Replayed {
-					switch {
-					case ro.DryRun:
-						fmt.Fprintf(out, "would replay %d -> %s (event %s)\n", r.Entry.Seq, r.Entry.Subject, r.Entry.EventID)
-					case r.Duplicate:
-						fmt.Fprintf(out, "replayed %d -> %s: already there as %s/%d (duplicate dropped)\n", r.Entry.Seq, r.Entry.Subject, r.Stream, r.Seq)
-					default:
-						fmt.Fprintf(out, "replayed %d -> %s as %s/%d (event %s)\n", r.Entry.Seq, r.Entry.Subject, r.Stream, r.Seq, r.Entry.EventID)
-					}
-				}
-				verb := "replayed"
-				if ro.DryRun {
-					verb = "would replay"
-				}
-				fmt.Fprintf(out, "%s %d dead letter(s) from %s; %d failed\n", verb, len(res.Replayed), s.Name(), len(res.Failed))
-				return errors.Join(err, res.Err())
+				return printReplay(cmd.OutOrStdout(), s.Name(), ro.DryRun, res, err)
 			})
 		},
 	}
@@ -159,13 +163,52 @@ func newDLQReplayCmd(o *dlqOpts) *cobra.Command {
 	return cmd
 }
 
+// printReplay prints what a replay did (or would do), entry by entry, with
+// every refusal and failure, and returns an error if there was any.
+func printReplay(out io.Writer, stream string, dryRun bool, res dlq.ReplayResult, err error) error {
+	for _, r := range res.Replayed {
+		subject, id := clean(r.Entry.Subject), word(clean(r.Entry.EventID))
+		from := ""
+		if r.FromCopy {
+			from = fmt.Sprintf(", from the dead letter's copy: the original is gone from %s", clean(r.Entry.Stream))
+		}
+		switch {
+		case dryRun:
+			fmt.Fprintf(out, "would replay %d -> %s (event %s%s)\n", r.Entry.Seq, subject, id, from)
+		case r.Duplicate:
+			fmt.Fprintf(out, "replayed %d -> %s: already there as %s/%d (duplicate dropped)\n", r.Entry.Seq, subject, r.Stream, r.Seq)
+		default:
+			fmt.Fprintf(out, "replayed %d -> %s as %s/%d (event %s%s)\n", r.Entry.Seq, subject, r.Stream, r.Seq, id, from)
+		}
+	}
+	refused := 0
+	for _, f := range res.Failed {
+		verb := "failed"
+		if errors.Is(f.Err, dlq.ErrRefused) {
+			verb = "refused"
+			refused++
+		}
+		fmt.Fprintf(out, "%s %d -> %s: %s\n", verb, f.Entry.Seq, clean(f.Entry.Subject), clean(f.Err.Error()))
+	}
+	verb := "replayed"
+	if dryRun {
+		verb = "would replay"
+	}
+	failed := len(res.Failed) - refused
+	fmt.Fprintf(out, "%s %d dead letter(s) from %s; %d refused, %d failed\n", verb, len(res.Replayed), stream, refused, failed)
+	if len(res.Failed) > 0 {
+		err = errors.Join(err, fmt.Errorf("dlq replay: %d dead letter(s) refused and %d failed, listed above; they stay in %s (dlq show SEQ)", refused, failed, stream))
+	}
+	return err
+}
+
 func newDLQPurgeCmd(o *dlqOpts) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "purge",
 		Short: "Delete dead letters for good",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needFilter("purge", o); err != nil {
+			if err := needFilter(cmd, "purge", o); err != nil {
 				return err
 			}
 			return withStore(cmd.Context(), o, func(ctx context.Context, s *dlq.Store) error {
@@ -180,10 +223,20 @@ func newDLQPurgeCmd(o *dlqOpts) *cobra.Command {
 	return cmd
 }
 
-// needFilter refuses to act on every entry unless --all says so.
-func needFilter(verb string, o *dlqOpts) error {
+// needFilter refuses to act on every entry unless --all says so, and
+// checks the filter.
+func needFilter(cmd *cobra.Command, verb string, o *dlqOpts) error {
 	if o.filter == (dlq.Filter{}) && !o.all {
-		return fmt.Errorf("dlq %s: give a filter (--stream, --consumer, --reason, --from, --to) or --all to %s every dead letter", verb, verb)
+		return usageErrorf(cmd, "give a filter (--stream, --consumer, --reason, --from, --to) or --all to %s every dead letter", verb)
+	}
+	return checkFilter(cmd, o)
+}
+
+// checkFilter checks the filter flags before connecting: a mistyped
+// reason is an error, not an empty result.
+func checkFilter(cmd *cobra.Command, o *dlqOpts) error {
+	if err := o.filter.Validate(); err != nil {
+		return usageErrorf(cmd, "%w", err)
 	}
 	return nil
 }
@@ -191,23 +244,14 @@ func needFilter(verb string, o *dlqOpts) error {
 // withStore connects as the environment says (with --url and
 // --dead-letter-stream overriding it) and opens the dead-letter stream.
 func withStore(ctx context.Context, o *dlqOpts, fn func(context.Context, *dlq.Store) error) error {
-	cfg, err := framework.LoadConfig("")
-	if err != nil {
-		return err
-	}
-	if o.url != "" {
-		cfg.URLs = strings.Split(o.url, ",")
-	}
-	if o.stream != "" {
-		cfg.DeadLetterStream = o.stream
-	}
-	cfg.ServiceName = "jetkit-dlq"
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	conn, err := framework.Connect(ctx, cfg, log)
+	conn, cfg, err := connectCLI(ctx, o.url, "jetkit-dlq")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	if o.stream != "" {
+		cfg.DeadLetterStream = o.stream
+	}
 	s, err := dlq.Open(ctx, conn.JS, cfg.DeadLetterStream)
 	if err != nil {
 		return err
@@ -217,6 +261,23 @@ func withStore(ctx context.Context, o *dlqOpts, fn func(context.Context, *dlq.St
 	}
 	// Deletes and publishes are confirmed requests; flush anything else.
 	return conn.NC.FlushTimeout(cfg.RequestTimeout)
+}
+
+// connectCLI connects as the environment says (JETKIT_NATS_* and the
+// rest of framework.LoadConfig), to url instead of JETKIT_NATS_URL if it
+// is set, with the given connection name.
+func connectCLI(ctx context.Context, url, name string) (*framework.Conn, framework.Config, error) {
+	cfg, err := framework.LoadConfig("")
+	if err != nil {
+		return nil, cfg, err
+	}
+	if url != "" {
+		cfg.URLs = strings.Split(url, ",")
+	}
+	cfg.ServiceName = name
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	conn, err := framework.Connect(ctx, cfg, log)
+	return conn, cfg, err
 }
 
 // listRow is an entry without its payload and headers, for list --json.
@@ -251,25 +312,33 @@ func printList(w io.Writer, stream string, entries []dlq.Entry) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tDEAD-LETTERED\tREASON\tSTREAM/CONSUMER\tSUBJECT\tSTREAM-SEQ\tDELIVERED\tERROR")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s/%s\t%s\t%d\t%d\t%s\n", e.Seq, e.DeadLettered.Local().Format(time.DateTime), e.Reason,
-			e.Stream, e.Consumer, e.Subject, e.StreamSeq, e.Delivered, shorten(e.Error, 80))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\n", e.Seq, when(e.DeadLettered, time.DateTime), word(clean(e.Reason)),
+			word(clean(e.Stream)), word(clean(e.Consumer)), word(clean(e.Subject)), count(e.StreamSeq), count(e.Delivered), word(shorten(clean(e.Error), 80)))
 	}
 	return tw.Flush()
 }
 
-func printEntry(w io.Writer, e dlq.Entry) error {
+// printEntry prints one entry for a terminal. Everything in it comes from
+// whoever wrote the dead letter, so every text is escaped (clean) unless
+// raw asks for the bytes as they are.
+func printEntry(w io.Writer, e dlq.Entry, raw bool) error {
+	line, block := clean, cleanBlock
+	if raw {
+		line = func(s string) string { return s }
+		block = line
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, kv := range [][2]string{
 		{"sequence", strconv.FormatUint(e.Seq, 10)},
-		{"reason", e.Reason},
-		{"error", e.Error},
-		{"original subject", e.Subject},
-		{"stream / consumer", e.Stream + " / " + e.Consumer},
-		{"stream sequence", strconv.FormatUint(e.StreamSeq, 10)},
-		{"deliveries", strconv.FormatUint(e.Delivered, 10)},
-		{"dead-lettered", e.DeadLettered.Format(time.RFC3339Nano)},
-		{"event id", e.EventID},
-		{"event type", e.EventType},
+		{"reason", word(line(e.Reason))},
+		{"error", word(line(e.Error))},
+		{"original subject", word(line(e.Subject))},
+		{"stream / consumer", word(line(e.Stream)) + " / " + word(line(e.Consumer))},
+		{"stream sequence", count(e.StreamSeq)},
+		{"deliveries", count(e.Delivered)},
+		{"dead-lettered", when(e.DeadLettered, time.RFC3339Nano)},
+		{"event id", word(line(e.EventID))},
+		{"event type", word(line(e.EventType))},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
 	}
@@ -284,15 +353,46 @@ func printEntry(w io.Writer, e dlq.Entry) error {
 	slices.Sort(keys)
 	for _, k := range keys {
 		for _, v := range e.Header[k] {
-			fmt.Fprintf(w, "  %s: %s\n", k, v)
+			fmt.Fprintf(w, "  %s: %s\n", line(k), line(v))
 		}
 	}
-	if utf8.Valid(e.Data) {
-		_, err := fmt.Fprintf(w, "payload (%d bytes):\n%s\n", len(e.Data), e.Data)
+	switch {
+	case raw:
+		fmt.Fprintf(w, "payload (%d bytes):\n", len(e.Data))
+		if _, err := w.Write(e.Data); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintln(w)
+		return err
+	case utf8.Valid(e.Data):
+		_, err := fmt.Fprintf(w, "payload (%d bytes):\n%s\n", len(e.Data), block(string(e.Data)))
 		return err
 	}
-	_, err := fmt.Fprintf(w, "payload (%d bytes, not UTF-8; use --json for base64)\n", len(e.Data))
+	_, err := fmt.Fprintf(w, "payload (%d bytes, not UTF-8; use --json for base64 or --raw for the bytes)\n", len(e.Data))
 	return err
+}
+
+// word, count and when print a field the dead letter lacks (a header
+// missing or unparsable) as "unknown", not as an empty, 0 or year-1 value.
+func word(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func count(n uint64) string {
+	if n == 0 {
+		return "unknown"
+	}
+	return strconv.FormatUint(n, 10)
+}
+
+func when(t time.Time, layout string) string {
+	if t.IsZero() {
+		return "unknown"
+	}
+	return t.Local().Format(layout)
 }
 
 func shorten(s string, n int) string {
@@ -304,7 +404,10 @@ func shorten(s string, n int) string {
 }
 
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(jsonForTerminal(b), '\n'))
+	return err
 }

@@ -40,6 +40,11 @@ func TestDLQCommandsRoundTrip(t *testing.T) {
 	if _, err := framework.EnsureStream(ctx, conn, framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
 		t.Fatal(err)
 	}
+	for range 7 { // the originals: the dead letters below are about sequence 7
+		if _, err := conn.JS.Publish(ctx, "orders.created.v1", []byte(`{"id":"o-1"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i, reason := range []string{framework.ReasonMaxDeliver, framework.ReasonPermanent, framework.ReasonMaxDeliver} {
 		h := nats.Header{}
 		h.Set("ce-id", "evt-"+string(rune('a'+i)))
@@ -88,8 +93,8 @@ func TestDLQCommandsRoundTrip(t *testing.T) {
 	}
 	st, _ := conn.JS.Stream(ctx, "ORDERS")
 	info, _ := st.Info(ctx)
-	if info.State.Msgs != 2 {
-		t.Fatalf("ORDERS holds %d replayed messages, want 2", info.State.Msgs)
+	if info.State.Msgs != 7+2 {
+		t.Fatalf("ORDERS holds %d messages, want 7 originals + 2 replayed", info.State.Msgs)
 	}
 	out, err = runDLQCmd(t, "dlq", "purge", "--url", url, "--all")
 	if err != nil || !strings.Contains(out, "purged 1 dead letter(s)") {

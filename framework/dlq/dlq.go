@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,8 @@ type Entry struct {
 	Header nats.Header `json:"header,omitempty"`
 	// Data is the original payload.
 	Data []byte `json:"data,omitempty"`
+
+	path string // the dead-letter subject it was written to
 }
 
 // Filter selects entries; zero fields match everything.
@@ -70,14 +73,36 @@ type Filter struct {
 	FromSeq, ToSeq uint64
 }
 
-// subject is the dead-letter subject filter for the stream and consumer.
-func (f Filter) subject() (string, error) {
-	for name, v := range map[string]string{"stream": f.Stream, "consumer": f.Consumer} {
-		if v != "" {
-			if err := framework.ValidateToken(v); err != nil {
-				return "", fmt.Errorf("dead-letter filter %s: %w", name, err)
+// Validate reports what is wrong with f, naming the field: a stream or
+// consumer that is not a single subject token, a reason that is not one
+// of decode, permanent or max-deliver, or FromSeq after ToSeq.
+func (f Filter) Validate() error {
+	for _, v := range [][2]string{{"stream", f.Stream}, {"consumer", f.Consumer}} {
+		if v[1] != "" {
+			if err := framework.ValidateToken(v[1]); err != nil {
+				return fmt.Errorf("dead-letter filter %s: %w", v[0], err)
 			}
 		}
+	}
+	if f.Reason != "" && !slices.Contains(reasons, f.Reason) {
+		return fmt.Errorf("dead-letter filter reason %q: %w: use one of %s", f.Reason, ErrUnknownReason, strings.Join(reasons, ", "))
+	}
+	if f.ToSeq != 0 && f.FromSeq > f.ToSeq {
+		return fmt.Errorf("dead-letter filter: from sequence %d is after to sequence %d", f.FromSeq, f.ToSeq)
+	}
+	return nil
+}
+
+// ErrUnknownReason is wrapped by Filter.Validate for a reason the framework
+// never writes.
+var ErrUnknownReason = errors.New("unknown dead-letter reason")
+
+var reasons = []string{framework.ReasonDecode, framework.ReasonPermanent, framework.ReasonMaxDeliver}
+
+// subject is the dead-letter subject filter for the stream and consumer.
+func (f Filter) subject() (string, error) {
+	if err := f.Validate(); err != nil {
+		return "", err
 	}
 	stream, consumer := f.Stream, f.Consumer
 	if stream == "" {
@@ -188,6 +213,6 @@ func entryOf(raw *jetstream.RawStreamMsg) Entry {
 		Consumer: get(framework.HeaderDLQConsumer), StreamSeq: num(framework.HeaderDLQStreamSeq),
 		Delivered: num(framework.HeaderDLQDelivered), DeadLettered: at,
 		EventID: get(framework.HeaderID), EventType: get(framework.HeaderType),
-		Header: h, Data: raw.Data,
+		Header: h, Data: raw.Data, path: raw.Subject,
 	}
 }
