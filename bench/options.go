@@ -22,11 +22,12 @@ const (
 	ScenarioServiceTime  = "service-time"
 	ScenarioMemory       = "memory"
 	ScenarioWireCost     = "wire-cost"
+	ScenarioOrdered      = "ordered"
 )
 
 // AllScenarios lists every scenario in the order they run.
 var AllScenarios = []string{
-	ScenarioPublishSync, ScenarioPublishAsync, ScenarioWireCost, ScenarioConsumeAsync, ScenarioConsumeSync,
+	ScenarioPublishSync, ScenarioPublishAsync, ScenarioWireCost, ScenarioConsumeAsync, ScenarioConsumeSync, ScenarioOrdered,
 	ScenarioE2E, ScenarioServiceTime, ScenarioMemory,
 }
 

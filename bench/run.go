@@ -118,6 +118,9 @@ func (e *env) steps() []step {
 	if o.enabled(ScenarioConsumeSync) {
 		out = append(out, step{ScenarioConsumeSync, fmt.Sprintf("%d msgs per run, no-op handler, DoubleAck, concurrency %v", o.consumeCount(true), o.Concurrencies), consume(true)})
 	}
+	if o.enabled(ScenarioOrdered) {
+		out = append(out, step{ScenarioOrdered, fmt.Sprintf("OrderedByKey at concurrency %d over %d keys, and with one hot key", orderedConcurrency, orderedKeys), func(ctx context.Context, add func(Result)) error { _, err := e.ordered(ctx, add); return err }})
+	}
 	if o.enabled(ScenarioE2E) {
 		out = append(out, step{ScenarioE2E, fmt.Sprintf("%d msgs/s for %s, latency publish -> handler", o.Rate, o.E2EDuration), many(e.e2e)})
 	}
