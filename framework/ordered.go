@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,9 +19,14 @@ import (
 // back to the server with NakWithDelay, so no later message of the key
 // can overtake it; other keys go on meanwhile.
 //
-// What is held is bounded: perKeyHeld messages of one key, totalHeld of
-// all keys. Past a bound the pull waits (the server keeps the rest),
-// which pauses every key until the busy key's backlog shrinks.
+// What is held is bounded. A key holding perKeyHeld messages is full: its
+// later messages are parked — given back to the server with a delay — and
+// the key's gate, the lowest parked stream sequence, admits only that
+// message when it comes back, so parked messages rejoin the key in order
+// and the other keys' messages keep flowing past a hot key. Parking counts
+// as a delivery on the server; the scheduler remembers how often it parked
+// each message and takes that off its delivery count. Past totalHeld
+// messages of all keys the pull waits (the server keeps the rest).
 
 // keyOf is the ordering key of a message: the last token of its subject
 // (orders.created.v1.<key> for a Keyed topic).
@@ -45,27 +51,51 @@ type keyQueue struct {
 	busy     bool      // a worker has the key's message, or it waits for a retry
 	retrying *heldMsg  // the key's failed message, waiting for its backoff
 	retry    *time.Timer
+	// parked are the stream sequences of the key's messages given back
+	// to the server because the key was full, ascending: parked[0] is the
+	// gate, the only one of them the key admits next.
+	parked []uint64
+	// started is when a worker took the key's message; avg is the key's
+	// mean handler time, for the parking delays.
+	started time.Time
+	avg     time.Duration
+}
+
+// idle reports whether the key holds nothing and may be forgotten.
+func (q *keyQueue) idle() bool {
+	return !q.busy && len(q.queue) == 0 && q.retrying == nil && len(q.parked) == 0
 }
 
 // keyOrder is the per-key scheduler of an ordered subscription.
 type keyOrder struct {
 	perKeyHeld, totalHeld int
+	// parkBudget bounds the messages parked at once: they stay pending
+	// on the server, and a consumer with MaxAckPending pending messages
+	// gets nothing new, whatever its key.
+	parkBudget int
+
+	// parkFor is how long a parked message stays with the server, from
+	// how many of its key's messages are ahead of it and how long one
+	// takes (0: not measured yet).
+	parkFor func(ahead int, each time.Duration) time.Duration
 
 	mu     sync.Mutex
 	keys   map[string]*keyQueue
-	held   int           // messages queued behind their keys
-	ready  []string      // keys whose next message may run now, each once, in turn
-	closed bool          // shut down: nothing is held any more
-	wake   chan struct{} // signalled when ready has a key
-	room   chan struct{} // signalled when a held message leaves a queue
+	parks  map[uint64]uint64 // stream sequence -> times parked, until it is admitted
+	held   int               // messages queued behind their keys
+	ready  []string          // keys whose next message may run now, each once, in turn
+	closed bool              // shut down: nothing is held any more
+	wake   chan struct{}     // signalled when ready has a key
+	room   chan struct{}     // signalled when a held message leaves a queue
 }
 
-func newKeyOrder(totalHeld, perKeyHeld int) *keyOrder {
+func newKeyOrder(totalHeld, perKeyHeld, parkBudget int, parkFor func(ahead int, each time.Duration) time.Duration) *keyOrder {
 	return &keyOrder{
-		perKeyHeld: perKeyHeld, totalHeld: totalHeld,
-		keys: make(map[string]*keyQueue),
-		wake: make(chan struct{}, 1),
-		room: make(chan struct{}, 1),
+		perKeyHeld: perKeyHeld, totalHeld: totalHeld, parkBudget: parkBudget, parkFor: parkFor,
+		keys:  make(map[string]*keyQueue),
+		parks: make(map[uint64]uint64),
+		wake:  make(chan struct{}, 1),
+		room:  make(chan struct{}, 1),
 	}
 }
 
@@ -74,23 +104,57 @@ type addResult uint8
 
 const (
 	queued addResult = iota // held behind its key, or ready
-	full                    // a bound is reached: wait for room, then add again
+	full                    // all keys together hold too much: wait for room, then add again
+	park                    // behind its key's gate: give it back to the server for a while
 	closed                  // shut down: hand the message back
 )
 
-// add queues m behind its key. With bounded, a full key or scheduler
-// queues nothing and says so; the caller waits for room (the pull then
-// waits too).
-func (o *keyOrder) add(m jetstream.Msg, bounded bool) addResult {
+// add queues m behind its key. With bounded, a scheduler holding
+// totalHeld messages queues nothing and says full; the caller waits for
+// room (the pull then waits too). A message behind its key's gate, or
+// arriving when its key is full, is parked: the caller gives it back to
+// the server for the returned delay. The message to use is returned: a
+// parked message coming back is wrapped so that its delivery count leaves
+// out its parkings.
+//
+// Parking stops at parkBudget messages: then add says full, unless force
+// (the caller waited long enough: a gate may be stuck behind it in the
+// client's buffer, so it parks this one past the budget).
+func (o *keyOrder) add(m jetstream.Msg, bounded, force bool) (addResult, time.Duration, jetstream.Msg) {
 	k := keyOf(m.Subject())
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
-		return closed
+		return closed, 0, m
 	}
 	q := o.keys[k]
-	if bounded && q != nil && len(q.queue) >= o.perKeyHeld || bounded && o.held >= o.totalHeld {
-		return full
+	if bounded && o.held >= o.totalHeld {
+		return full, 0, m
+	}
+	if q != nil && (len(q.parked) > 0 || bounded && len(q.queue) >= o.perKeyHeld) {
+		if md, err := m.Metadata(); err == nil {
+			seq := md.Sequence.Stream
+			switch {
+			case len(q.parked) > 0 && seq == q.parked[0]: // the gate: admitted
+				q.parked = q.parked[1:]
+				if n := o.parks[seq]; n > 0 {
+					delete(o.parks, seq)
+					m = adjusted(m, -int64(n))
+				}
+			case len(q.parked) > 0 && seq < q.parked[0]: // older than every parked one: in order
+			default: // behind the gate, or the key is full: park it
+				i, found := slices.BinarySearch(q.parked, seq)
+				if !found && len(o.parks) >= o.parkBudget && !force {
+					return full, 0, m
+				}
+				if !found {
+					q.parked = slices.Insert(q.parked, i, seq)
+				}
+				o.parks[seq]++
+				// Back about when the key has worked off what is ahead.
+				return park, o.parkFor(len(q.queue)+i+1, q.avg), m
+			}
+		}
 	}
 	if q == nil {
 		q = &keyQueue{}
@@ -101,7 +165,7 @@ func (o *keyOrder) add(m jetstream.Msg, bounded bool) addResult {
 	if !q.busy && len(q.queue) == 1 {
 		o.pushReady(k)
 	}
-	return queued
+	return queued, 0, m
 }
 
 // pushReady makes k's next message runnable. Called with o.mu held, for a
@@ -137,7 +201,7 @@ func (o *keyOrder) next() (m jetstream.Msg, ok bool) {
 	m = q.queue[0].msg
 	q.queue[0] = heldMsg{}
 	q.queue = q.queue[1:]
-	q.busy = true
+	q.busy, q.started = true, time.Now()
 	o.held--
 	select {
 	case o.room <- struct{}{}:
@@ -157,8 +221,15 @@ func (o *keyOrder) done(m jetstream.Msg) {
 		return
 	}
 	q.busy = false
+	if d := time.Since(q.started); q.avg == 0 {
+		q.avg = d
+	} else {
+		q.avg += (d - q.avg) / 8
+	}
 	if len(q.queue) == 0 {
-		delete(o.keys, k)
+		if q.idle() {
+			delete(o.keys, k)
+		}
 		return
 	}
 	o.pushReady(k)
@@ -242,16 +313,18 @@ func (o *keyOrder) close() []jetstream.Msg {
 		o.held -= len(q.queue)
 		delete(o.keys, k)
 	}
+	clear(o.parks)
 	return out
 }
 
-// redelivered is a message retried in this process: its metadata counts
-// the local deliveries on top of the server's, so MaxDeliver and
+// redelivered is a message whose delivery count the scheduler corrects:
+// a retry in this process counts as a delivery the server did not make,
+// and a parking as one the handler never saw. So MaxDeliver and
 // Message.NumDelivered mean the same as for a message the server
-// redelivers.
+// redelivers after a failure.
 type redelivered struct {
 	jetstream.Msg
-	local uint64
+	adjust int64
 }
 
 func (r *redelivered) Metadata() (*jetstream.MsgMetadata, error) {
@@ -260,28 +333,48 @@ func (r *redelivered) Metadata() (*jetstream.MsgMetadata, error) {
 		return md, err
 	}
 	c := *md
-	c.NumDelivered += r.local
+	c.NumDelivered = uint64(max(1, int64(c.NumDelivered)+r.adjust))
 	return &c, nil
 }
 
-// again wraps m for its next local delivery.
-func again(m jetstream.Msg) jetstream.Msg {
+// adjusted wraps m with its delivery count moved by d.
+func adjusted(m jetstream.Msg, d int64) jetstream.Msg {
 	if r, ok := m.(*redelivered); ok {
-		return &redelivered{Msg: r.Msg, local: r.local + 1}
+		return &redelivered{Msg: r.Msg, adjust: r.adjust + d}
 	}
-	return &redelivered{Msg: m, local: 1}
+	return &redelivered{Msg: m, adjust: d}
 }
+
+// again wraps m for its next local delivery.
+func again(m jetstream.Msg) jetstream.Msg { return adjusted(m, 1) }
 
 // Bounds of what an ordered subscription holds behind busy keys.
 func orderedHeldTotal(concurrency int) int  { return autoPrefetchLimit(concurrency) }
-func orderedHeldPerKey(concurrency int) int { return orderedHeldTotal(concurrency) / 4 }
+func orderedHeldPerKey(concurrency int) int { return max(64, orderedHeldTotal(concurrency)/16) }
+
+// parkDelay is how long a message parked behind a full key stays with the
+// server: about the time the key needs for the ahead messages before it,
+// each taking the key's measured time (else the subscription's), between
+// minPark and a third of AckWait.
+func (s *Subscription) parkDelay(ahead int, each time.Duration) time.Duration {
+	if each <= 0 {
+		each = time.Duration(s.avgHandler.Load())
+	}
+	d := time.Duration(ahead) * each
+	return min(max(d, minPark), s.opts.ackWait/3)
+}
+
+// minPark is the shortest parking: a parked message should not come back
+// before its key had time to move.
+const minPark = 50 * time.Millisecond
 
 // deliverOrdered is deliver for an ordered subscription: the message joins
-// its key's queue, waiting for room past a bound. During shutdown or a
-// resize it joins unbounded (it is in memory already): at shutdown it is
-// then handed back after its key's earlier messages.
+// its key's queue, is parked behind its key's gate, or waits for room past
+// the scheduler's bound. During shutdown or a resize it joins unbounded
+// (it is in memory already): at shutdown it is then handed back after its
+// key's earlier messages.
 func (s *Subscription) deliverOrdered(p *pull, m jetstream.Msg) {
-	bounded := true
+	bounded, force := true, false
 	for {
 		select {
 		case <-s.stopping:
@@ -290,18 +383,29 @@ func (s *Subscription) deliverOrdered(p *pull, m jetstream.Msg) {
 			bounded = false
 		default:
 		}
-		switch s.order.add(m, bounded) {
+		res, delay, msg := s.order.add(m, bounded, force)
+		switch res {
 		case queued:
 			return
+		case park:
+			if err := msg.NakWithDelay(delay); err != nil {
+				s.log.Warn("parking a message of a full key failed; it returns after AckWait", "subject", msg.Subject(), "error", err)
+			}
+			s.stats.parked.Add(1)
+			return
 		case closed:
-			s.handBack(m)
+			s.handBack(msg)
 			return
 		}
+		wait := time.NewTimer(minPark)
 		select {
 		case <-s.order.room:
+		case <-wait.C:
+			force = true
 		case <-s.stopping:
 		case <-p.retired:
 		}
+		wait.Stop()
 	}
 }
 

@@ -271,3 +271,66 @@ func TestOrderedByKeyFailingKeyDoesNotHoldOthers(t *testing.T) {
 		t.Fatalf("the other keys finished at %v, k0's event was dead-lettered at %v: the failing key held the others", othersDoneAt, stuckDeadAt)
 	}
 }
+
+// A hot key with more messages than a key may hold does not hold the
+// others: its excess is parked with the server and rejoins the key in
+// order, while the other keys' events all finish before it does.
+func TestOrderedByKeyHotKeyDoesNotHoldOthers(t *testing.T) {
+	const hotEvents, coldKeys, coldEvents = 1200, 20, 30
+	srv := testenv.Start(t)
+	svc := newService(t, srv, "hot")
+	check := newOrderChecker()
+	var mu sync.Mutex
+	var coldDone, hotDone int
+	var coldDoneAt, hotDoneAt time.Time
+	sub, err := framework.Subscribe(svc, keyedEvents, "hot", func(ctx context.Context, ev keyedEvent, m *framework.Message) error {
+		check.start(ev)
+		if ev.Key == "hot" {
+			time.Sleep(time.Millisecond) // the hot key's handler takes a moment
+		}
+		check.end(ev, true)
+		mu.Lock()
+		defer mu.Unlock()
+		if ev.Key == "hot" {
+			if hotDone++; hotDone == hotEvents {
+				hotDoneAt = time.Now()
+			}
+		} else if coldDone++; coldDone == coldKeys*coldEvents {
+			coldDoneAt = time.Now()
+		}
+		return nil
+	}, framework.Concurrency(8), framework.OrderedByKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The hot key's events first, then the others: they are behind it in
+	// the stream.
+	for i := range hotEvents {
+		if _, err := keyedEvents.PublishAsync(context.Background(), svc, keyedEvent{Key: "hot", Index: i}, framework.WithKey("hot")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishKeyed(t, svc, coldKeys, coldEvents)
+	total := hotEvents + coldKeys*coldEvents
+	if err := testenv.WaitFor(context.Background(), 60*time.Second, func() bool { return check.settled() == total }); err != nil {
+		t.Fatalf("%d of %d events settled; stats %+v; problems %v", check.settled(), total, sub.Stats(), check.problems)
+	}
+	testenv.WaitConsumerIdle(t, svc.Conn().JS, "ORDERS", "hot", 30*time.Second)
+	check.check(t, coldKeys, coldEvents)
+	if n := check.next["hot"]; n != hotEvents {
+		t.Errorf("hot key: %d of %d events settled in order", n, hotEvents)
+	}
+	st := sub.Stats()
+	if st.Acked != uint64(total) || st.DeadLettered != 0 {
+		t.Fatalf("stats %+v: want all %d acked", st, total)
+	}
+	if st.Parked == 0 {
+		t.Fatal("nothing was parked: the hot key never filled")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !coldDoneAt.Before(hotDoneAt) {
+		t.Fatalf("the other keys finished at %v, after the hot key (%v): the hot key held them", coldDoneAt, hotDoneAt)
+	}
+	t.Logf("parked %d times; the other keys finished %v before the hot key", st.Parked, hotDoneAt.Sub(coldDoneAt).Round(time.Millisecond))
+}

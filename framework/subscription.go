@@ -91,10 +91,13 @@ type SubscriptionStats struct {
 	AckFailed        uint64 // ack could not be sent or confirmed: will be redelivered
 	DeadLetterFailed uint64 // dead-letter publish failed: retried later, not lost
 	InProgress       uint64 // InProgress heartbeats sent
+	// Parked counts messages an OrderedByKey subscription gave back to the
+	// server for a while because their key held too many already.
+	Parked uint64
 }
 
 type subscriptionCounters struct {
-	received, acked, retried, deadLettered, handedBack, ackFailed, deadLetterFailed, inProgress atomic.Uint64
+	received, acked, retried, deadLettered, handedBack, ackFailed, deadLetterFailed, inProgress, parked atomic.Uint64
 }
 
 // Stats returns the outcome counters.
@@ -103,7 +106,7 @@ func (s *Subscription) Stats() SubscriptionStats {
 	return SubscriptionStats{
 		Received: c.received.Load(), Acked: c.acked.Load(), Retried: c.retried.Load(),
 		DeadLettered: c.deadLettered.Load(), HandedBack: c.handedBack.Load(), AckFailed: c.ackFailed.Load(),
-		DeadLetterFailed: c.deadLetterFailed.Load(), InProgress: c.inProgress.Load(),
+		DeadLetterFailed: c.deadLetterFailed.Load(), InProgress: c.inProgress.Load(), Parked: c.parked.Load(),
 	}
 }
 
@@ -125,7 +128,7 @@ func (s *Subscription) start() error {
 	s.slots = make([]workerSlot, n)
 	s.handlerCtx, s.cancelHandler = context.WithCancel(context.Background())
 	if s.opts.orderedByKey {
-		s.order = newKeyOrder(orderedHeldTotal(n), orderedHeldPerKey(n))
+		s.order = newKeyOrder(orderedHeldTotal(n), orderedHeldPerKey(n), max(1, s.opts.maxAckPending/4), s.parkDelay)
 	}
 	if s.conn.observer != nil {
 		s.obs = s.conn.observer.Subscribed(s.subscriptionInfo())
