@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,6 +28,10 @@ type Conn struct {
 	observer  Observer // instrumentation hooks; nil costs nothing (observer.go)
 
 	perms permissionWatch // permission violations for waiting calls (permission.go)
+
+	// declared holds the names of the streams EnsureStream reconciled on
+	// this connection: their info may be read (Subscription.sizePull).
+	declared sync.Map
 }
 
 // Connect dials the servers in cfg.URLs with cfg's credentials and TLS,

@@ -28,3 +28,27 @@ func TestPrefetchFor(t *testing.T) {
 		}
 	}
 }
+
+// Whatever the depth and the largest message, a pull holds at most
+// autoPrefetchMaxBytes (or one message when a message is larger), and a
+// request can always carry the largest message (else the consumer stalls).
+func TestPullBudgetBoundsBytes(t *testing.T) {
+	for _, maxMsg := range []int64{1 << 10, 64 << 10, 1 << 20, 8 << 20, 12 << 20, 64 << 20} {
+		for _, depth := range []int{1, 2, 15, 16, 17, 256, 4096, 8192} {
+			b := pullBudgetFor(depth, maxMsg)
+			limit := max(int64(autoPrefetchMaxBytes), maxMsg+pullMsgOverhead)
+			if got := b.worstCase(maxMsg); got > limit {
+				t.Errorf("depth %d, max message %d B: up to %d B buffered, want at most %d", depth, maxMsg, got, limit)
+			}
+			if b.depth != depth {
+				t.Errorf("depth %d, max message %d B: depth changed to %d", depth, maxMsg, b.depth)
+			}
+			if b.reqBytes != 0 && (b.reqBytes < maxMsg+pullMsgOverhead || b.threshold < 1) {
+				t.Errorf("depth %d, max message %d B: request of %d B, threshold %d: the largest message cannot be pulled", depth, maxMsg, b.reqBytes, b.threshold)
+			}
+		}
+	}
+	if b := pullBudgetFor(4096, 0); b.reqBytes != 0 {
+		t.Errorf("unknown message size: %+v, want the depth alone", b)
+	}
+}

@@ -32,8 +32,7 @@ type pull struct {
 // startPull starts consuming with a buffer of prefetch messages.
 func (s *Subscription) startPull(prefetch int) (*pull, error) {
 	p := &pull{prefetch: prefetch, retired: make(chan struct{})}
-	cc, err := s.consumer.Consume(func(m jetstream.Msg) { s.deliver(p, m) },
-		jetstream.PullMaxMessages(prefetch),
+	opts := append(pullLimits(prefetch, s.tuner.maxMsg), // capped in bytes too (pull_limits.go)
 		jetstream.PullExpiry(consumePullExpiry), jetstream.PullHeartbeat(consumeHeartbeat), // failover.go
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerDeleted) {
@@ -42,6 +41,7 @@ func (s *Subscription) startPull(prefetch int) (*pull, error) {
 			}
 			s.log.Debug("consume notice", "error", err)
 		}))
+	cc, err := s.consumer.Consume(func(m jetstream.Msg) { s.deliver(p, m) }, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start consuming %s/%s: %w", s.stream, s.durable, err)
 	}
@@ -125,8 +125,8 @@ func drainPull(ctx context.Context, p *pull) {
 
 // resize replaces the pull with one of depth prefetch (see retire) and
 // must not run in the heartbeat loop: it can take as long as handling the
-// old buffer.
-func (s *Subscription) resize(prefetch int, received uint64) {
+// old buffer. urgent: the old buffer is at risk of outliving AckWait.
+func (s *Subscription) resize(prefetch int, received uint64, urgent bool) {
 	s.pullMu.Lock()
 	defer s.pullMu.Unlock()
 	old := s.pull
@@ -136,7 +136,7 @@ func (s *Subscription) resize(prefetch int, received uint64) {
 	from := 0
 	if old != nil {
 		from = old.prefetch
-		s.retire(old, prefetch < old.prefetch)
+		s.retire(old, urgent)
 		s.pull = nil
 	}
 	if s.stopped() {
@@ -151,7 +151,7 @@ func (s *Subscription) resize(prefetch int, received uint64) {
 	}
 	s.pull = p
 	s.tuner.resizedAt.Store(received)
-	s.log.Debug("prefetch resized", "from", from, "to", prefetch,
+	s.log.Debug("prefetch resized", "from", from, "to", prefetch, "urgent", urgent,
 		"avg_handler", time.Duration(s.avgHandler.Load()), "avg_bytes", s.tuner.avgBytes.Load())
 }
 
@@ -161,9 +161,10 @@ func (s *Subscription) resize(prefetch int, received uint64) {
 // not keep it: the server may requeue a Nak'd message behind later ones
 // while the old pull request is still registered.) While they wait for a
 // worker, the buffered messages are kept alive with InProgress, at once
-// when shrinking (the buffer was too deep for the handlers) and every
-// third of AckWait after that. At shutdown the rest is handed back.
-func (s *Subscription) retire(old *pull, shrinking bool) {
+// when urgent (the buffer was far too deep for the handlers, or a handler
+// hangs) and every third of AckWait after that. At shutdown the rest is
+// handed back.
+func (s *Subscription) retire(old *pull, urgent bool) {
 	close(old.retired) // deliver now only holds messages: the drain is quick
 	ctx, cancel := context.WithTimeout(context.Background(), s.conn.cfg.RequestTimeout)
 	drainPull(ctx, old)
@@ -179,7 +180,7 @@ func (s *Subscription) retire(old *pull, shrinking bool) {
 			}
 		}
 	}
-	if shrinking {
+	if urgent {
 		keepAlive(held)
 	}
 	t := time.NewTicker(max(s.opts.ackWait/3, 10*time.Millisecond))

@@ -87,6 +87,7 @@ func (svc *Service) subscribe(subject string, filters []string, durable string, 
 	if err := svc.track(s); err != nil {
 		return nil, err
 	}
+	s.sizePull(ctx) // the first pull's depth and byte cap (pull_limits.go)
 	if err := s.start(); err != nil {
 		svc.untrack(s)
 		return nil, err
@@ -98,7 +99,7 @@ func (svc *Service) subscribe(subject string, filters []string, durable string, 
 		svc.untrack(s)
 		return nil, fmt.Errorf("subscribe %v as %q: %w", filters, durable, err)
 	}
-	s.log.Info("subscribed", "filters", filters, "concurrency", o.concurrency, "ack_mode", string(o.ackMode), "prefetch", o.prefetch)
+	s.log.Info("subscribed", "filters", filters, "concurrency", o.concurrency, "ack_mode", string(o.ackMode), "prefetch", s.opts.prefetch)
 	return s, nil
 }
 
