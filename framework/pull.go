@@ -125,7 +125,7 @@ func drainPull(ctx context.Context, p *pull) {
 
 // resize replaces the pull with one of depth prefetch (see retire) and
 // must not run in the heartbeat loop: it can take as long as handling the
-// old buffer. urgent: the old buffer is at risk of outliving AckWait.
+// old buffer. urgent: the policy found the old buffer at risk (logged).
 func (s *Subscription) resize(prefetch int, received uint64, urgent bool) {
 	s.pullMu.Lock()
 	defer s.pullMu.Unlock()
@@ -136,7 +136,7 @@ func (s *Subscription) resize(prefetch int, received uint64, urgent bool) {
 	from := 0
 	if old != nil {
 		from = old.prefetch
-		s.retire(old, urgent)
+		s.retire(old, prefetch < old.prefetch)
 		s.pull = nil
 	}
 	if s.stopped() {
@@ -161,10 +161,9 @@ func (s *Subscription) resize(prefetch int, received uint64, urgent bool) {
 // not keep it: the server may requeue a Nak'd message behind later ones
 // while the old pull request is still registered.) While they wait for a
 // worker, the buffered messages are kept alive with InProgress, at once
-// when urgent (the buffer was far too deep for the handlers, or a handler
-// hangs) and every third of AckWait after that. At shutdown the rest is
-// handed back.
-func (s *Subscription) retire(old *pull, urgent bool) {
+// when shrinking (the buffer was too deep for the handlers) and every
+// third of AckWait after that. At shutdown the rest is handed back.
+func (s *Subscription) retire(old *pull, shrinking bool) {
 	close(old.retired) // deliver now only holds messages: the drain is quick
 	ctx, cancel := context.WithTimeout(context.Background(), s.conn.cfg.RequestTimeout)
 	drainPull(ctx, old)
@@ -180,7 +179,7 @@ func (s *Subscription) retire(old *pull, urgent bool) {
 			}
 		}
 	}
-	if urgent {
+	if shrinking {
 		keepAlive(held)
 	}
 	t := time.NewTicker(max(s.opts.ackWait/3, 10*time.Millisecond))
