@@ -41,8 +41,8 @@ type prefetchTuner struct {
 	// lastPending is the consumer's backlog (NumPending) as of the last
 	// delivery: the buffer grows only for a backlog.
 	lastPending atomic.Uint64
-	// maxMsg is the largest message the stream can hold (its MaxMsgSize,
-	// or the server's max payload): every pull is capped in bytes for it.
+	// maxMsg is the largest message a pull may have to carry (the
+	// server's max payload): every pull is capped in bytes for it.
 	maxMsg   int64
 	policy   prefetchPolicy // heartbeat loop only
 	resizing atomic.Bool

@@ -65,17 +65,20 @@ func (b pullBudget) worstCase(maxMsg int64) int64 {
 	return (b.threshold-1)*bound + b.reqBytes
 }
 
-// sizePull prepares the first pull: the largest message the stream holds
-// (for pullLimits) and, for an adaptive prefetch, a first depth whose
-// messages fit autoPrefetchMaxBytes, from the stream's mean message size
-// (or its MaxMsgSize while it is empty), so that a backlog of large
-// messages does not start with hundreds of them. The stream's info is
-// asked for only when this connection declared it with EnsureStream (so
-// the user may read it); otherwise the server's max payload bounds the
-// pull and the measurements size it.
+// sizePull prepares the first pull: the largest message it may carry (for
+// pullLimits) and, for an adaptive prefetch, a first depth whose messages
+// fit autoPrefetchMaxBytes, from the stream's mean message size (or its
+// MaxMsgSize while it is empty), so that a backlog of large messages does
+// not start with hundreds of them. The stream's info is asked for only
+// when this connection declared it with EnsureStream (so the user may read
+// it); otherwise the measurements size the depth.
+//
+// The largest message is the server's max payload, not the stream's
+// MaxMsgSize: a MaxMsgSize lowered after larger messages were stored would
+// leave a pull request too small for them, and the consumer stalled.
 func (s *Subscription) sizePull(ctx context.Context) {
 	s.tuner.maxMsg = s.conn.NC.MaxPayload()
-	if _, ok := s.conn.declared.Load(s.stream); !ok {
+	if _, ok := s.conn.declared.Load(s.stream); !ok || !s.opts.autoPrefetch {
 		return
 	}
 	st, err := s.conn.JS.Stream(ctx, s.stream)
@@ -84,12 +87,6 @@ func (s *Subscription) sizePull(ctx context.Context) {
 		return
 	}
 	info := st.CachedInfo()
-	if m := int64(info.Config.MaxMsgSize); m > 0 && (s.tuner.maxMsg <= 0 || m < s.tuner.maxMsg) {
-		s.tuner.maxMsg = m
-	}
-	if !s.opts.autoPrefetch {
-		return
-	}
 	var mean int64
 	switch {
 	case info.State.Msgs > 0:

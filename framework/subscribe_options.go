@@ -48,7 +48,7 @@ func AckAsync() SubscribeOption { return func(o *subOptions) { o.ackMode = AckMo
 // concurrency before a handler takes it, and its AckWait runs meanwhile.
 //
 // Fixed or not, a pull holds at most 16 MiB of messages (one message if
-// the stream's largest is bigger).
+// the server's max payload is bigger).
 //
 // Without this option the depth adapts: it starts at max(256,
 // 2×concurrency), or what 16 MiB holds of the stream's mean message size
