@@ -97,17 +97,20 @@ func TestAdaptivePrefetchStableUnderCPUContention(t *testing.T) {
 	sizes := rl.resizes()
 	st := sub.Stats()
 	t.Logf("resizes %v, stats %+v, redelivered %d", sizes, st, redelivered.Load())
-	// One growth, perhaps in two steps while the measurements settle, and
-	// no shrink: a fast handler never needs one.
-	prev := int64(256)
+	// One growth, perhaps in two steps while the measurements settle. A
+	// machine loaded beyond this test's own contention may make the handler
+	// slow enough to shrink the buffer once, but nothing may grow it back:
+	// shrinking and growing again is the oscillation.
+	prev, shrunk := int64(256), false
 	for _, to := range sizes {
-		if to < prev {
-			t.Errorf("resizes %v: shrank from %d to %d for a fast handler", sizes, prev, to)
+		if to > prev && shrunk {
+			t.Errorf("resizes %v: grew again to %d after shrinking", sizes, to)
 		}
+		shrunk = shrunk || to < prev
 		prev = to
 	}
-	if len(sizes) > 2 {
-		t.Errorf("%d resizes %v: want at most 2", len(sizes), sizes)
+	if len(sizes) > 3 {
+		t.Errorf("%d resizes %v: want at most 3", len(sizes), sizes)
 	}
 	if st.Acked != n || st.DeadLettered != 0 || st.HandedBack != 0 || st.Retried != 0 {
 		t.Errorf("stats %+v: want %d acked and nothing else", st, n)
