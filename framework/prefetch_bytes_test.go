@@ -128,6 +128,36 @@ func TestFixedPrefetchCappedInBytes(t *testing.T) {
 	log.check(t, n)
 }
 
+// A service consuming a stream it did not declare may lack the permission
+// to read the stream's info: Subscribe does not ask for it (a refusal
+// would fail Subscribe), and the pull is capped in bytes all the same.
+func TestPrefetchByteCapWithoutStreamInfo(t *testing.T) {
+	srv, user, admin := leastPrivilegeServer(t, without(servicePermissions(), "$JS.API.STREAM.INFO.ORDERS"))
+	owner := startService(t, admin.Credentials().Apply(srv.Config("owner")))
+	if _, err := owner.EnsureStream(context.Background(), ordersStream); err != nil {
+		t.Fatal(err)
+	}
+	const n = 30
+	publishLarge(t, owner, n)
+	svc := startService(t, slowTimeoutConfig(srv, user))
+	sub, err := framework.Subscribe(svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error {
+		time.Sleep(10 * time.Millisecond) // the handler's work: the backlog arrives faster
+		return nil
+	}, framework.Concurrency(1))
+	if err != nil {
+		t.Fatalf("Subscribe to a stream declared by another service: %v", err)
+	}
+	sample := sampleUnackedAs(t, srv, admin.Credentials(), "inventory")
+	testenv.Eventually(t, 60*time.Second, "all acked", func() bool { return sub.Stats().Acked >= n })
+	maxAckPending, _ := sample()
+	if bound := byteCap/largeSize + 2; maxAckPending > bound {
+		t.Errorf("up to %d messages (%d MiB) unacked in the client; want at most %d", maxAckPending, maxAckPending*largeSize>>20, bound)
+	}
+	if st := sub.Stats(); st.Acked != n || st.Retried != 0 || st.HandedBack != 0 || st.DeadLettered != 0 {
+		t.Errorf("stats %+v: want %d acked and nothing else", st, n)
+	}
+}
+
 const (
 	byteCap   = 16 << 20 // the documented bound on buffered bytes
 	largeSize = 900 << 10
@@ -171,7 +201,13 @@ func unackedNow(srv *testenv.Server, durable string) int {
 // 10 ms until the returned func is called, which returns their peaks.
 func sampleUnacked(t *testing.T, srv *testenv.Server, durable string) func() (maxUnacked int, peakHeap uint64) {
 	t.Helper()
-	nc, err := nats.Connect(srv.URL())
+	return sampleUnackedAs(t, srv, testenv.Credentials{}, durable)
+}
+
+// sampleUnackedAs is sampleUnacked connecting with creds.
+func sampleUnackedAs(t *testing.T, srv *testenv.Server, creds testenv.Credentials, durable string) func() (maxUnacked int, peakHeap uint64) {
+	t.Helper()
+	nc, err := nats.Connect(srv.URL(), nats.UserInfo(creds.User, creds.Password))
 	if err != nil {
 		t.Fatal(err)
 	}
