@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,6 +31,9 @@ type Conn struct {
 	perms permissionWatch // permission violations for waiting calls (permission.go)
 
 	record testhook.Record // non-nil: a frameworktest recorder, no connection (testhooks.go)
+	// declared holds the names of the streams EnsureStream reconciled on
+	// this connection: their info may be read (Subscription.sizePull).
+	declared sync.Map
 }
 
 // Connect dials the servers in cfg.URLs with cfg's credentials and TLS,

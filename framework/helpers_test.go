@@ -32,6 +32,12 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // test-sized retry delays; it is shut down at cleanup.
 func newService(t *testing.T, srv *testenv.Server, name string, edit ...func(*framework.Config)) *framework.Service {
 	t.Helper()
+	return newServiceLogging(t, srv, name, quietLogger(), edit...)
+}
+
+// newServiceLogging is newService logging to log.
+func newServiceLogging(t *testing.T, srv *testenv.Server, name string, log *slog.Logger, edit ...func(*framework.Config)) *framework.Service {
+	t.Helper()
 	cfg := srv.Config(name)
 	cfg.RetryInitial = 20 * time.Millisecond
 	cfg.RetryMax = 200 * time.Millisecond
@@ -40,7 +46,7 @@ func newService(t *testing.T, srv *testenv.Server, name string, edit ...func(*fr
 		e(&cfg)
 	}
 	ctx := context.Background()
-	svc, err := framework.New(ctx, cfg, framework.WithLogger(quietLogger()))
+	svc, err := framework.New(ctx, cfg, framework.WithLogger(log))
 	if err != nil {
 		t.Fatalf("framework.New: %v", err)
 	}

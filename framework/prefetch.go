@@ -9,13 +9,15 @@ import (
 // its pull from what it measures: fast handlers get a deep buffer (the
 // throughput nats.go's Consume reaches only with large batches), slow
 // handlers a shallow one, so that no buffered message outlives AckWait
-// while it waits for a worker. Resizing restarts the pull (see resize).
+// while it waits for a worker. Resizing restarts the pull (see resize);
+// prefetchPolicy decides when. Every pull, fixed or adaptive, is also
+// capped in bytes (pull_limits.go).
 const (
 	// autoPrefetchMax bounds the buffer for fast handlers. Beyond a few
 	// thousand, deeper buffers stop paying on a 2-core machine (BENCHMARKS.md).
 	autoPrefetchMax = 4096
-	// autoPrefetchMaxBytes bounds the payload bytes a buffer of that depth
-	// may hold, from the measured mean payload size.
+	// autoPrefetchMaxBytes bounds the bytes a buffer may hold: the depth
+	// from the mean message size, and every pull strictly (pullLimits).
 	autoPrefetchMaxBytes = 16 << 20
 	// prefetchWaitShare: a buffered message should wait for a worker at
 	// most this share of AckWait (the rest is for its handler).
@@ -23,27 +25,42 @@ const (
 	// tuneEvery is how often the tuner looks at the measurements.
 	tuneEvery = 100 * time.Millisecond
 	// growAfter is how many deliveries a size must have seen before the
-	// tuner trusts the handler average enough to grow the buffer. Shrinking
+	// tuner trusts the handler time enough to grow the buffer. Shrinking
 	// needs no such wait: it is the safe direction.
 	growAfter = 64
 )
 
 // prefetchTuner is a subscription's adaptive-prefetch state.
 type prefetchTuner struct {
-	avgBytes  atomic.Int64  // EWMA of payload size
+	avgBytes atomic.Int64 // EWMA of payload size
+	// handled and handledNs sum deliveries and their handler time since
+	// the tuner's last look.
+	handled   atomic.Int64
+	handledNs atomic.Int64
 	resizedAt atomic.Uint64 // Stats().Received when the current size was chosen
 	// lastPending is the consumer's backlog (NumPending) as of the last
 	// delivery: the buffer grows only for a backlog.
 	lastPending atomic.Uint64
-	shrinkSeen  bool // the last look called for a shrink (heartbeat loop only)
-	resizing    atomic.Bool
-	now         chan struct{} // wakes the tuner before its tick
+	// maxMsg is the largest message a pull may have to carry (the
+	// server's max payload): every pull is capped in bytes for it.
+	maxMsg   int64
+	policy   prefetchPolicy // heartbeat loop only
+	resizing atomic.Bool
+	now      chan struct{} // wakes the tuner before its tick
+}
+
+// observe folds one handled delivery into the measurements.
+func (t *prefetchTuner) observe(d time.Duration, size int) {
+	ewma(&t.avgBytes, max(int64(size), 1))
+	t.handledNs.Add(int64(d))
+	t.handled.Add(1)
 }
 
 // initialAutoPrefetch is where an adaptive subscription starts, before
 // anything is measured: deep enough for fast handlers to get going, and
 // shallow enough that handlers up to ~100 ms do not let the first batch
-// outlive a 30 s AckWait at concurrency 1.
+// outlive a 30 s AckWait at concurrency 1. sizePull lowers it for large
+// messages.
 func initialAutoPrefetch(concurrency int) int { return max(256, 2*concurrency) }
 
 // autoPrefetchLimit is the largest buffer an adaptive subscription grows to.
@@ -66,10 +83,8 @@ func prefetchFor(avg time.Duration, avgBytes int64, concurrency int, ackWait tim
 	return max(1, depth)
 }
 
-// tune resizes an adaptive subscription's buffer when the measured
-// handler time or payload size calls for one at most half as deep as the
-// current one, or at least twice as deep while the consumer has a backlog
-// deeper than the buffer.
+// tune feeds the policy one look and resizes the buffer when it says so.
+// It runs in the heartbeat loop.
 func (s *Subscription) tune() {
 	// A resize under way works off the old buffer, which can take as long
 	// as the handlers do: the heartbeat loop, which calls tune, must not
@@ -81,50 +96,41 @@ func (s *Subscription) tune() {
 	cur := int(s.prefetch.Load())
 	received := s.stats.received.Load()
 	if s.pullMissing() {
-		s.resizeAsync(cur, received)
+		s.resizeAsync(cur, received, false)
 		return
 	}
 	if !s.opts.autoPrefetch {
 		return
 	}
-	seen := received - s.tuner.resizedAt.Load()
-	// The average moves only when handlers finish; handlers that are
-	// all still running put a floor under it (a stuck handler at
-	// concurrency 1 holds up the whole buffer long before it returns).
-	avg := max(time.Duration(s.avgHandler.Load()), s.allBusyFor(time.Now()))
-	if seen == 0 || avg == 0 {
-		return
+	now := time.Now()
+	want, urgent := s.tuner.policy.decide(tuneLook{
+		now:         now,
+		cur:         cur,
+		handled:     s.tuner.handled.Swap(0),
+		handlerTime: time.Duration(s.tuner.handledNs.Swap(0)),
+		busy:        s.allBusyFor(now),
+		avgBytes:    s.tuner.avgBytes.Load(),
+		seen:        received - s.tuner.resizedAt.Load(),
+		// Growing pays only when the server holds a backlog deeper than
+		// the buffer: with messages arriving as they are published, a
+		// deeper buffer changes nothing, and replacing the pull costs a
+		// pause.
+		backlog: s.tuner.lastPending.Load() > uint64(cur),
+	})
+	if want != cur {
+		s.resizeAsync(want, received, urgent)
 	}
-	want := prefetchFor(avg, s.tuner.avgBytes.Load(), s.opts.concurrency, s.opts.ackWait)
-	shrink := want*2 <= cur
-	// A shrink needs two looks in a row: one stalled handler (a GC pause,
-	// a busy machine) lifts the average for a moment only, and a resize
-	// pauses consuming while the old buffer is worked off.
-	wasShrink := s.tuner.shrinkSeen
-	s.tuner.shrinkSeen = shrink
-	// Growing pays only when the server holds a backlog deeper than the
-	// buffer: with messages arriving as they are published, a deeper
-	// buffer changes nothing, and replacing the pull costs a pause.
-	backlog := s.tuner.lastPending.Load() > uint64(cur)
-	switch {
-	case shrink && wasShrink:
-	case want >= 2*cur && seen >= growAfter && backlog:
-	default:
-		return
-	}
-	s.tuner.shrinkSeen = false
-	s.resizeAsync(want, received)
 }
 
 // resizeAsync runs resize in its own goroutine, one at a time: handling
 // the old buffer can take a while, and the heartbeat loop must go on.
-func (s *Subscription) resizeAsync(prefetch int, received uint64) {
+func (s *Subscription) resizeAsync(prefetch int, received uint64, urgent bool) {
 	if !s.tuner.resizing.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
 		defer s.tuner.resizing.Store(false)
-		s.resize(prefetch, received)
+		s.resize(prefetch, received, urgent)
 	}()
 }
 

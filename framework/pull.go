@@ -32,8 +32,7 @@ type pull struct {
 // startPull starts consuming with a buffer of prefetch messages.
 func (s *Subscription) startPull(prefetch int) (*pull, error) {
 	p := &pull{prefetch: prefetch, retired: make(chan struct{})}
-	cc, err := s.consumer.Consume(func(m jetstream.Msg) { s.deliver(p, m) },
-		jetstream.PullMaxMessages(prefetch),
+	opts := append(pullLimits(prefetch, s.tuner.maxMsg), // capped in bytes too (pull_limits.go)
 		jetstream.PullExpiry(consumePullExpiry), jetstream.PullHeartbeat(consumeHeartbeat), // failover.go
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerDeleted) {
@@ -42,6 +41,7 @@ func (s *Subscription) startPull(prefetch int) (*pull, error) {
 			}
 			s.log.Debug("consume notice", "error", err)
 		}))
+	cc, err := s.consumer.Consume(func(m jetstream.Msg) { s.deliver(p, m) }, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start consuming %s/%s: %w", s.stream, s.durable, err)
 	}
@@ -129,8 +129,8 @@ func drainPull(ctx context.Context, p *pull) {
 
 // resize replaces the pull with one of depth prefetch (see retire) and
 // must not run in the heartbeat loop: it can take as long as handling the
-// old buffer.
-func (s *Subscription) resize(prefetch int, received uint64) {
+// old buffer. urgent: the policy found the old buffer at risk (logged).
+func (s *Subscription) resize(prefetch int, received uint64, urgent bool) {
 	s.pullMu.Lock()
 	defer s.pullMu.Unlock()
 	old := s.pull
@@ -155,7 +155,7 @@ func (s *Subscription) resize(prefetch int, received uint64) {
 	}
 	s.pull = p
 	s.tuner.resizedAt.Store(received)
-	s.log.Debug("prefetch resized", "from", from, "to", prefetch,
+	s.log.Debug("prefetch resized", "from", from, "to", prefetch, "urgent", urgent,
 		"avg_handler", time.Duration(s.avgHandler.Load()), "avg_bytes", s.tuner.avgBytes.Load())
 }
 

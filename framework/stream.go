@@ -140,9 +140,13 @@ func ensureStream(ctx context.Context, c *Conn, spec StreamSpec, owner string) (
 	}
 	// Reconciling is idempotent, so a try that timed out (perhaps after the
 	// server acted) is simply run again.
-	return retryTransient(ctx, c, "stream "+spec.Name, func(ctx context.Context) (jetstream.Stream, error) {
+	st, err := retryTransient(ctx, c, "stream "+spec.Name, func(ctx context.Context) (jetstream.Stream, error) {
 		return reconcileStream(ctx, c, spec, owner)
 	})
+	if err == nil {
+		c.declared.Store(spec.Name, struct{}{})
+	}
+	return st, err
 }
 
 func reconcileStream(ctx context.Context, c *Conn, spec StreamSpec, owner string) (jetstream.Stream, error) {

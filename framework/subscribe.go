@@ -97,6 +97,7 @@ func (svc *Service) subscribe(subject string, filters []string, durable string, 
 		handler: Chain(h, mws...), consumer: cons,
 		log: svc.log.With("stream", stream, "consumer", durable),
 	}
+	s.sizePull(ctx) // the first pull's depth and byte cap (pull_limits.go)
 	if err := s.start(); err != nil {
 		return nil, err
 	}
@@ -113,7 +114,7 @@ func (svc *Service) subscribe(subject string, filters []string, durable string, 
 		stopNow()
 		return nil, fmt.Errorf("subscribe %v as %q: %w", filters, durable, ErrClosed)
 	}
-	s.log.Info("subscribed", "filters", filters, "concurrency", o.concurrency, "ack_mode", string(o.ackMode), "prefetch", o.prefetch)
+	s.log.Info("subscribed", "filters", filters, "concurrency", o.concurrency, "ack_mode", string(o.ackMode), "prefetch", s.opts.prefetch)
 	svc.warnIfMatchesNothing(ctx, s)
 	return s, nil
 }

@@ -48,15 +48,20 @@ func AckAsync() SubscribeOption { return func(o *subOptions) { o.ackMode = AckMo
 // A prefetched message waits up to about prefetch × handler time /
 // concurrency before a handler takes it, and its AckWait runs meanwhile.
 //
+// Fixed or not, a pull holds at most 16 MiB of messages (one message if
+// the server's max payload is bigger).
+//
 // Without this option the depth adapts: it starts at max(256,
-// 2×concurrency) and follows the measured handler time and payload size,
-// so that a buffered message waits at most a quarter of AckWait for a
-// worker, and the buffer holds at most 16 MiB of payloads and 4096
-// messages (or 2×concurrency if more). A resize replaces the pull
-// subscription: at concurrency 1 order is kept, nothing is handed back, and
-// messages the server had in flight to the old pull come back at once with
-// their delivery count one higher. Fixed, jetkit still measures handler
-// time and logs a warning naming a safe value when the bound is at risk.
+// 2×concurrency), or what 16 MiB holds of the stream's mean message size
+// if lower, and follows the measured handler time and payload size, so
+// that a buffered message waits at most a quarter of AckWait for a worker,
+// and the buffer holds at most 4096 messages (or 2×concurrency if more).
+// Stalls and a busy machine do not make it oscillate. A resize replaces the
+// pull subscription: at concurrency 1 order is kept, nothing is handed
+// back, and messages the server had in flight to the old pull come back at
+// once with their delivery count one higher. Fixed, jetkit still measures
+// handler time and logs a warning naming a safe value when the bound is at
+// risk.
 func Prefetch(n int) SubscribeOption { return func(o *subOptions) { o.prefetch = n } }
 
 // AckWait sets the consumer's ack wait (default Config.AckWait).

@@ -125,6 +125,7 @@ func (s *Subscription) start() error {
 	s.stopping = make(chan struct{})
 	s.hbDone = make(chan struct{})
 	s.tuner.now = make(chan struct{}, 1)
+	s.tuner.policy = prefetchPolicy{concurrency: n, ackWait: s.opts.ackWait}
 	s.slots = make([]workerSlot, n)
 	s.handlerCtx, s.cancelHandler = context.WithCancel(context.Background())
 	if s.opts.orderedByKey {
@@ -323,7 +324,7 @@ func (s *Subscription) ack(lctx context.Context, slot *workerSlot, m *Message) S
 // averages the prefetch tuner reads.
 func (s *Subscription) observe(d time.Duration, size int) {
 	ewma(&s.avgHandler, max(int64(d), 1))
-	ewma(&s.tuner.avgBytes, max(int64(size), 1))
+	s.tuner.observe(d, size)
 }
 
 // ewma folds v into the moving average a (weight 1/16). Lock-free and
