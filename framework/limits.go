@@ -203,41 +203,14 @@ func checkJSON(data []byte, l DecodeLimits) error {
 }
 
 // parseUntrusted checks a received message's headers against the limits
-// above and parses its envelope, rejecting envelope values that are not
-// printable UTF-8.
+// above and parses its binary-mode envelope (envelope_read.go), rejecting
+// envelope values that are not printable UTF-8.
 func parseUntrusted(h nats.Header) (Envelope, error) {
-	if err := checkHeaderLimits(h); err != nil {
+	e, err := scanHeaders(h)
+	if err != nil {
 		return Envelope{}, err
 	}
-	env, err := parseEnvelope(h)
-	if err != nil {
-		return env, err
-	}
-	for _, f := range []struct{ name, value string }{
-		{HeaderID, env.ID}, {HeaderType, env.Type}, {HeaderSource, env.Source}, {HeaderContentType, env.ContentType},
-	} {
-		if err := checkEnvelopeValue(f.value); err != nil {
-			return Envelope{}, decodeError("header %s: %v", f.name, err)
-		}
-	}
-	return env, nil
-}
-
-func checkHeaderLimits(h nats.Header) error {
-	n, size := 0, 0
-	for k, vs := range h {
-		n += len(vs)
-		for _, v := range vs {
-			size += len(k) + len(v) + 4
-		}
-	}
-	if n > MaxHeaders {
-		return decodeError("%d header values, more than the limit of %d", n, MaxHeaders)
-	}
-	if size > MaxHeaderBytes {
-		return decodeError("headers take %d bytes, more than the limit of %d", size, MaxHeaderBytes)
-	}
-	return nil
+	return e.binaryEnvelope()
 }
 
 func checkEnvelopeValue(v string) error {
