@@ -242,14 +242,45 @@ func printableASCII(v string) bool {
 	return true
 }
 
-// checkOutgoing rejects a message the server would refuse: headers and
-// payload together over max_payload (the server counts both), or invalid
-// header keys. Nothing is sent when it fails.
-func checkOutgoing(c *Conn, msg *nats.Msg, eventType, id string) error {
-	for k := range msg.Header {
-		if k == "" || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == ':' }) {
-			return fmt.Errorf("publish %s event %s: header key %q: must be printable ASCII without spaces or ':'", eventType, id, k)
+// checkAppHeaders rejects WithHeader headers a subscriber would refuse or
+// read differently: a key that spells an envelope header or Nats-Msg-Id
+// in any case (it would travel next to jetkit's), and a value with CR or
+// LF (nats.go would turn them into spaces).
+func checkAppHeaders(h map[string]string) error {
+	for k, v := range h {
+		if envelopeHeader(k) >= 0 || strings.EqualFold(k, HeaderMsgID) {
+			return fmt.Errorf("%w: WithHeader(%q): jetkit sets this envelope header, and header names are case-insensitive; use WithEventID, WithTime or the topic's codec", ErrInvalidHeader, k)
 		}
+		if strings.ContainsAny(v, "\r\n") {
+			return fmt.Errorf("%w: WithHeader(%q): the value contains CR or LF, which cannot travel in a header; encode it (e.g. percent-encoding)", ErrInvalidHeader, k)
+		}
+	}
+	return nil
+}
+
+// checkOutgoing rejects a message the server or a jetkit subscriber would
+// refuse: invalid header keys, more header values than MaxHeaders or
+// header bytes than MaxHeaderBytes (counted as scanHeaders counts them),
+// or headers and payload together over max_payload (the server counts
+// both). Nothing is sent when it fails.
+func checkOutgoing(c *Conn, msg *nats.Msg, eventType, id string) error {
+	values, hsize := 0, 0
+	for k, vs := range msg.Header {
+		if k == "" || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == ':' }) {
+			return fmt.Errorf("publish %s event %s: %w: header key %q: must be printable ASCII without spaces or ':'", eventType, id, ErrInvalidHeader, k)
+		}
+		values += len(vs)
+		for _, v := range vs {
+			hsize += len(k) + len(v) + 4
+		}
+	}
+	if values > MaxHeaders {
+		return fmt.Errorf("publish %s event %s: %w: %d header values, more than the %d (MaxHeaders) a jetkit subscriber accepts",
+			eventType, id, ErrInvalidHeader, values, MaxHeaders)
+	}
+	if hsize > MaxHeaderBytes {
+		return fmt.Errorf("publish %s event %s: %w: %w: headers take %d bytes, more than the %d (MaxHeaderBytes) a jetkit subscriber accepts",
+			eventType, id, ErrInvalidHeader, ErrMessageTooLarge, hsize, MaxHeaderBytes)
 	}
 	max := c.NC.MaxPayload()
 	if max <= 0 || int64(len(msg.Data)+headerSizeBound(msg.Header)) <= max {

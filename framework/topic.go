@@ -70,6 +70,13 @@ func NewTopicErr[T any](subject string, opts ...TopicOption) (*Topic[T], error) 
 	if strings.TrimSpace(tc.eventType) == "" {
 		return nil, fmt.Errorf("topic %q: empty event type", subject)
 	}
+	// It travels as ce-type: refuse what a subscriber would (limits.go).
+	if err := checkEnvelopeValue(tc.eventType); err != nil {
+		return nil, fmt.Errorf("topic %q: event type: %w", subject, err)
+	}
+	if strings.TrimSpace(tc.eventType) != tc.eventType {
+		return nil, fmt.Errorf("topic %q: event type %q: leading or trailing spaces do not survive a header", subject, tc.eventType)
+	}
 	if tc.codec == nil {
 		return nil, fmt.Errorf("topic %q: nil codec", subject)
 	}
