@@ -179,6 +179,10 @@ func (t *Topic[T]) message(ctx context.Context, c *Conn, ev T, o *publishOptions
 	} else if err := validateEventID(env.ID); err != nil {
 		return nil, env, fmt.Errorf("publish %s: %w", t.eventType, err)
 	}
+	if len(env.Source) > MaxEnvelopeValueLen {
+		return nil, env, fmt.Errorf("publish %s: %w: the service name (ce-source) is %d bytes, over the %d (MaxEnvelopeValueLen) a subscriber accepts; shorten SERVICE_NAME",
+			t.eventType, ErrInvalidHeader, len(env.Source), MaxEnvelopeValueLen)
+	}
 	if env.Time.IsZero() {
 		env.Time = time.Now()
 	}

@@ -125,3 +125,17 @@ func TestTopicRefusesAnEventTypeSubscribersRefuse(t *testing.T) {
 		t.Errorf("a printable event type: %v", err)
 	}
 }
+
+// TestPublishRefusesASourceSubscribersRefuse: the service name travels as
+// ce-source, which a subscriber refuses over MaxEnvelopeValueLen.
+func TestPublishRefusesASourceSubscribersRefuse(t *testing.T) {
+	srv := testenv.Start(t)
+	svc := newService(t, srv, strings.Repeat("s", framework.MaxEnvelopeValueLen+1))
+	_, err := created.Publish(context.Background(), svc, orderCreated{ID: "o"})
+	if !errors.Is(err, framework.ErrInvalidHeader) || !strings.Contains(err.Error(), "SERVICE_NAME") {
+		t.Fatalf("want ErrInvalidHeader naming SERVICE_NAME, got %v", err)
+	}
+	if n := streamMsgs(t, svc, "ORDERS"); n != 0 {
+		t.Fatalf("ORDERS holds %d refused messages", n)
+	}
+}
