@@ -111,6 +111,10 @@ func TestPublishRefusesWhatSubscribersRefuse(t *testing.T) {
 	}
 }
 
+type badContentType struct{ framework.Codec }
+
+func (badContentType) ContentType() string { return "application/json\x00" }
+
 // TestTopicRefusesAnEventTypeSubscribersRefuse: the event type travels as
 // ce-type, which a subscriber refuses over MaxEnvelopeValueLen or with
 // control characters (and nats.go trims surrounding spaces), so the topic
@@ -120,6 +124,9 @@ func TestTopicRefusesAnEventTypeSubscribersRefuse(t *testing.T) {
 		if _, err := framework.NewTopicErr[orderCreated]("orders.created.v1", framework.EventType(typ)); err == nil || !strings.Contains(err.Error(), "event type") {
 			t.Errorf("EventType(%.20q): want an error naming the event type, got %v", typ, err)
 		}
+	}
+	if _, err := framework.NewTopicErr[orderCreated]("orders.created.v1", framework.WithCodec(badContentType{})); err == nil || !strings.Contains(err.Error(), "content type") {
+		t.Errorf("a codec content type with a control character: want an error, got %v", err)
 	}
 	if _, err := framework.NewTopicErr[orderCreated]("orders.created.v1", framework.EventType("com.example.order created")); err != nil {
 		t.Errorf("a printable event type: %v", err)
