@@ -28,7 +28,11 @@ func (s *Subscription) readEnvelope(m *Message) error {
 	case structured && e.binary():
 		return decodeError("both binary-mode ce-* headers and content-type %q (structured mode); send one or the other", e.vals[ehContentType])
 	case structured:
-		return readStructured(m)
+		err := readStructured(m)
+		if errors.Is(err, errNotStructured) { // declared structured: not a fall-through case
+			return decodeError("structured event (content-type %q): missing attribute specversion", e.vals[ehContentType])
+		}
+		return err
 	case e.binary():
 		m.Envelope, err = e.binaryEnvelope()
 		return err

@@ -109,6 +109,7 @@ func FuzzEnvelopeDecode(f *testing.F) {
 // values, and the data handed on is no larger than the payload.
 func FuzzContentModes(f *testing.F) {
 	f.Add("content-type: application/cloudevents+json", []byte(`{"specversion":"1.0","id":"a","type":"t","source":"s","data":{"x":1}}`), false)
+	f.Add("content-type: application/cloudevents+json", []byte(`{"id":"a"}`), false)
 	f.Add("", []byte(`{"specversion":"1.0","id":"a","type":"t","source":"s","datacontenttype":"text/plain","data":"hi\u00e9"}`), false)
 	f.Add("", []byte(`{"specversion":"1.0","id":"a","type":"t","source":"s","data_base64":"aGk="}`), true)
 	f.Add("Nats-Msg-Id: m-1\ncontent-type: application/json", []byte(`{"x":1}`), true)

@@ -81,6 +81,7 @@ func untrustedCases() []untrustedCase {
 		{"ce-datacontenttype and content-type disagree", envelope("ct-disagree", map[string]string{"ce-datacontenttype": "application/xml"}), ok, "disagree"},
 		// Structured mode: the JSON event format in the payload.
 		{"structured", structured, `{"specversion":"1.0","id":"st-1","type":"orders.created.v1","source":"sdk","data":{"id":"o-1","qty":1}}`, ""},
+		{"structured without specversion", structured, `{"id":"st-nosv","type":"orders.created.v1","source":"sdk","data":{}}`, "missing attribute specversion"},
 		{"structured without id", structured, `{"specversion":"1.0","type":"orders.created.v1","source":"sdk","data":{"id":"o-1","qty":1}}`, "missing attribute id"},
 		{"structured id twice", structured, `{"specversion":"1.0","id":"a","id":"b","type":"orders.created.v1","source":"sdk","data":{"id":"o-1"}}`, `attribute "id" appears twice`},
 		{"structured XML data", structured, `{"specversion":"1.0","id":"st-xml","type":"orders.created.v1","source":"sdk","datacontenttype":"application/xml","data":"<order/>"}`, `content-type "application/xml"`},
