@@ -81,11 +81,12 @@ type limitedCodec struct {
 
 func (c limitedCodec) decodeLimits() DecodeLimits { return c.limits }
 
-// Decode decodes m's payload into v the way a typed Subscribe does: the
-// content-type must match c and the payload must keep within c's decode
-// limits (LimitCodec, else DefaultDecodeLimits). Use it in handlers given
-// to SubscribeHandler; return its error as is, it is permanent (the
-// message is dead-lettered, reason "decode").
+// Decode decodes m's event data into v the way a typed Subscribe does:
+// the content type (ce-datacontenttype, else content-type) must match c
+// and the data must keep within c's decode limits (LimitCodec, else
+// DefaultDecodeLimits). Use it in handlers given to SubscribeHandler;
+// return its error as is, it is permanent (the message is dead-lettered,
+// reason "decode").
 func Decode(c Codec, m *Message, v any) error { return decodeEvent(c, m.Envelope, m.Data, v) }
 
 // decodeEvent checks an untrusted payload against the envelope's content
