@@ -233,7 +233,7 @@ func (e *env) rawPayload(sent time.Time) []byte {
 func eventHeaders(subject string, sent time.Time) nats.Header {
 	id := nuid.Next()
 	return nats.Header{"ce-specversion": {"1.0"}, "ce-id": {id}, "ce-type": {subject}, "ce-source": {"jetkit-bench"},
-		"ce-time": {sent.UTC().Format(time.RFC3339Nano)}, "content-type": {"application/json"}, nats.MsgIdHdr: {id}}
+		"ce-time": {sent.UTC().Format(time.RFC3339Nano)}, "ce-datacontenttype": {"application/json"}, nats.MsgIdHdr: {id}}
 }
 
 func rawSent(b []byte) int64 {

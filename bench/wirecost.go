@@ -23,7 +23,7 @@ func (e *env) wireCost(ctx context.Context) ([]Result, error) {
 		headers     headerFunc
 	}{
 		{"Nats-Msg-Id", "one header the server reads: de-duplication by id", msgIDHeader},
-		{"CloudEvents", "the five ce-* headers and content-type, no Nats-Msg-Id", ceHeaders},
+		{"CloudEvents", "the six ce-* headers, no Nats-Msg-Id", ceHeaders},
 		{"one pad header", "a single header padding the block to the size of jetkit's on the same subject: a header block, no special keys", padHeader()},
 		{"CloudEvents+Nats-Msg-Id", "what every jetkit event carries (the publish rows' raw+headers)", eventHeaders},
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 // Codec turns events into payload bytes and back. The content type it
-// names travels in the content-type header.
+// names travels in the ce-datacontenttype header.
 type Codec interface {
 	// ContentType is the MIME type of the encoded payload, e.g. application/json.
 	ContentType() string

@@ -115,7 +115,11 @@ func (s *Subscription) deadLetter(lctx context.Context, m *Message, cause error)
 	h[nats.MsgIdHdr] = []string{"dlq." + m.Stream + "." + m.Consumer + "." + strconv.FormatUint(m.StreamSeq, 10)}
 
 	ctx, cancel := context.WithTimeout(context.Background(), s.conn.cfg.RequestTimeout)
-	_, err := s.conn.JS.PublishMsg(ctx, &nats.Msg{Subject: DeadLetterSubject(m.Stream, m.Consumer), Data: fitDeadLetter(h, m.Data, s.conn.NC.MaxPayload()), Header: h})
+	data := m.Data
+	if m.raw != nil {
+		data = m.raw.Data() // the payload as stored: in structured mode m.Data is the event's data only
+	}
+	_, err := s.conn.JS.PublishMsg(ctx, &nats.Msg{Subject: DeadLetterSubject(m.Stream, m.Consumer), Data: fitDeadLetter(h, data, s.conn.NC.MaxPayload()), Header: h})
 	cancel()
 	if err != nil {
 		s.stats.deadLetterFailed.Add(1)

@@ -25,6 +25,11 @@ var (
 	// ErrMessageTooLarge is returned when an encoded event exceeds the
 	// server's max_payload (or the configured limit); nothing is published.
 	ErrMessageTooLarge = errors.New("message too large")
+	// ErrInvalidHeader is returned when a publish carries a header a jetkit
+	// subscriber would refuse: a name that spells an envelope header, a
+	// value with CR or LF, or more than MaxHeaders values or
+	// MaxHeaderBytes; nothing is published.
+	ErrInvalidHeader = errors.New("invalid header")
 	// ErrClosed is returned when publishing or subscribing on a service that
 	// is shutting down or has shut down.
 	ErrClosed = errors.New("jetkit service is closed")

@@ -102,6 +102,47 @@ func FuzzEnvelopeDecode(f *testing.F) {
 	})
 }
 
+// FuzzContentModes feeds arbitrary headers and payloads through
+// readEnvelope, which picks binary mode, structured mode or (if allowed)
+// no envelope. Nothing may panic; errors are permanent decode errors; an
+// accepted envelope is complete (or marked as missing) with printable
+// values, and the data handed on is no larger than the payload.
+func FuzzContentModes(f *testing.F) {
+	f.Add("content-type: application/cloudevents+json", []byte(`{"specversion":"1.0","id":"a","type":"t","source":"s","data":{"x":1}}`), false)
+	f.Add("content-type: application/cloudevents+json", []byte(`{"id":"a"}`), false)
+	f.Add("", []byte(`{"specversion":"1.0","id":"a","type":"t","source":"s","datacontenttype":"text/plain","data":"hi\u00e9"}`), false)
+	f.Add("", []byte(`{"specversion":"1.0","id":"a","type":"t","source":"s","data_base64":"aGk="}`), true)
+	f.Add("Nats-Msg-Id: m-1\ncontent-type: application/json", []byte(`{"x":1}`), true)
+	f.Add("ce-specversion: 1.0\nce-id: a\nCE-ID: b\nce-type: t\nce-source: s", []byte(`{}`), false)
+	f.Fuzz(func(t *testing.T, headerText string, payload []byte, allowMissing bool) {
+		s := &Subscription{opts: subOptions{allowMissingEnvelope: allowMissing}}
+		m := &Message{Subject: "orders.created.v1", Header: headerFromText(headerText), Data: payload, StreamSeq: 7}
+		if err := s.readEnvelope(m); err != nil {
+			if !errors.Is(err, ErrDecode) || !IsPermanent(err) {
+				t.Fatalf("envelope error is not a permanent decode error: %v", err)
+			}
+			return
+		}
+		env := m.Envelope
+		switch {
+		case env.SpecVersion == "" && !allowMissing:
+			t.Fatalf("accepted a message without an envelope: %+v", env)
+		case env.SpecVersion != "" && (env.SpecVersion != SpecVersion || env.ID == "" || env.Type == "" || env.Source == ""):
+			t.Fatalf("accepted an incomplete envelope %+v", env)
+		case env.ID == "" || env.Type == "":
+			t.Fatalf("no id or type: %+v", env)
+		}
+		for _, v := range []string{env.ID, env.Type, env.Source, env.ContentType} {
+			if len(v) > MaxEnvelopeValueLen || !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) {
+				t.Fatalf("accepted envelope value %q", v)
+			}
+		}
+		if len(m.Data) > len(payload) {
+			t.Fatalf("data of %d bytes from a payload of %d", len(m.Data), len(payload))
+		}
+	})
+}
+
 // FuzzSubjectValidation checks jetkit's subject rules against each other
 // and against nats-server's: what jetkit accepts, the server accepts too.
 func FuzzSubjectValidation(f *testing.F) {

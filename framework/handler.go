@@ -14,7 +14,8 @@ import (
 type Message struct {
 	// Subject the event was published to.
 	Subject string
-	// Data is the encoded payload.
+	// Data is the encoded event data: the payload, or for a
+	// structured-mode CloudEvent the event's data member.
 	Data []byte
 	// Header holds all headers, envelope and trace context included.
 	Header nats.Header

@@ -81,11 +81,12 @@ type limitedCodec struct {
 
 func (c limitedCodec) decodeLimits() DecodeLimits { return c.limits }
 
-// Decode decodes m's payload into v the way a typed Subscribe does: the
-// content-type must match c and the payload must keep within c's decode
-// limits (LimitCodec, else DefaultDecodeLimits). Use it in handlers given
-// to SubscribeHandler; return its error as is, it is permanent (the
-// message is dead-lettered, reason "decode").
+// Decode decodes m's event data into v the way a typed Subscribe does:
+// the content type (ce-datacontenttype, else content-type) must match c
+// and the data must keep within c's decode limits (LimitCodec, else
+// DefaultDecodeLimits). Use it in handlers given to SubscribeHandler;
+// return its error as is, it is permanent (the message is dead-lettered,
+// reason "decode").
 func Decode(c Codec, m *Message, v any) error { return decodeEvent(c, m.Envelope, m.Data, v) }
 
 // decodeEvent checks an untrusted payload against the envelope's content
@@ -203,41 +204,14 @@ func checkJSON(data []byte, l DecodeLimits) error {
 }
 
 // parseUntrusted checks a received message's headers against the limits
-// above and parses its envelope, rejecting envelope values that are not
-// printable UTF-8.
+// above and parses its binary-mode envelope (envelope_read.go), rejecting
+// envelope values that are not printable UTF-8.
 func parseUntrusted(h nats.Header) (Envelope, error) {
-	if err := checkHeaderLimits(h); err != nil {
+	e, err := scanHeaders(h)
+	if err != nil {
 		return Envelope{}, err
 	}
-	env, err := parseEnvelope(h)
-	if err != nil {
-		return env, err
-	}
-	for _, f := range []struct{ name, value string }{
-		{HeaderID, env.ID}, {HeaderType, env.Type}, {HeaderSource, env.Source}, {HeaderContentType, env.ContentType},
-	} {
-		if err := checkEnvelopeValue(f.value); err != nil {
-			return Envelope{}, decodeError("header %s: %v", f.name, err)
-		}
-	}
-	return env, nil
-}
-
-func checkHeaderLimits(h nats.Header) error {
-	n, size := 0, 0
-	for k, vs := range h {
-		n += len(vs)
-		for _, v := range vs {
-			size += len(k) + len(v) + 4
-		}
-	}
-	if n > MaxHeaders {
-		return decodeError("%d header values, more than the limit of %d", n, MaxHeaders)
-	}
-	if size > MaxHeaderBytes {
-		return decodeError("headers take %d bytes, more than the limit of %d", size, MaxHeaderBytes)
-	}
-	return nil
+	return e.binaryEnvelope()
 }
 
 func checkEnvelopeValue(v string) error {
@@ -269,14 +243,45 @@ func printableASCII(v string) bool {
 	return true
 }
 
-// checkOutgoing rejects a message the server would refuse: headers and
-// payload together over max_payload (the server counts both), or invalid
-// header keys. Nothing is sent when it fails.
-func checkOutgoing(c *Conn, msg *nats.Msg, eventType, id string) error {
-	for k := range msg.Header {
-		if k == "" || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == ':' }) {
-			return fmt.Errorf("publish %s event %s: header key %q: must be printable ASCII without spaces or ':'", eventType, id, k)
+// checkAppHeaders rejects WithHeader headers a subscriber would refuse or
+// read differently: a key that spells an envelope header or Nats-Msg-Id
+// in any case (it would travel next to jetkit's), and a value with CR or
+// LF (nats.go would turn them into spaces).
+func checkAppHeaders(h map[string]string) error {
+	for k, v := range h {
+		if envelopeHeader(k) >= 0 || strings.EqualFold(k, HeaderMsgID) {
+			return fmt.Errorf("%w: WithHeader(%q): jetkit sets this envelope header, and header names are case-insensitive; use WithEventID, WithTime or the topic's codec", ErrInvalidHeader, k)
 		}
+		if strings.ContainsAny(v, "\r\n") {
+			return fmt.Errorf("%w: WithHeader(%q): the value contains CR or LF, which cannot travel in a header; encode it (e.g. percent-encoding)", ErrInvalidHeader, k)
+		}
+	}
+	return nil
+}
+
+// checkOutgoing rejects a message the server or a jetkit subscriber would
+// refuse: invalid header keys, more header values than MaxHeaders or
+// header bytes than MaxHeaderBytes (counted as scanHeaders counts them),
+// or headers and payload together over max_payload (the server counts
+// both). Nothing is sent when it fails.
+func checkOutgoing(c *Conn, msg *nats.Msg, eventType, id string) error {
+	values, hsize := 0, 0
+	for k, vs := range msg.Header {
+		if k == "" || strings.ContainsFunc(k, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == ':' }) {
+			return fmt.Errorf("publish %s event %s: %w: header key %q: must be printable ASCII without spaces or ':'", eventType, id, ErrInvalidHeader, k)
+		}
+		values += len(vs)
+		for _, v := range vs {
+			hsize += len(k) + len(v) + 4
+		}
+	}
+	if values > MaxHeaders {
+		return fmt.Errorf("publish %s event %s: %w: %d header values, more than the %d (MaxHeaders) a jetkit subscriber accepts",
+			eventType, id, ErrInvalidHeader, values, MaxHeaders)
+	}
+	if hsize > MaxHeaderBytes {
+		return fmt.Errorf("publish %s event %s: %w: %w: headers take %d bytes, more than the %d (MaxHeaderBytes) a jetkit subscriber accepts",
+			eventType, id, ErrInvalidHeader, ErrMessageTooLarge, hsize, MaxHeaderBytes)
 	}
 	max := c.maxPayload()
 	if max <= 0 || int64(len(msg.Data)+headerSizeBound(msg.Header)) <= max {

@@ -60,7 +60,12 @@ func WithKey(key string) PublishOption {
 // WithTime sets the event time (default: now).
 func WithTime(t time.Time) PublishOption { return func(o *publishOptions) { o.at = t } }
 
-// WithHeader adds an application header. Envelope headers cannot be overridden.
+// WithHeader adds an application header. Publish refuses (ErrInvalidHeader)
+// a key that spells an envelope header in any case (ce-id, ce-type,
+// ce-source, ce-specversion, ce-time, ce-datacontenttype, content-type,
+// Nats-Msg-Id: use WithEventID, WithTime or the topic's codec), a value
+// with CR or LF, and more headers than a subscriber accepts (MaxHeaders,
+// MaxHeaderBytes).
 func WithHeader(key, value string) PublishOption {
 	return func(o *publishOptions) {
 		if o.headers == nil {
@@ -222,12 +227,19 @@ func (t *Topic[T]) message(ctx context.Context, c *Conn, ev T, o *publishOptions
 	} else if err := validateEventID(env.ID); err != nil {
 		return nil, env, fmt.Errorf("publish %s: %w", t.eventType, err)
 	}
+	if len(env.Source) > MaxEnvelopeValueLen {
+		return nil, env, fmt.Errorf("publish %s: %w: the service name (ce-source) is %d bytes, over the %d (MaxEnvelopeValueLen) a subscriber accepts; shorten SERVICE_NAME",
+			t.eventType, ErrInvalidHeader, len(env.Source), MaxEnvelopeValueLen)
+	}
 	if env.Time.IsZero() {
 		env.Time = time.Now()
 	}
 	data, err := t.codec.Marshal(ev)
 	if err != nil {
 		return nil, env, fmt.Errorf("publish %s: encode %T with %s: %w", t.eventType, ev, t.codec.ContentType(), err)
+	}
+	if err := checkAppHeaders(o.headers); err != nil { // only with WithHeader (limits.go)
+		return nil, env, fmt.Errorf("publish %s event %s: %w", t.eventType, env.ID, err)
 	}
 	h := make(nats.Header, 8+len(o.headers))
 	for k, v := range o.headers {
@@ -247,12 +259,14 @@ func (t *Topic[T]) message(ctx context.Context, c *Conn, ev T, o *publishOptions
 
 // outgoingFits is checkOutgoing's quick yes, in one pass over the headers:
 // every key is printable ASCII without ':' (as strict as checkOutgoing's
-// rule), and headers and payload fit max_payload by an upper bound of the
-// encoded size (headerSizeBound). When it says no, checkOutgoing decides
-// and names the problem.
+// rule), the headers keep within MaxHeaders and MaxHeaderBytes, and
+// headers and payload fit max_payload by an upper bound of the encoded
+// size (headerSizeBound). When it says no, checkOutgoing decides and
+// names the problem.
 func outgoingFits(c *Conn, msg *nats.Msg) bool {
-	n := 12 + len(msg.Data) // see headerSizeBound
+	n, values := 12+len(msg.Data), 0 // see headerSizeBound
 	for k, vs := range msg.Header {
+		values += len(vs)
 		if k == "" {
 			return false
 		}
@@ -265,14 +279,20 @@ func outgoingFits(c *Conn, msg *nats.Msg) bool {
 			n += len(k) + len(v) + 4
 		}
 	}
+	if values > MaxHeaders || n-12-len(msg.Data) > MaxHeaderBytes { // as a subscriber counts them (scanHeaders)
+		return false
+	}
 	max := c.maxPayload()
 	return max <= 0 || int64(n) <= max
 }
 
 func validateEventID(id string) error {
+	if len(id) > MaxEnvelopeValueLen {
+		return fmt.Errorf("%w: event id is %d bytes, over the %d (MaxEnvelopeValueLen) a subscriber accepts", ErrInvalidHeader, len(id), MaxEnvelopeValueLen)
+	}
 	for i := 0; i < len(id); i++ {
 		if id[i] < 0x21 || id[i] > 0x7e {
-			return fmt.Errorf("event id %q: byte %d is not printable ASCII; ids travel in headers", id, i)
+			return fmt.Errorf("%w: event id %q: byte %d is not printable ASCII; ids travel in headers", ErrInvalidHeader, id, i)
 		}
 	}
 	return nil

@@ -49,7 +49,7 @@ func benchmarkPublish(b *testing.B, async bool) {
 		"raw+headers": func(subject string, _ *Topic[benchEvent]) error {
 			id := nuid.Next()
 			h := nats.Header{HeaderSpecVersion: {SpecVersion}, HeaderID: {id}, HeaderType: {subject}, HeaderSource: {"bench"},
-				HeaderTime: {time.Now().UTC().Format(time.RFC3339Nano)}, HeaderContentType: {"application/json"}, HeaderMsgID: {id}}
+				HeaderTime: {time.Now().UTC().Format(time.RFC3339Nano)}, HeaderDataContentType: {"application/json"}, HeaderMsgID: {id}}
 			return benchRawPublish(ctx, c, async, &nats.Msg{Subject: subject, Data: data, Header: h})
 		},
 		"jetkit": func(_ string, topic *Topic[benchEvent]) error {

@@ -88,6 +88,19 @@ func TestOutgoingFitsAgreesWithCheckOutgoing(t *testing.T) {
 		"too large":     func(nats.Header) []byte { return make([]byte, max) },
 		"just fits":     func(h nats.Header) []byte { return make([]byte, max-headerSizeBound(h)) },
 		"large header":  func(h nats.Header) []byte { h["x-blob"] = []string{string(make([]byte, max))}; return nil },
+		"MaxHeaders values": func(h nats.Header) []byte {
+			for i := len(h); i < MaxHeaders; i++ {
+				h[fmt.Sprintf("x-%d", i)] = []string{"v"}
+			}
+			return nil
+		},
+		"one value over MaxHeaders": func(h nats.Header) []byte {
+			for i := len(h); i <= MaxHeaders; i++ {
+				h[fmt.Sprintf("x-%d", i)] = []string{"v"}
+			}
+			return nil
+		},
+		"headers over MaxHeaderBytes": func(h nats.Header) []byte { h["x-blob"] = []string{string(make([]byte, MaxHeaderBytes))}; return nil },
 	}
 	for name, edit := range cases {
 		h := base()

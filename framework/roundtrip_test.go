@@ -47,7 +47,8 @@ func TestRoundTripCarriesEnvelopeAndHeaders(t *testing.T) {
 		env.ContentType != "application/json" || !env.Time.Equal(at) {
 		t.Fatalf("envelope %+v", env)
 	}
-	for k, want := range map[string]string{"ce-id": "evt-1", "Nats-Msg-Id": "evt-1", "x-tenant": "acme", "ce-type": "orders.created.v1"} {
+	for k, want := range map[string]string{"ce-id": "evt-1", "Nats-Msg-Id": "evt-1", "x-tenant": "acme", "ce-type": "orders.created.v1",
+		"ce-datacontenttype": "application/json"} {
 		if got := m.Header.Get(k); got != want {
 			t.Errorf("header %s = %q, want %q", k, got, want)
 		}

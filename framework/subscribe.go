@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -32,6 +33,7 @@ func Subscribe[T any](svc *Service, topic *Topic[T], durable string, h TypedHand
 		}
 		return h(ctx, ev, m)
 	})
+	opts = append(slices.Clip(opts), func(o *subOptions) { o.eventType = topic.eventType })
 	return svc.subscribe(topic.subject, topic.filters(), durable, inner, opts)
 }
 

@@ -21,6 +21,10 @@ type subOptions struct {
 	stream        string
 	deliverNew    bool
 	orderedByKey  bool
+	// allowMissingEnvelope and eventType: messages without an envelope
+	// (content_mode.go); eventType is set by Subscribe to the topic's.
+	allowMissingEnvelope bool
+	eventType            string
 }
 
 func defaultSubOptions(cfg Config) subOptions {
@@ -102,6 +106,18 @@ func FromStream(name string) SubscribeOption { return func(o *subOptions) { o.st
 // DeliverNew makes a newly created consumer start with messages published
 // after it is created, instead of the whole stream.
 func DeliverNew() SubscribeOption { return func(o *subOptions) { o.deliverNew = true } }
+
+// AllowMissingEnvelope makes the subscription handle messages that carry
+// no CloudEvents envelope (no ce-* header, not structured mode), as raw
+// nats.go producers send them, instead of dead-lettering them: the event
+// id is the Nats-Msg-Id header or else the stream sequence, the type is
+// the topic's event type (the subject for SubscribeHandler), the time is
+// when the stream stored the message, and Envelope.SpecVersion is empty.
+// A message with an incomplete envelope is still dead-lettered. Meant for
+// migrating existing producers; see the README.
+func AllowMissingEnvelope() SubscribeOption {
+	return func(o *subOptions) { o.allowMissingEnvelope = true }
+}
 
 func (o *subOptions) finish() error {
 	var p []string

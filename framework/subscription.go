@@ -230,9 +230,7 @@ func (s *Subscription) message(raw jetstream.Msg) (*Message, error) {
 	if limit := crashLoopLimit(s.opts.maxDeliver); m.NumDelivered > limit {
 		return m, &maxDeliverError{delivered: m.NumDelivered, limit: s.opts.maxDeliver}
 	}
-	env, err := parseUntrusted(m.Header) // header limits + envelope (limits.go)
-	m.Envelope = env
-	return m, err
+	return m, s.readEnvelope(m) // header limits + envelope in its content mode (content_mode.go)
 }
 
 // crashLoopLimit is the delivery count past which a message is

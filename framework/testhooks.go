@@ -17,9 +17,9 @@ func init() {
 		m := &Message{Subject: msg.Subject, Data: msg.Data, Header: msg.Header, Stream: d.Stream, Consumer: d.Consumer,
 			StreamSeq: d.StreamSeq, ConsumerSeq: d.ConsumerSeq, NumDelivered: d.NumDelivered, NumPending: d.NumPending,
 			Timestamp: d.Timestamp, MaxDeliver: d.MaxDeliver, Attempt: 1, raw: raw}
-		env, err := parseUntrusted(msg.Header)
-		m.Envelope = env
-		return m, err
+		// The subscription's own reading: header limits and the envelope in
+		// whichever content mode it came.
+		return m, (&Subscription{}).readEnvelope(m)
 	}
 	testhook.Recording = func(source string, record testhook.Record) any {
 		return &Conn{cfg: Config{ServiceName: source}, record: record}

@@ -67,11 +67,21 @@ func NewTopicErr[T any](subject string, opts ...TopicOption) (*Topic[T], error) 
 	for _, o := range opts {
 		o(&tc)
 	}
+	if tc.codec == nil {
+		return nil, fmt.Errorf("topic %q: nil codec", subject)
+	}
 	if strings.TrimSpace(tc.eventType) == "" {
 		return nil, fmt.Errorf("topic %q: empty event type", subject)
 	}
-	if tc.codec == nil {
-		return nil, fmt.Errorf("topic %q: nil codec", subject)
+	// It travels as ce-type: refuse what a subscriber would (limits.go).
+	if err := checkEnvelopeValue(tc.eventType); err != nil {
+		return nil, fmt.Errorf("topic %q: event type: %w", subject, err)
+	}
+	if strings.TrimSpace(tc.eventType) != tc.eventType {
+		return nil, fmt.Errorf("topic %q: event type %q: leading or trailing spaces do not survive a header", subject, tc.eventType)
+	}
+	if err := checkEnvelopeValue(tc.codec.ContentType()); err != nil { // travels as ce-datacontenttype
+		return nil, fmt.Errorf("topic %q: codec content type: %w", subject, err)
 	}
 	return &Topic[T]{subject: subject, eventType: tc.eventType, codec: tc.codec, keyed: tc.keyed}, nil
 }

@@ -45,6 +45,10 @@ func untrustedCases() []untrustedCase {
 	for i := range 100 {
 		manyHeaders["X-Junk-"+strconv.Itoa(i)] = []string{"x"}
 	}
+	twoIDs := envelope("two-ids", nil)
+	twoIDs["ce-id"] = []string{"two-ids", "spoofed-id"}
+	structured := nats.Header{"content-type": {"application/cloudevents+json"}}
+	bothModes := envelope("both-modes", map[string]string{"content-type": "application/cloudevents+json"})
 	return []untrustedCase{
 		{"valid", envelope("valid-1", nil), ok, ""},
 		{"content-type with charset", envelope("ct-params", map[string]string{"content-type": "application/json; charset=utf-8"}), ok, ""},
@@ -66,6 +70,23 @@ func untrustedCases() []untrustedCase {
 		{"wrong event type on subject", envelope("wrong-type", map[string]string{"ce-type": "payments.settled.v1"}), ok, `event type "payments.settled.v1"`},
 		{"too many headers", manyHeaders, ok, "header values"},
 		{"deep nesting", envelope("deep", nil), `{"note":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`, "nested deeper than 64"},
+		// Header names are case-insensitive: two spellings (or two values)
+		// of one envelope header are ambiguous, whichever a reader takes.
+		{"ce-id spelled twice", envelope("dup-id", map[string]string{"CE-ID": "spoofed-id"}), ok, "case-insensitive"},
+		{"content-type spelled twice", envelope("dup-ct", map[string]string{"Content-Type": "application/json"}), ok, "case-insensitive"},
+		{"ce-id with two values", twoIDs, ok, "2 values"},
+		// The binding's binary mode carries datacontenttype as ce-datacontenttype.
+		{"ce-datacontenttype only (CloudEvents SDK)", envelope("sdk-json", map[string]string{"content-type": "-", "ce-datacontenttype": "application/json"}), ok, ""},
+		{"ce-datacontenttype XML over a JSON body", envelope("sdk-xml", map[string]string{"content-type": "-", "ce-datacontenttype": "application/xml"}), ok, `"application/xml"`},
+		{"ce-datacontenttype and content-type disagree", envelope("ct-disagree", map[string]string{"ce-datacontenttype": "application/xml"}), ok, "disagree"},
+		// Structured mode: the JSON event format in the payload.
+		{"structured", structured, `{"specversion":"1.0","id":"st-1","type":"orders.created.v1","source":"sdk","data":{"id":"o-1","qty":1}}`, ""},
+		{"structured without specversion", structured, `{"id":"st-nosv","type":"orders.created.v1","source":"sdk","data":{}}`, "missing attribute specversion"},
+		{"structured without id", structured, `{"specversion":"1.0","type":"orders.created.v1","source":"sdk","data":{"id":"o-1","qty":1}}`, "missing attribute id"},
+		{"structured id twice", structured, `{"specversion":"1.0","id":"a","id":"b","type":"orders.created.v1","source":"sdk","data":{"id":"o-1"}}`, `attribute "id" appears twice`},
+		{"structured XML data", structured, `{"specversion":"1.0","id":"st-xml","type":"orders.created.v1","source":"sdk","datacontenttype":"application/xml","data":"<order/>"}`, `content-type "application/xml"`},
+		{"structured batch", nats.Header{"content-type": {"application/cloudevents-batch+json"}}, `[{"specversion":"1.0"}]`, "batch"},
+		{"binary headers and a structured content-type", bothModes, `{"specversion":"1.0","id":"x","type":"orders.created.v1","source":"sdk","data":{}}`, "both"},
 	}
 }
 
