@@ -1,6 +1,7 @@
 package framework_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +12,7 @@ import (
 )
 
 func TestLoadConfigDefaults(t *testing.T) {
+	t.Setenv("JETKIT_SERVICE_NAME", "order")
 	t.Setenv("JETKIT_NATS_URL", "nats://a:4222,nats://b:4222")
 	cfg, err := framework.LoadConfig("JETKIT")
 	if err != nil {
@@ -25,6 +27,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 }
 
 func TestLoadConfigReportsEveryUnparsableVariable(t *testing.T) {
+	t.Setenv("SVC_SERVICE_NAME", "svc")
 	t.Setenv("SVC_ACK_WAIT", "thirty seconds")
 	t.Setenv("SVC_MAX_DELIVER", "five")
 	t.Setenv("SVC_NATS_RETRY_ON_FAILED_CONNECT", "maybe")
@@ -116,4 +119,90 @@ func TestNewTopicPanicsOnInvalidSubject(t *testing.T) {
 		}
 	}()
 	framework.NewTopic[orderCreated]("orders.*.v1")
+}
+
+// TestLoadConfigReadsOnlyPrefixedVariables: SERVICE_NAME or CONCURRENCY
+// without the prefix configure nothing, and a bad unprefixed variable is
+// neither reported nor able to hide a prefixed problem.
+func TestLoadConfigReadsOnlyPrefixedVariables(t *testing.T) {
+	t.Setenv("SERVICE_NAME", "intruder")
+	t.Setenv("CONCURRENCY", "7")
+	t.Setenv("ACK_WAIT", "not a duration")
+	t.Setenv("ORDER_SERVICE_NAME", "order")
+	cfg, err := framework.LoadConfig("ORDER")
+	if err != nil {
+		t.Fatalf("LoadConfig read an unprefixed variable: %v", err)
+	}
+	if cfg.ServiceName != "order" || cfg.Concurrency != 1 {
+		t.Fatalf("unprefixed variables configured the service: name %q, concurrency %d", cfg.ServiceName, cfg.Concurrency)
+	}
+	t.Setenv("ORDER_MAX_DELIVER", "many")
+	_, err = framework.LoadConfig("ORDER")
+	var ce *framework.ConfigError
+	if !errors.As(err, &ce) || len(ce.Problems) != 1 || !strings.HasPrefix(ce.Problems[0], "ORDER_MAX_DELIVER") {
+		t.Fatalf("want exactly the ORDER_MAX_DELIVER problem, got %v", err)
+	}
+}
+
+// TestConfigErrorsNameTheLoadedPrefix: a service loaded with prefix ORDER
+// is told about ORDER_ variables (also when connecting fails), and must
+// name itself: there is no default service name.
+func TestConfigErrorsNameTheLoadedPrefix(t *testing.T) {
+	t.Setenv("ORDER_NATS_URL", "nats://127.0.0.1:1")
+	_, err := framework.LoadConfig("order") // the prefix is upper-cased
+	if !errors.Is(err, framework.ErrInvalidConfig) || !strings.Contains(err.Error(), "ORDER_SERVICE_NAME: must be set") {
+		t.Fatalf("a missing service name must be an error naming ORDER_SERVICE_NAME, got %v", err)
+	}
+	if err := framework.DefaultConfig().Validate(); err == nil || !strings.Contains(err.Error(), "JETKIT_SERVICE_NAME") {
+		t.Fatalf("DefaultConfig without a name validated: %v", err)
+	}
+	t.Setenv("ORDER_SERVICE_NAME", "order")
+	cfg, err := framework.LoadConfig("ORDER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnectTimeout = time.Second
+	cfg.AckWait = 0
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "ORDER_ACK_WAIT") || strings.Contains(err.Error(), "JETKIT_") {
+		t.Fatalf("Validate of a loaded config must name ORDER_ variables, got %v", err)
+	}
+	cfg.AckWait = time.Second
+	_, err = framework.Connect(context.Background(), cfg, quietLogger())
+	if err == nil || !strings.Contains(err.Error(), "ORDER_NATS_URL") || strings.Contains(err.Error(), "JETKIT_") || !strings.Contains(err.Error(), `as "order"`) {
+		t.Fatalf("connect error must name ORDER_NATS_URL and the client \"order\", got %v", err)
+	}
+	cfg.NKeyFile = writeFile(t, "bad.nk", "not a seed")
+	if _, err := framework.Connect(context.Background(), cfg, quietLogger()); err == nil || !strings.Contains(err.Error(), "ORDER_NATS_NKEY_FILE") {
+		t.Fatalf("NKey error must name ORDER_NATS_NKEY_FILE, got %v", err)
+	}
+}
+
+// TestLoadConfigRejectsWhatWouldFailLater: values that passed LoadConfig
+// and failed later naming no variable are caught at load time, by name.
+func TestLoadConfigRejectsWhatWouldFailLater(t *testing.T) {
+	t.Setenv("ORDER_SERVICE_NAME", "order")
+	for _, c := range []struct{ key, val, want string }{
+		{"ORDER_ACK_WAIT", "1ns", "at least 100ms"},
+		{"ORDER_ACK_WAIT", "99ms", "at least 100ms"},
+		{"ORDER_DEAD_LETTER_STREAM", "dead/letters", "slashes"},
+		{"ORDER_DEAD_LETTER_STREAM", `dead\letters`, "slashes"},
+		{"ORDER_DEAD_LETTER_STREAM", strings.Repeat("D", 256), "at most 255"},
+		{"ORDER_NATS_INBOX_PREFIX", "_INBOX.*", "without wildcards"},
+		{"ORDER_NATS_INBOX_PREFIX", "replies.", "without wildcards"},
+		{"ORDER_MAX_DELIVER", "9223372036854775808", "whole number"},
+	} {
+		t.Run(c.key+"="+c.val[:min(len(c.val), 20)], func(t *testing.T) {
+			t.Setenv(c.key, c.val)
+			_, err := framework.LoadConfig("ORDER")
+			if !errors.Is(err, framework.ErrInvalidConfig) || !strings.Contains(err.Error(), c.key) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("%s=%q: want an error naming it and saying %q, got %v", c.key, c.val, c.want, err)
+			}
+		})
+	}
+	t.Setenv("ORDER_ACK_WAIT", "100ms")
+	t.Setenv("ORDER_MAX_DELIVER", "9223372036854775807")
+	t.Setenv("ORDER_NATS_INBOX_PREFIX", "_R.order")
+	if cfg, err := framework.LoadConfig("ORDER"); err != nil || cfg.InboxPrefix != "_R.order" {
+		t.Fatalf("valid limits refused: %v", err)
+	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/dlq"
+	"github.com/jetkit/jetkit/internal/svcenv"
 )
 
 // dlqOpts are the flags shared by the dlq subcommands.
@@ -191,7 +192,9 @@ func needFilter(verb string, o *dlqOpts) error {
 // withStore connects as the environment says (with --url and
 // --dead-letter-stream overriding it) and opens the dead-letter stream.
 func withStore(ctx context.Context, o *dlqOpts, fn func(context.Context, *dlq.Store) error) error {
+	restore := svcenv.DefaultServiceName(framework.DefaultEnvPrefix, "jetkit-dlq")
 	cfg, err := framework.LoadConfig("")
+	restore()
 	if err != nil {
 		return err
 	}
@@ -201,7 +204,6 @@ func withStore(ctx context.Context, o *dlqOpts, fn func(context.Context, *dlq.St
 	if o.stream != "" {
 		cfg.DeadLetterStream = o.stream
 	}
-	cfg.ServiceName = "jetkit-dlq"
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	conn, err := framework.Connect(ctx, cfg, log)
 	if err != nil {
