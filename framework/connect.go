@@ -26,7 +26,8 @@ type Conn struct {
 	asyncErrs *asyncErrors
 	observer  Observer // instrumentation hooks; nil costs nothing (observer.go)
 
-	perms permissionWatch // permission violations for waiting calls (permission.go)
+	perms       permissionWatch  // permission violations for waiting calls (permission.go)
+	deadLetters deadLetterHealth // consumers whose dead-letter copies fail (deadletter.go)
 }
 
 // Connect dials the servers in cfg.URLs with cfg's credentials and TLS,

@@ -23,7 +23,7 @@ const (
 	leakPassword    = "Pw-LEAK-7f3a9c"
 	leakURLPassword = "UrlPw-LEAK-51be2d"
 	leakToken       = "Tok-LEAK-c0ffee"
-	leakURLToken    = "UrlTok-LEAK-9d8e7f" // nats://TOKEN@host
+	leakURLToken    = "UrlTok-LEAK-9d8e7f"  // nats://TOKEN@host
 	leakURLUser     = "UrlUser-LEAK-4a5b6c" // nats://USER@host: a token to NATS
 )
 
