@@ -157,7 +157,7 @@ func LoadConfig(prefix string) (Config, error) {
 		prefix = DefaultEnvPrefix
 	}
 	prefix = strings.ToUpper(prefix)
-	if strings.Trim(prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" || strings.HasPrefix(prefix, "_") {
+	if strings.Trim(prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" || prefix[0] < 'A' || prefix[0] > 'Z' {
 		return Config{}, &ConfigError{Problems: []string{fmt.Sprintf(
 			"environment prefix %q: use letters, digits and underscores, starting with a letter, e.g. ORDER", prefix)}}
 	}
@@ -179,7 +179,11 @@ func configFromEnv(prefix string) (Config, []string) {
 	var problems []string
 	v := reflect.ValueOf(&cfg).Elem()
 	for i := range v.NumField() {
-		key := prefix + "_" + v.Type().Field(i).Tag.Get("envconfig")
+		name := v.Type().Field(i).Tag.Get("envconfig")
+		if name == "" {
+			continue // not read from the environment (the remembered prefix)
+		}
+		key := prefix + "_" + name
 		val, ok := os.LookupEnv(key)
 		if !ok {
 			continue

@@ -149,6 +149,12 @@ func TestLoadConfigReadsOnlyPrefixedVariables(t *testing.T) {
 // name itself: there is no default service name.
 func TestConfigErrorsNameTheLoadedPrefix(t *testing.T) {
 	t.Setenv("ORDER_NATS_URL", "nats://127.0.0.1:1")
+	t.Setenv("ORDER_", "not a field") // nothing reads it
+	for _, bad := range []string{"_X", "9X", "OR-DER", "ORDER."} {
+		if _, err := framework.LoadConfig(bad); !errors.Is(err, framework.ErrInvalidConfig) || !strings.Contains(err.Error(), "environment prefix") {
+			t.Errorf("LoadConfig(%q): want an error naming the prefix, got %v", bad, err)
+		}
+	}
 	_, err := framework.LoadConfig("order") // the prefix is upper-cased
 	if !errors.Is(err, framework.ErrInvalidConfig) || !strings.Contains(err.Error(), "ORDER_SERVICE_NAME: must be set") {
 		t.Fatalf("a missing service name must be an error naming ORDER_SERVICE_NAME, got %v", err)
