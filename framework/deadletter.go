@@ -46,7 +46,8 @@ func DeadLetterSubject(stream, consumer string) string {
 // EnsureDeadLetterStream creates the dead-letter stream named in the config
 // if it does not exist. An existing one is left as it is: it is shared by
 // every service, and its limits, age and replicas are the operator's to tune,
-// not whichever service started last.
+// not whichever service started last. Under least privilege no service may
+// create it: the error then says to create it as an operator.
 func EnsureDeadLetterStream(ctx context.Context, c *Conn) (_ jetstream.Stream, err error) {
 	ctx, perm := c.watchPermissions(ctx, c.jsPrefixes()...) // a refused API call fails now, naming the subject
 	defer func() { err = perm.explain(err); perm.done() }()
@@ -55,7 +56,12 @@ func EnsureDeadLetterStream(ctx context.Context, c *Conn) (_ jetstream.Stream, e
 		return c.JS.Stream(ctx, spec.Name)
 	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return EnsureStream(ctx, c, spec)
+		st, err := EnsureStream(ctx, c, spec)
+		if errors.Is(err, ErrPermissionDenied) { // EnsureStream names the refused subject
+			return nil, fmt.Errorf("dead-letter stream %s (%s) does not exist and this user may not create it: create it once as an operator, e.g. `nats stream add %s --subjects '%s.>'`: %w",
+				spec.Name, c.cfg.envName("DEAD_LETTER_STREAM"), spec.Name, DeadLetterSubjectPrefix, err)
+		}
+		return st, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up dead-letter stream %s: %w", spec.Name, err)

@@ -171,6 +171,9 @@ func TestDeadLetterStreamDeniedFailsNew(t *testing.T) {
 	start := time.Now()
 	_, err := framework.New(context.Background(), slowTimeoutConfig(srv, user), framework.WithLogger(quietLogger()))
 	assertPermissionError(t, err, start, "publish", "$JS.API.STREAM.CREATE.DEADLETTER")
+	if !strings.Contains(err.Error(), "create it once as an operator") {
+		t.Errorf("the error does not say who creates the dead-letter stream: %v", err)
+	}
 }
 
 func TestInboxDeniedFailsNew(t *testing.T) {
