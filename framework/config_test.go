@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/testenv"
 )
 
 func TestLoadConfigDefaults(t *testing.T) {
@@ -210,5 +211,24 @@ func TestLoadConfigRejectsWhatWouldFailLater(t *testing.T) {
 	t.Setenv("ORDER_NATS_INBOX_PREFIX", "_R.order")
 	if cfg, err := framework.LoadConfig("ORDER"); err != nil || cfg.InboxPrefix != "_R.order" {
 		t.Fatalf("valid limits refused: %v", err)
+	}
+}
+
+// TestInboxPrefixDefaultsToTheService: replies and pulled messages arrive
+// under _INBOX_<service>, or NATS_INBOX_PREFIX when set, so the server can
+// grant each service its own inboxes only.
+func TestInboxPrefixDefaultsToTheService(t *testing.T) {
+	srv := testenv.Start(t)
+	for prefix, want := range map[string]string{"": "_INBOX_order.", "_R.order": "_R.order."} {
+		cfg := srv.Config("order")
+		cfg.InboxPrefix = prefix
+		conn, err := framework.Connect(context.Background(), cfg, quietLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inbox := conn.NC.NewInbox(); !strings.HasPrefix(inbox, want) {
+			t.Errorf("InboxPrefix %q: inbox %q, want prefix %q", prefix, inbox, want)
+		}
+		conn.Close()
 	}
 }
