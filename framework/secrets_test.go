@@ -111,6 +111,9 @@ func TestLoadConfigErrorsNeverContainSecrets(t *testing.T) {
 		t.Fatal("invalid config loaded")
 	}
 	assertNoSecret(t, "LoadConfig validation error", err.Error())
+	if head := leakURLPassword[:6]; strings.Contains(err.Error(), head) { // nats://u:<head> of a password split at its comma
+		t.Errorf("LoadConfig error shows the head %q of a password that held a comma:\n%v", head, err)
+	}
 }
 
 func TestFailedConnectErrorsNeverContainSecrets(t *testing.T) {
