@@ -204,6 +204,7 @@ func withStore(ctx context.Context, o *dlqOpts, fn func(context.Context, *dlq.St
 	if o.stream != "" {
 		cfg.DeadLetterStream = o.stream
 	}
+	cfg.ServiceName = "jetkit-dlq" // an operator's tool, whatever service the environment describes
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	conn, err := framework.Connect(ctx, cfg, log)
 	if err != nil {
