@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/testenv"
 )
@@ -230,5 +232,39 @@ func TestInboxPrefixDefaultsToTheService(t *testing.T) {
 			t.Errorf("InboxPrefix %q: inbox %q, want prefix %q", prefix, inbox, want)
 		}
 		conn.Close()
+	}
+}
+
+// TestRequestReplyWithTheServiceInbox: core request/reply works for a
+// user that may subscribe to its own inbox prefix only.
+func TestRequestReplyWithTheServiceInbox(t *testing.T) {
+	order := testenv.User{Name: "order", Password: "order-pw", Permissions: &testenv.Permissions{
+		Publish: []string{"$JS.API.>", "echo"}, Subscribe: []string{"_INBOX_order.>"}}}
+	responder := testenv.User{Name: "responder", Password: "responder-pw"}
+	srv := testenv.Start(t, testenv.Options{Configure: testenv.Users(order, responder)})
+	rc := responder.Credentials().Apply(srv.Config("responder"))
+	rconn, err := framework.Connect(context.Background(), rc, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rconn.Close()
+	if _, err := rconn.NC.Subscribe("echo", func(m *nats.Msg) { _ = m.Respond(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := rconn.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := framework.Connect(context.Background(), order.Credentials().Apply(srv.Config("order")), quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		reply, err := conn.NC.RequestWithContext(ctx, "echo", []byte{byte('a' + i)})
+		cancel()
+		if err != nil || string(reply.Data) != string(rune('a'+i)) {
+			t.Fatalf("request %d: %v %v", i, reply, err)
+		}
 	}
 }
