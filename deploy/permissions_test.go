@@ -57,25 +57,41 @@ func connectAs(t *testing.T, srv *testenv.Server, user string) *framework.Servic
 	return svc
 }
 
+// startSampleServices starts inventory and order as their users, at once:
+// each owns its stream and waits for the other's. The ops user has
+// created DEADLETTER, which no service may create or change.
+func startSampleServices(t *testing.T, srv *testenv.Server) (invSvc, ordSvc *framework.Service, inv *inventory.Service, orders *order.Service) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	invSvc, ordSvc = connectAs(t, srv, "inventory"), connectAs(t, srv, "order")
+	invErr := make(chan error, 1)
+	go func() {
+		var err error
+		inv, err = inventory.New(ctx, invSvc)
+		invErr <- err
+	}()
+	orders, err := order.New(ctx, ordSvc)
+	if err != nil {
+		t.Fatalf("order.New with the order user's permissions: %v", err)
+	}
+	if err := <-invErr; err != nil {
+		t.Fatalf("inventory.New with the inventory user's permissions: %v", err)
+	}
+	return invSvc, ordSvc, inv, orders
+}
+
 func TestSampleServicesRunWithLeastPrivilege(t *testing.T) {
 	srv := permissionsServer(t)
 	ctx := context.Background()
 
-	invSvc := connectAs(t, srv, "inventory")
-	inv, err := inventory.New(ctx, invSvc)
-	if err != nil {
-		t.Fatalf("inventory.New with the inventory user's permissions: %v", err)
-	}
+	ops := connectAs(t, srv, "ops") // declares DEADLETTER
+	invSvc, ordSvc, inv, orders := startSampleServices(t, srv)
 	if err := inv.SeedStock(ctx, map[string]int{"apple": 5}); err != nil {
 		t.Fatalf("SeedStock: %v", err)
 	}
 	if _, err := inv.StockLevels(ctx); err != nil {
 		t.Fatalf("StockLevels (KV keys): %v", err)
-	}
-	ordSvc := connectAs(t, srv, "order")
-	orders, err := order.New(ctx, ordSvc)
-	if err != nil {
-		t.Fatalf("order.New with the order user's permissions: %v", err)
 	}
 	for _, s := range []*framework.Service{invSvc, ordSvc} {
 		if err := s.Ready(ctx); err != nil {
@@ -112,7 +128,6 @@ func TestSampleServicesRunWithLeastPrivilege(t *testing.T) {
 
 	// Poison messages make both services dead-letter (their dead-letter
 	// subjects are part of their permissions).
-	ops := connectAs(t, srv, "ops")
 	js := ops.Conn().JS
 	for _, subject := range []string{"orders.created.v1.poison", "inventory.rejected.v1.poison"} {
 		poison := &nats.Msg{Subject: subject, Data: []byte("{not json"), Header: nats.Header{
@@ -185,8 +200,10 @@ func TestServiceUsersAreRestricted(t *testing.T) {
 	srv := permissionsServer(t)
 	ctx := context.Background()
 	ops := connectAs(t, srv, "ops")
-	if err := events.Declare(ctx, ops); err != nil {
-		t.Fatal(err)
+	for _, own := range []framework.StreamSpec{events.OrdersStream, events.InventoryStream} {
+		if err := events.Declare(ctx, ops, own); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ordSvc := connectAs(t, srv, "order")
 	start := time.Now()

@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -23,14 +24,18 @@ type Backoff struct {
 func (b Backoff) Delay(n uint64) time.Duration {
 	d := b.Initial
 	for i := uint64(1); i < n && d < b.Max; i++ {
+		if d > b.Max/2 { // doubling would pass Max (or overflow)
+			d = b.Max
+			break
+		}
 		d *= 2
 	}
 	if d > b.Max {
 		d = b.Max
 	}
 	if b.Jitter > 0 {
-		spread := float64(d) * b.Jitter
-		d += time.Duration((rand.Float64()*2 - 1) * spread)
+		j := float64(d) + (rand.Float64()*2-1)*float64(d)*b.Jitter
+		d = time.Duration(min(j, math.MaxInt64/2)) // a huge Max must not overflow
 	}
 	if d < time.Millisecond {
 		d = time.Millisecond

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/kelseyhightower/envconfig"
 )
 
 // DefaultEnvPrefix is the environment variable prefix LoadConfig uses when
@@ -30,16 +28,24 @@ const (
 )
 
 // Config is everything a jetkit service reads from its environment. Load it
-// with LoadConfig; build it in code with DefaultConfig and edit the fields.
-// Every field names its variable (with the prefix, e.g. JETKIT_NATS_URL).
+// with LoadConfig; build it in code with DefaultConfig and edit the fields
+// (ServiceName at least). Every field names its variable (with the prefix,
+// e.g. JETKIT_NATS_URL); a Config from LoadConfig remembers its prefix, so
+// its errors name the variables it was read from.
 type Config struct {
 	// ServiceName identifies the service: the CloudEvents source, the NATS
-	// client name (unless ClientName is set) and the OTel service name.
-	ServiceName string `envconfig:"SERVICE_NAME" default:"jetkit"`
+	// client name (unless ClientName is set), the inbox prefix (unless
+	// InboxPrefix is set) and the OTel service name. It is required.
+	ServiceName string `envconfig:"SERVICE_NAME"`
 	// URLs are the NATS servers, comma separated: nats://host:4222,...
 	URLs []string `envconfig:"NATS_URL" default:"nats://127.0.0.1:4222"`
 	// ClientName is the connection name the server shows; defaults to ServiceName.
 	ClientName string `envconfig:"NATS_CLIENT_NAME"`
+	// InboxPrefix roots the subjects replies and pulled messages arrive on;
+	// empty means _INBOX_<ServiceName>. A prefix of its own lets the server
+	// grant each service subscribe permission on its own replies only
+	// (deploy/nats-permissions.conf). One subject without wildcards.
+	InboxPrefix string `envconfig:"NATS_INBOX_PREFIX"`
 
 	// CredsFile is a JWT user credentials file (.creds).
 	CredsFile string `envconfig:"NATS_CREDS_FILE"`
@@ -96,6 +102,35 @@ type Config struct {
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s"`
 	// PublishAsyncMaxPending bounds un-acknowledged async publishes.
 	PublishAsyncMaxPending int `envconfig:"PUBLISH_ASYNC_MAX_PENDING" default:"4000"`
+
+	prefix string // the environment prefix LoadConfig read; "" is DefaultEnvPrefix
+}
+
+// Limits LoadConfig and Validate enforce beyond the obvious ones.
+const (
+	// minAckWait is the shortest ack wait a subscription accepts (AckWait).
+	minAckWait = 100 * time.Millisecond
+	// maxStreamNameLen is the server's limit on a stream name.
+	maxStreamNameLen = 255
+)
+
+// envPrefix is the prefix c's variables are named with.
+func (c Config) envPrefix() string {
+	if c.prefix == "" {
+		return DefaultEnvPrefix
+	}
+	return c.prefix
+}
+
+// envName is the variable that sets field, e.g. ORDER_NATS_URL.
+func (c Config) envName(field string) string { return c.envPrefix() + "_" + field }
+
+// inboxPrefix is the custom inbox prefix the connection uses.
+func (c Config) inboxPrefix() string {
+	if c.InboxPrefix != "" {
+		return c.InboxPrefix
+	}
+	return "_INBOX_" + c.ServiceName
 }
 
 // DefaultConfig returns the configuration LoadConfig produces from an empty
@@ -112,36 +147,43 @@ func DefaultConfig() Config {
 }
 
 // LoadConfig reads the configuration from environment variables named
-// PREFIX_FIELD (prefix "" means DefaultEnvPrefix) and validates it. The
-// error lists every problem at once, naming each variable and the form it
-// expects, and never contains a secret value.
+// PREFIX_FIELD (prefix "" means DefaultEnvPrefix; it is upper-cased) and
+// validates it. Only prefixed variables are read: ORDER_SERVICE_NAME, never
+// SERVICE_NAME. PREFIX_SERVICE_NAME is required. The error lists every
+// problem at once, naming each variable and the form it expects, and never
+// contains a secret value.
 func LoadConfig(prefix string) (Config, error) {
 	if prefix == "" {
 		prefix = DefaultEnvPrefix
 	}
-	// envconfig stops at the first unparsable variable. Check them all
-	// first, and validate what did parse, so one typo hides nothing.
-	if cfg, problems := configFromEnv(prefix); len(problems) > 0 {
-		if err := cfg.validate(prefix); err != nil {
-			problems = append(problems, err.(*ConfigError).Problems...)
-		}
+	prefix = strings.ToUpper(prefix)
+	if strings.Trim(prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" || prefix[0] < 'A' || prefix[0] > 'Z' {
+		return Config{}, &ConfigError{Problems: []string{fmt.Sprintf(
+			"environment prefix %q: use letters, digits and underscores, starting with a letter, e.g. ORDER", prefix)}}
+	}
+	cfg, problems := configFromEnv(prefix)
+	if err := cfg.Validate(); err != nil {
+		problems = append(problems, err.(*ConfigError).Problems...)
+	}
+	if len(problems) > 0 {
 		return cfg, &ConfigError{Problems: problems}
 	}
-	var cfg Config
-	if err := envconfig.Process(prefix, &cfg); err != nil {
-		return cfg, &ConfigError{Problems: []string{err.Error()}}
-	}
-	return cfg, cfg.validate(prefix)
+	return cfg, nil
 }
 
 // configFromEnv overlays the defaults with every PREFIX_ variable that
 // parses, and reports each one that does not.
 func configFromEnv(prefix string) (Config, []string) {
 	cfg := DefaultConfig()
+	cfg.prefix = prefix
 	var problems []string
 	v := reflect.ValueOf(&cfg).Elem()
 	for i := range v.NumField() {
-		key := prefix + "_" + v.Type().Field(i).Tag.Get("envconfig")
+		name := v.Type().Field(i).Tag.Get("envconfig")
+		if name == "" {
+			continue // not read from the environment (the remembered prefix)
+		}
+		key := prefix + "_" + name
 		val, ok := os.LookupEnv(key)
 		if !ok {
 			continue
@@ -167,7 +209,7 @@ func setField(f reflect.Value, raw string) (expect string, err error) {
 		}
 		return "a Go duration such as 500ms, 30s or 2m", err
 	case f.Kind() == reflect.Int:
-		n, err := strconv.Atoi(raw)
+		n, err := strconv.Atoi(strings.TrimSpace(raw))
 		if err == nil {
 			f.SetInt(int64(n))
 		}
@@ -205,29 +247,34 @@ func (e *ConfigError) Error() string {
 func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
 
 // Validate checks the configuration and reports every problem at once,
-// naming the JETKIT_ variable of each field.
-func (c Config) Validate() error { return c.validate(DefaultEnvPrefix) }
-
-func (c Config) validate(prefix string) error {
+// naming the variable of each field: with the prefix LoadConfig read, or
+// JETKIT_ for a Config built in code.
+func (c Config) Validate() error {
+	prefix := c.envPrefix()
 	var p []string
 	add := func(field, format string, args ...any) {
 		p = append(p, prefix+"_"+field+": "+fmt.Sprintf(format, args...))
 	}
 	if c.ServiceName == "" {
-		add("SERVICE_NAME", "must not be empty; set a short name such as \"order\"")
+		add("SERVICE_NAME", "must be set: a short name for the service such as \"order\" (it names its connection, inboxes and events)")
 	} else if err := ValidateToken(c.ServiceName); err != nil {
 		add("SERVICE_NAME", "%q must be one subject token (no spaces, dots or wildcards)", c.ServiceName)
+	}
+	if c.InboxPrefix != "" {
+		if err := ValidateSubject(c.InboxPrefix); err != nil || strings.HasPrefix(c.InboxPrefix, "$") {
+			add("NATS_INBOX_PREFIX", "%q must be a subject without wildcards, not starting with $, e.g. _INBOX_order", c.InboxPrefix)
+		}
 	}
 	if len(c.URLs) == 0 {
 		add("NATS_URL", "must list at least one server, e.g. nats://127.0.0.1:4222")
 	}
-	for _, raw := range c.URLs {
+	for i, raw := range c.URLs {
 		u, err := url.Parse(strings.TrimSpace(raw))
 		switch {
 		case err != nil || u.Host == "":
-			add("NATS_URL", "%q is not a URL; expected nats://host:port (comma separated for several)", redactURL(raw))
+			add("NATS_URL", "server %d (%q) is not a URL; expected nats://host:port (comma separated for several; percent-encode a comma in a password)", i+1, showBadURL(raw))
 		case u.Scheme != "nats" && u.Scheme != "tls" && u.Scheme != "ws" && u.Scheme != "wss":
-			add("NATS_URL", "%q has scheme %q; expected nats, tls, ws or wss", redactURL(raw), u.Scheme)
+			add("NATS_URL", "server %d (%q) has scheme %q; expected nats, tls, ws or wss", i+1, redactURL(raw), u.Scheme)
 		}
 	}
 	fileMustExist := func(field, path string) {
@@ -265,7 +312,9 @@ func (c Config) validate(prefix string) error {
 	}
 	positive("NATS_CONNECT_TIMEOUT", c.ConnectTimeout)
 	positive("NATS_REQUEST_TIMEOUT", c.RequestTimeout)
-	positive("ACK_WAIT", c.AckWait)
+	if c.AckWait < minAckWait {
+		add("ACK_WAIT", "must be at least %s, got %s", minAckWait, c.AckWait)
+	}
 	positive("RETRY_INITIAL", c.RetryInitial)
 	positive("SHUTDOWN_TIMEOUT", c.ShutdownTimeout)
 	if c.ReconnectWait < 0 {
@@ -280,8 +329,8 @@ func (c Config) validate(prefix string) error {
 	if c.Replicas < 1 || c.Replicas > 5 {
 		add("STREAM_REPLICAS", "must be between 1 and 5, got %d", c.Replicas)
 	}
-	if c.DeadLetterStream == "" || strings.ContainsAny(c.DeadLetterStream, ".*> \t") {
-		add("DEAD_LETTER_STREAM", "%q must be a stream name without spaces, dots or wildcards", c.DeadLetterStream)
+	if err := validateStreamName(c.DeadLetterStream); err != nil {
+		add("DEAD_LETTER_STREAM", "%v", err)
 	}
 	if c.MaxDeliver < 1 {
 		add("MAX_DELIVER", "must be at least 1, got %d", c.MaxDeliver)
@@ -301,14 +350,30 @@ func (c Config) validate(prefix string) error {
 	return nil
 }
 
-// redactURL drops any user:password from a URL before it is shown.
-func redactURL(raw string) string {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.User == nil {
-		if i := strings.LastIndex(raw, "@"); i >= 0 {
-			return "[redacted]@" + raw[i+1:]
+// showBadURL is a URL that does not parse, safe to show. Besides the user
+// information, a scheme followed by something unparsable is hidden: it may
+// be the head of a password that held a comma (the list is split on
+// commas), e.g. nats://user:pa of nats://user:pa,ss@host.
+func showBadURL(raw string) string {
+	s := redactURL(raw)
+	if s == raw {
+		if i := strings.Index(raw, "://"); i >= 0 && i+3 < len(raw) {
+			return raw[:i+3] + "[hidden]"
 		}
-		return raw
 	}
-	return u.Redacted()
+	return s
+}
+
+// validateStreamName checks a stream name the way the server will:
+// one subject token, no path separators, at most 255 bytes.
+func validateStreamName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("must not be empty; the default is DEADLETTER")
+	case len(name) > maxStreamNameLen:
+		return fmt.Errorf("is %d bytes; a stream name has at most %d", len(name), maxStreamNameLen)
+	case ValidateToken(name) != nil || strings.ContainsAny(name, `/\`):
+		return fmt.Errorf("%q must be a stream name: no spaces, dots, wildcards, slashes or control characters, e.g. DEADLETTER", name)
+	}
+	return nil
 }

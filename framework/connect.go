@@ -33,7 +33,8 @@ type Conn struct {
 	record testhook.Record // non-nil: a frameworktest recorder, no connection (testhooks.go)
 	// declared holds the names of the streams EnsureStream reconciled on
 	// this connection: their info may be read (Subscription.sizePull).
-	declared sync.Map
+	declared    sync.Map
+	deadLetters deadLetterHealth // consumers whose dead-letter copies fail (deadletter.go)
 }
 
 // Connect dials the servers in cfg.URLs with cfg's credentials and TLS,
@@ -73,7 +74,7 @@ func Connect(ctx context.Context, cfg Config, log *slog.Logger) (*Conn, error) {
 		return nil, fmt.Errorf("connect to NATS %s: %w", c.serverList(), ctx.Err())
 	}
 	if res.err != nil {
-		return nil, fmt.Errorf("connect to NATS %s as %q: %w (check JETKIT_NATS_URL and credentials)", c.serverList(), c.clientName(), res.err)
+		return nil, fmt.Errorf("connect to NATS %s as %q: %w (check %s and the credentials)", c.serverList(), c.clientName(), res.err, cfg.envName("NATS_URL"))
 	}
 	c.NC = res.nc
 	js, err := jetstream.New(res.nc,
@@ -112,6 +113,7 @@ func (c *Conn) natsOptions() ([]nats.Option, error) {
 	cfg := c.cfg
 	opts := []nats.Option{
 		nats.Name(c.clientName()),
+		nats.CustomInboxPrefix(cfg.inboxPrefix()), // replies only this service may read (permissions)
 		nats.Timeout(cfg.ConnectTimeout),
 		nats.ReconnectWait(cfg.ReconnectWait),
 		nats.MaxReconnects(cfg.MaxReconnects),
@@ -147,7 +149,7 @@ func (c *Conn) natsOptions() ([]nats.Option, error) {
 	case cfg.NKeyFile != "":
 		o, err := nats.NkeyOptionFromSeed(cfg.NKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: JETKIT_NATS_NKEY_FILE %q: %w (expected a file holding an NKey user seed, SU...)", ErrInvalidConfig, cfg.NKeyFile, err)
+			return nil, fmt.Errorf("%w: %s %q: %w (expected a file holding an NKey user seed, SU...)", ErrInvalidConfig, cfg.envName("NATS_NKEY_FILE"), cfg.NKeyFile, err)
 		}
 		opts = append(opts, o)
 	case cfg.User != "":
@@ -170,18 +172,18 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 	if cfg.TLSCAFile != "" {
 		pem, err := os.ReadFile(cfg.TLSCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: JETKIT_NATS_TLS_CA_FILE: %w", ErrInvalidConfig, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrInvalidConfig, cfg.envName("NATS_TLS_CA_FILE"), err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: JETKIT_NATS_TLS_CA_FILE %q holds no PEM certificate", ErrInvalidConfig, cfg.TLSCAFile)
+			return nil, fmt.Errorf("%w: %s %q holds no PEM certificate", ErrInvalidConfig, cfg.envName("NATS_TLS_CA_FILE"), cfg.TLSCAFile)
 		}
 		tc.RootCAs = pool
 	}
 	if cfg.TLSCertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: JETKIT_NATS_TLS_CERT_FILE/KEY_FILE: %w", ErrInvalidConfig, err)
+			return nil, fmt.Errorf("%w: %s/%s: %w", ErrInvalidConfig, cfg.envName("NATS_TLS_CERT_FILE"), cfg.envName("NATS_TLS_KEY_FILE"), err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -45,7 +47,8 @@ func DeadLetterSubject(stream, consumer string) string {
 // if it does not exist. An existing one is left as it is: it is shared by
 // every service, and its limits, age and replicas are the operator's to tune,
 // not whichever service started last. The stream is the framework's: it
-// records no service as its owner.
+// records no service as its owner. Under least privilege no service may
+// create it: the error then says to create it as an operator.
 func EnsureDeadLetterStream(ctx context.Context, c *Conn) (_ jetstream.Stream, err error) {
 	ctx, perm := c.watchPermissions(ctx, c.jsPrefixes()...) // a refused API call fails now, naming the subject
 	defer func() { err = perm.explain(err); perm.done() }()
@@ -54,7 +57,12 @@ func EnsureDeadLetterStream(ctx context.Context, c *Conn) (_ jetstream.Stream, e
 		return c.JS.Stream(ctx, spec.Name)
 	})
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return ensureStream(ctx, c, spec, frameworkOwner)
+		st, err := ensureStream(ctx, c, spec, frameworkOwner)
+		if errors.Is(err, ErrPermissionDenied) { // EnsureStream names the refused subject
+			return nil, fmt.Errorf("dead-letter stream %s (%s) does not exist and this user may not create it: create it once as an operator, e.g. `nats stream add %s --subjects '%s.>'`: %w",
+				spec.Name, c.cfg.envName("DEAD_LETTER_STREAM"), spec.Name, DeadLetterSubjectPrefix, err)
+		}
+		return st, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("look up dead-letter stream %s: %w", spec.Name, err)
@@ -123,12 +131,16 @@ func (s *Subscription) deadLetter(lctx context.Context, m *Message, cause error)
 	cancel()
 	if err != nil {
 		s.stats.deadLetterFailed.Add(1)
+		failures := s.conn.deadLetters.failed(m.Stream, m.Consumer, err)
 		delay := s.opts.backoff.Delay(m.NumDelivered)
 		_ = m.raw.NakWithDelay(delay)
-		s.log.ErrorContext(lctx, "dead-letter failed; message kept and retried", "event_id", m.Envelope.ID, "subject", m.Subject,
-			"stream_seq", m.StreamSeq, "dead_letter_stream", s.conn.cfg.DeadLetterStream, "retry_in", delay, "error", err)
+		s.log.ErrorContext(lctx, "dead-letter copy failed; message kept and retried, service not ready until a copy succeeds",
+			"event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "dead_letter_stream", s.conn.cfg.DeadLetterStream,
+			"dead_letter_subject", DeadLetterSubject(m.Stream, m.Consumer), "reason", reason, "cause", errText,
+			"failed_copies", failures, "retry_in", delay, "error", err)
 		return Settlement{Outcome: OutcomeDeadLetterFailed, Err: cause, Delay: delay, Reason: reason, SettleErr: err}
 	}
+	s.conn.deadLetters.stored(m.Stream, m.Consumer)
 	if terr := m.raw.TermWithReason(oneLine(reason+": "+errText, 200)); terr != nil {
 		// The copy is stored; a redelivery is dead-lettered again and
 		// de-duplicated by its Msg-Id, so nothing is doubled.
@@ -138,4 +150,63 @@ func (s *Subscription) deadLetter(lctx context.Context, m *Message, cause error)
 	s.log.WarnContext(lctx, "dead-lettered", "event_id", m.Envelope.ID, "type", m.Envelope.Type, "subject", m.Subject,
 		"stream_seq", m.StreamSeq, "delivery", m.NumDelivered, "reason", reason, "error", errText)
 	return Settlement{Outcome: OutcomeDeadLettered, Err: cause, Reason: reason}
+}
+
+// deadLetterHealth tracks consumers whose dead-letter copies fail (a
+// sealed, full or missing dead-letter stream, a refused subject): their
+// messages are retried, never dropped, and readiness fails naming them
+// until a copy succeeds again.
+type deadLetterHealth struct {
+	mu      sync.Mutex
+	failing map[string]deadLetterFailure // by stream.consumer
+}
+
+type deadLetterFailure struct {
+	count uint64
+	last  string
+}
+
+// failed records a failed copy and returns how many have failed in a row.
+func (h *deadLetterHealth) failed(stream, consumer string, err error) uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.failing == nil {
+		h.failing = map[string]deadLetterFailure{}
+	}
+	k := stream + "." + consumer
+	f := h.failing[k]
+	f.count++
+	f.last = oneLine(err.Error(), 200)
+	h.failing[k] = f
+	return f.count
+}
+
+// stored clears the consumer's failures once a copy succeeds.
+func (h *deadLetterHealth) stored(stream, consumer string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.failing) > 0 {
+		delete(h.failing, stream+"."+consumer)
+	}
+}
+
+// problem is the readiness error, or nil when every copy succeeds.
+func (h *deadLetterHealth) problem(deadLetterStream string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.failing) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(h.failing))
+	for k := range h.failing {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		f := h.failing[k]
+		parts[i] = fmt.Sprintf("%s: %d failed copies, last: %s", k, f.count, f.last)
+	}
+	return fmt.Errorf("dead-letter copies to stream %s are failing (messages are kept and retried; check the stream and the dead-letter subjects' permissions): %s",
+		deadLetterStream, strings.Join(parts, "; "))
 }

@@ -202,8 +202,9 @@ func FuzzLoadConfig(f *testing.F) {
 				t.Setenv(p+"_"+k, v)
 			}
 		}
-		// The URL list always carries a password; the fuzzer shapes the rest.
-		set("NATS_URL", natsURL+",nats://u:"+fuzzSecret+"@"+urlRest)
+		// The URL list always carries a password, a token and a user alone
+		// (a token to NATS); the fuzzer shapes the rest.
+		set("NATS_URL", natsURL+",nats://u:"+fuzzSecret+"@"+urlRest+",nats://"+fuzzSecret+"t@"+urlRest+",tls://"+fuzzSecret+"u@"+urlRest)
 		set("ACK_WAIT", ackWait)
 		set("MAX_DELIVER", maxDeliver)
 		set("CONCURRENCY", concurrency)

@@ -34,7 +34,7 @@ func servicePermissions() *testenv.Permissions {
 			"$JS.API.STREAM.INFO.DEADLETTER", "$JS.API.STREAM.CREATE.DEADLETTER", "$JS.API.STREAM.UPDATE.DEADLETTER",
 			"jetkit.deadletter.ORDERS.inventory", // its dead letters
 		},
-		Subscribe: []string{"_INBOX.>"}, // API replies and pulled messages
+		Subscribe: []string{"_INBOX_order.>"}, // API replies and pulled messages (the inbox prefix _INBOX_<service>)
 	}
 }
 
@@ -171,6 +171,9 @@ func TestDeadLetterStreamDeniedFailsNew(t *testing.T) {
 	start := time.Now()
 	_, err := framework.New(context.Background(), slowTimeoutConfig(srv, user), framework.WithLogger(quietLogger()))
 	assertPermissionError(t, err, start, "publish", "$JS.API.STREAM.CREATE.DEADLETTER")
+	if !strings.Contains(err.Error(), "create it once as an operator") {
+		t.Errorf("the error does not say who creates the dead-letter stream: %v", err)
+	}
 }
 
 func TestInboxDeniedFailsNew(t *testing.T) {
@@ -179,7 +182,7 @@ func TestInboxDeniedFailsNew(t *testing.T) {
 	srv, user, _ := leastPrivilegeServer(t, perms)
 	start := time.Now()
 	_, err := framework.New(context.Background(), slowTimeoutConfig(srv, user), framework.WithLogger(quietLogger()))
-	if err == nil || !strings.Contains(err.Error(), "subscribe") || !strings.Contains(err.Error(), `"_INBOX.`) {
+	if err == nil || !strings.Contains(err.Error(), "subscribe") || !strings.Contains(err.Error(), `"_INBOX_order.`) {
 		t.Fatalf("want a subscribe permission error naming the inbox, got %v", err)
 	}
 	var pe *framework.PermissionError

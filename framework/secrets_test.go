@@ -23,9 +23,11 @@ const (
 	leakPassword    = "Pw-LEAK-7f3a9c"
 	leakURLPassword = "UrlPw-LEAK-51be2d"
 	leakToken       = "Tok-LEAK-c0ffee"
+	leakURLToken    = "UrlTok-LEAK-9d8e7f"  // nats://TOKEN@host
+	leakURLUser     = "UrlUser-LEAK-4a5b6c" // nats://USER@host: a token to NATS
 )
 
-var leakSecrets = []string{leakPassword, leakURLPassword, leakToken}
+var leakSecrets = []string{leakPassword, leakURLPassword, leakToken, leakURLToken, leakURLUser}
 
 // syncBuffer is a goroutine-safe log sink.
 type syncBuffer struct {
@@ -61,7 +63,9 @@ func secretURL(srv *testenv.Server, user, password string) string {
 
 func TestConfigNeverPrintsSecrets(t *testing.T) {
 	cfg := framework.DefaultConfig()
-	cfg.URLs = []string{"nats://order:" + leakURLPassword + "@127.0.0.1:4222", "nats://h2:4222"}
+	cfg.ServiceName = "order"
+	cfg.URLs = []string{"nats://order:" + leakURLPassword + "@127.0.0.1:4222", "nats://h2:4222",
+		"nats://" + leakURLToken + "@h3:4222", "tls://" + leakURLUser + "@h4:4222"}
 	cfg.User, cfg.Password, cfg.Token = "order", leakPassword, leakToken
 
 	var jsonLog, textLog bytes.Buffer
@@ -78,7 +82,7 @@ func TestConfigNeverPrintsSecrets(t *testing.T) {
 		"slog JSON":   jsonLog.String(), "slog text": textLog.String(), "json.Marshal": string(js),
 	} {
 		assertNoSecret(t, where, text)
-		if !strings.Contains(text, "127.0.0.1:4222") || !strings.Contains(text, "h2:4222") {
+		if !strings.Contains(text, "127.0.0.1:4222") || !strings.Contains(text, "h2:4222") || !strings.Contains(text, "h4:4222") {
 			t.Errorf("%s dropped the non-secret server addresses: %s", where, text)
 		}
 	}
@@ -91,7 +95,8 @@ func TestConfigNeverPrintsSecrets(t *testing.T) {
 }
 
 func TestLoadConfigErrorsNeverContainSecrets(t *testing.T) {
-	t.Setenv("LEAKT_NATS_URL", "nats://order:"+leakURLPassword+"@bad host:4222")
+	t.Setenv("LEAKT_NATS_URL", "nats://order:"+leakURLPassword+"@bad host:4222,nats://"+leakURLToken+"@bad host:4222,"+
+		"nats://"+leakURLUser+"@h:4222/%zz,http://"+leakURLToken+"@h:4222,nats://u:"+leakURLPassword[:6]+","+leakURLPassword[6:]+"@h:4222")
 	t.Setenv("LEAKT_NATS_USER", "order")
 	t.Setenv("LEAKT_NATS_PASSWORD", leakPassword)
 	t.Setenv("LEAKT_NATS_TOKEN", leakToken)
@@ -107,6 +112,9 @@ func TestLoadConfigErrorsNeverContainSecrets(t *testing.T) {
 		t.Fatal("invalid config loaded")
 	}
 	assertNoSecret(t, "LoadConfig validation error", err.Error())
+	if head := leakURLPassword[:6]; strings.Contains(err.Error(), head) { // nats://u:<head> of a password split at its comma
+		t.Errorf("LoadConfig error shows the head %q of a password that held a comma:\n%v", head, err)
+	}
 }
 
 func TestFailedConnectErrorsNeverContainSecrets(t *testing.T) {
@@ -143,6 +151,15 @@ func TestFailedConnectErrorsNeverContainSecrets(t *testing.T) {
 		t.Fatal("wrong token connected")
 	} else {
 		assertNoSecret(t, "wrong token error", err.Error())
+	}
+	for _, secret := range []string{leakURLToken, leakURLUser} { // a wrong token in the URL
+		cfg := tokSrv.Config("order")
+		cfg.URLs = []string{strings.Replace(tokSrv.URL(), "nats://", "nats://"+secret+"@", 1)}
+		if _, err := framework.New(context.Background(), cfg, framework.WithLogger(log)); err == nil {
+			t.Fatal("wrong URL token connected")
+		} else {
+			assertNoSecret(t, "wrong URL token error", err.Error())
+		}
 	}
 	assertNoSecret(t, "logs", logs.String())
 }
@@ -203,7 +220,7 @@ func TestRunningServiceNeverLeaksSecrets(t *testing.T) {
 		t.Fatalf("%d dead letters, want 2", len(dls))
 	}
 	for _, dl := range dls {
-		if !strings.Contains(dl.Header.Get(framework.HeaderDLQError), "nats://order:xxxxx@127.0.0.1") {
+		if !strings.Contains(dl.Header.Get(framework.HeaderDLQError), "nats://[redacted]@127.0.0.1") {
 			t.Errorf("dead-letter error does not show the redacted config: %s", dl.Header.Get(framework.HeaderDLQError))
 		}
 		for k, v := range dl.Header {
@@ -262,10 +279,40 @@ func TestRunningServiceNeverLeaksSecrets(t *testing.T) {
 
 func TestPanicErrorsNeverContainSecrets(t *testing.T) {
 	cfg := framework.DefaultConfig()
-	cfg.URLs = []string{"nats://order:" + leakURLPassword + "@127.0.0.1:4222"}
+	cfg.URLs = []string{"nats://order:" + leakURLPassword + "@127.0.0.1:4222", "nats://" + leakURLToken + "@127.0.0.1:4222"}
 	cfg.Password, cfg.Token = leakPassword, leakToken
 	for _, v := range []any{cfg, &cfg, errors.New("wrapped: " + cfg.String()), cfg.Password, cfg.Token} {
 		pe := &framework.PanicError{Value: v}
 		assertNoSecret(t, fmt.Sprintf("panic(%T)", v), pe.Error())
 	}
+}
+
+// TestTokenInURLNeverLeaks connects with the token in the server URL
+// (nats://TOKEN@host), as NATS allows: the "nats connected" log line,
+// String and a later connect failure must not show it.
+func TestTokenInURLNeverLeaks(t *testing.T) {
+	srv := testenv.Start(t, testenv.Options{Configure: testenv.Token(leakURLToken)})
+	var logs syncBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := srv.Config("order")
+	cfg.URLs = []string{strings.Replace(srv.URL(), "nats://", "nats://"+leakURLToken+"@", 1)}
+	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(log))
+	if err != nil {
+		t.Fatalf("New with the token in the URL: %v", err)
+	}
+	if err := svc.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	log.Info("service config", "cfg", svc.Config())
+	assertNoSecret(t, "Config.String", svc.Config().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := svc.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "nats connected") || !strings.Contains(out, "[redacted]@127.0.0.1") {
+		t.Fatalf("expected the connected line with the redacted URL; got:\n%s", out)
+	}
+	assertNoSecret(t, "logs", out)
 }

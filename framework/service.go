@@ -173,7 +173,8 @@ func (s *Service) track(sub *Subscription) (tracked bool) {
 func (s *Service) Draining() bool { return s.draining.Load() }
 
 // Ready reports whether the service can do its work: connected, JetStream
-// reachable and not shutting down. The error says why not.
+// reachable, dead-letter copies stored (not failing) and not shutting
+// down. The error says why not.
 func (s *Service) Ready(ctx context.Context) error {
 	if s.draining.Load() {
 		return errors.New("shutting down")
@@ -181,7 +182,7 @@ func (s *Service) Ready(ctx context.Context) error {
 	if h := s.conn.Health(ctx); !h.OK() {
 		return errors.New(h.Problem)
 	}
-	return nil
+	return s.conn.deadLetters.problem(s.cfg.DeadLetterStream)
 }
 
 // Run blocks until ctx is cancelled or the process gets SIGINT or SIGTERM,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -240,7 +241,13 @@ func (s *Subscription) message(raw jetstream.Msg) (*Message, error) {
 // dead-lettered by rolling restarts. A message that fails is dead-lettered
 // on its first failing delivery at or past MaxDeliver (settle); this limit
 // only stops a poison message that crashes the process before it can fail.
-func crashLoopLimit(maxDeliver int) uint64 { return 2*uint64(maxDeliver) + 5 }
+// It saturates rather than overflow for a huge MaxDeliver.
+func crashLoopLimit(maxDeliver int) uint64 {
+	if n := uint64(maxDeliver); n <= (math.MaxUint64-5)/2 {
+		return 2*n + 5
+	}
+	return math.MaxUint64
+}
 
 type maxDeliverError struct {
 	delivered uint64

@@ -26,6 +26,7 @@ var frameworkVarMeaning = map[string]string{
 	"SERVICE_NAME":                 "service name: CloudEvents source and NATS client name",
 	"NATS_URL":                     "NATS servers, comma separated",
 	"NATS_CLIENT_NAME":             "connection name shown by the server (default: the service name)",
+	"NATS_INBOX_PREFIX":            "subject root of the service's replies (default: _INBOX_<service name>)",
 	"NATS_CREDS_FILE":              "JWT user credentials file (.creds)",
 	"NATS_NKEY_FILE":               "NKey user seed file",
 	"NATS_USER":                    "user name (with NATS_PASSWORD)",

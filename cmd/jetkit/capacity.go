@@ -17,6 +17,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/capacity"
+	"github.com/jetkit/jetkit/internal/svcenv"
 )
 
 type capacityOpts struct {
@@ -126,7 +127,9 @@ func runCapacity(ctx context.Context, out, errOut io.Writer, o capacityOpts) err
 	if err := o.validate(); err != nil {
 		return err
 	}
+	restore := svcenv.DefaultServiceName(framework.DefaultEnvPrefix, "jetkit-capacity")
 	cfg, err := framework.LoadConfig("")
+	restore()
 	if err != nil {
 		return err
 	}

@@ -8,9 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +17,8 @@ import (
 	"github.com/jetkit/jetkit/framework/health"
 	"github.com/jetkit/jetkit/framework/middleware"
 	"github.com/jetkit/jetkit/framework/telemetry"
+	"github.com/jetkit/jetkit/internal/redact"
+	"github.com/jetkit/jetkit/internal/svcenv"
 	"github.com/jetkit/jetkit/services/inventory"
 	"github.com/jetkit/jetkit/services/order"
 	"github.com/jetkit/jetkit/testenv"
@@ -157,7 +157,9 @@ func runDev(ctx context.Context, out, logs io.Writer, o devOptions) error {
 // names, and returns the base configuration to connect with.
 func devNATS(ctx context.Context, out io.Writer, o devOptions) (framework.Config, string, func(), error) {
 	if urls := os.Getenv("JETKIT_NATS_URL"); urls != "" {
+		restore := svcenv.DefaultServiceName(framework.DefaultEnvPrefix, "jetkit-dev") // each sample service gets its own name
 		cfg, err := framework.LoadConfig(framework.DefaultEnvPrefix)
+		restore()
 		if err != nil {
 			return cfg, "", nil, err
 		}
@@ -166,7 +168,7 @@ func devNATS(ctx context.Context, out io.Writer, o devOptions) (framework.Config
 				return cfg, "", nil, err
 			}
 		}
-		return cfg, fmt.Sprintf("%s (from JETKIT_NATS_URL)", redactURLs(urls)), func() {}, nil
+		return cfg, fmt.Sprintf("%s (from JETKIT_NATS_URL)", redact.URLs(urls)), func() {}, nil
 	}
 	if o.fresh {
 		if err := os.RemoveAll(o.dataDir); err != nil {
@@ -186,20 +188,6 @@ func devNATS(ctx context.Context, out io.Writer, o devOptions) (framework.Config
 		state = "started empty"
 	}
 	return cfg, fmt.Sprintf("%s (embedded, data in %s, %s)", srv.URL(), o.dataDir, state), srv.Shutdown, nil
-}
-
-// redactURLs drops user:password from a comma-separated server list
-// before it is printed.
-func redactURLs(list string) string {
-	parts := strings.Split(list, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			parts[i] = u.Redacted()
-		} else if at := strings.LastIndex(p, "@"); at >= 0 {
-			parts[i] = "[redacted]@" + p[at+1:]
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // devTelemetry sets up OpenTelemetry from the OTEL_* variables, defaulting

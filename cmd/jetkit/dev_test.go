@@ -136,9 +136,23 @@ func TestDevUsesJETKIT_NATS_URL(t *testing.T) {
 	}
 }
 
-func TestRedactURLs(t *testing.T) {
-	got := redactURLs("nats://alice:s3cret@h1:4222, nats://h2:4222,bob:pw@h3")
-	if strings.Contains(got, "s3cret") || strings.Contains(got, "pw") || !strings.Contains(got, "h2:4222") {
-		t.Errorf("redactURLs: %q", got)
+// TestBannerRedactsURLs: the banner shows JETKIT_NATS_URL without any
+// user information: user:password, a token, or a user alone (a token to NATS).
+func TestBannerRedactsURLs(t *testing.T) {
+	t.Setenv("JETKIT_NATS_URL", "nats://alice:s3cret@h1:4222, nats://h2:4222,nats://T0KEN-abc@h4:4222,nats://carol@h5:4222")
+	_, where, _, err := devNATS(context.Background(), io.Discard, devOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var banner bytes.Buffer
+	printBanner(&banner, where, "http://o", "http://i")
+	got := banner.String()
+	for _, secret := range []string{"s3cret", "T0KEN-abc", "carol"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("banner shows %q:\n%s", secret, got)
+		}
+	}
+	if !strings.Contains(got, "h2:4222") || !strings.Contains(got, "@h4:4222") || !strings.Contains(got, "@h5:4222") {
+		t.Errorf("banner lost a server:\n%s", got)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/dlq"
+	"github.com/jetkit/jetkit/internal/svcenv"
 )
 
 // dlqOpts are the flags shared by the dlq subcommands.
@@ -267,14 +268,16 @@ func withStore(ctx context.Context, o *dlqOpts, fn func(context.Context, *dlq.St
 // rest of framework.LoadConfig), to url instead of JETKIT_NATS_URL if it
 // is set, with the given connection name.
 func connectCLI(ctx context.Context, url, name string) (*framework.Conn, framework.Config, error) {
+	restore := svcenv.DefaultServiceName(framework.DefaultEnvPrefix, name)
 	cfg, err := framework.LoadConfig("")
+	restore()
 	if err != nil {
 		return nil, cfg, err
 	}
 	if url != "" {
 		cfg.URLs = strings.Split(url, ",")
 	}
-	cfg.ServiceName = name
+	cfg.ServiceName = name // an operator's tool, whatever service the environment describes
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	conn, err := framework.Connect(ctx, cfg, log)
 	return conn, cfg, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -96,8 +97,8 @@ func Setup(ctx context.Context, opts SetupOptions) (*Telemetry, error) {
 
 func newResource(ctx context.Context, opts SetupOptions) (*resource.Resource, error) {
 	name := opts.ServiceName
-	if name == "" {
-		name = framework.DefaultConfig().ServiceName
+	if name == "" { // the OpenTelemetry default: a service has no default name
+		name = "unknown_service:" + filepath.Base(os.Args[0])
 	}
 	attrs := resource.WithAttributes(semconv.ServiceName(name))
 	if opts.ServiceVersion != "" {

@@ -15,6 +15,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -27,9 +28,8 @@ import (
 // Streams of the sample system, each owned by the service that publishes
 // into it (StreamSpec.Owner, matched against Config.ServiceName): only the
 // order service changes ORDERS, only the inventory service changes
-// INVENTORY. Both services declare both (Declare): the other service's
-// stream is created for its owner if missing, so either may start first,
-// and otherwise only checked, never changed.
+// INVENTORY. Each service declares its own stream and waits for the other
+// (Declare), so either may start first.
 var (
 	// OrdersStream stores what the order service publishes.
 	OrdersStream = framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}, Owner: "order"}
@@ -193,13 +193,55 @@ func sortLines(lines []Line) {
 	slices.SortFunc(lines, func(a, b Line) int { return strings.Compare(a.SKU, b.SKU) })
 }
 
-// Declare declares both streams of the sample system on svc: it
-// reconciles the one svc owns and checks the other (see OrdersStream).
-func Declare(ctx context.Context, svc *framework.Service) error {
+// Declare declares own, the stream of the service on svc, and makes sure
+// the other stream of the sample system exists. Each stream has one owner:
+// under deploy/nats-permissions.conf only the owner may create or change
+// it. When the other stream is missing, Declare creates it if svc may (a
+// development server without permissions) and otherwise waits for its
+// owner to declare it, until ctx ends.
+func Declare(ctx context.Context, svc *framework.Service, own framework.StreamSpec) error {
+	if _, err := svc.EnsureStream(ctx, own); err != nil {
+		return fmt.Errorf("declare stream %s: %w", own.Name, err)
+	}
 	for _, spec := range []framework.StreamSpec{OrdersStream, InventoryStream} {
-		if _, err := svc.EnsureStream(ctx, spec); err != nil {
-			return fmt.Errorf("declare stream %s: %w", spec.Name, err)
+		if spec.Name == own.Name {
+			continue
+		}
+		if err := awaitStream(ctx, svc, spec); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// streamPoll is how often awaitStream looks for a stream another service owns.
+const streamPoll = 250 * time.Millisecond
+
+// awaitStream returns once the stream spec names exists: it creates it when
+// svc may, else waits for the stream's owner.
+func awaitStream(ctx context.Context, svc *framework.Service, spec framework.StreamSpec) error {
+	js := svc.Conn().JS
+	if _, err := js.Stream(ctx, spec.Name); err == nil {
+		return nil
+	}
+	_, err := svc.EnsureStream(ctx, spec)
+	if !errors.Is(err, framework.ErrPermissionDenied) {
+		if err != nil {
+			return fmt.Errorf("declare stream %s: %w", spec.Name, err)
+		}
+		return nil
+	}
+	svc.Logger().Info("waiting for its owner to declare the stream (this user may not create it)", "stream", spec.Name)
+	tick := time.NewTicker(streamPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for stream %s, which its owning service declares: %w", spec.Name, ctx.Err())
+		case <-tick.C:
+			if _, err := js.Stream(ctx, spec.Name); err == nil {
+				return nil
+			}
+		}
+	}
 }

@@ -20,11 +20,11 @@ func TestEachStreamBelongsToItsPublisher(t *testing.T) {
 	srv := testenv.Start(t)
 	ctx := context.Background()
 	inv := apitest.Framework(t, srv.Config("inventory"))
-	if err := events.Declare(ctx, inv); err != nil { // inventory starts first
+	if err := events.Declare(ctx, inv, events.InventoryStream); err != nil { // inventory starts first
 		t.Fatal(err)
 	}
 	ord := apitest.Framework(t, srv.Config("order"))
-	if err := events.Declare(ctx, ord); err != nil {
+	if err := events.Declare(ctx, ord, events.OrdersStream); err != nil {
 		t.Fatal(err)
 	}
 	for _, spec := range []framework.StreamSpec{events.OrdersStream, events.InventoryStream} {
@@ -42,7 +42,7 @@ func TestEachStreamBelongsToItsPublisher(t *testing.T) {
 	if _, err := ord.EnsureStream(ctx, aged); err != nil {
 		t.Fatal(err)
 	}
-	if err := events.Declare(ctx, inv); err != nil {
+	if err := events.Declare(ctx, inv, events.InventoryStream); err != nil {
 		t.Fatal(err)
 	}
 	other := apitest.Framework(t, srv.Config("analytics"))

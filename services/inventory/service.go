@@ -57,7 +57,7 @@ func New(ctx context.Context, svc *framework.Service, opts ...framework.Subscrib
 // newService is New with a seam for tests: wrap, if not nil, wraps both
 // buckets (to inject crashes between writes).
 func newService(ctx context.Context, svc *framework.Service, wrap func(jetstream.KeyValue) jetstream.KeyValue, opts []framework.SubscribeOption) (*Service, error) {
-	if err := events.Declare(ctx, svc); err != nil {
+	if err := events.Declare(ctx, svc, events.InventoryStream); err != nil {
 		return nil, err
 	}
 	s := &Service{svc: svc, log: svc.Logger()}

@@ -46,7 +46,7 @@ type Service struct {
 // inventory's answers on svc. opts apply to both subscriptions.
 // svc.Shutdown stops them.
 func New(ctx context.Context, svc *framework.Service, opts ...framework.SubscribeOption) (*Service, error) {
-	if err := events.Declare(ctx, svc); err != nil {
+	if err := events.Declare(ctx, svc, events.OrdersStream); err != nil {
 		return nil, err
 	}
 	kv, err := kvstate.DeclareBucket(ctx, svc, Bucket, "jetkit sample orders")

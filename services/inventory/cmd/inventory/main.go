@@ -19,6 +19,7 @@ import (
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/health"
 	"github.com/jetkit/jetkit/framework/telemetry"
+	"github.com/jetkit/jetkit/internal/svcenv"
 	"github.com/jetkit/jetkit/services/internal/servicemain"
 	"github.com/jetkit/jetkit/services/inventory"
 )
@@ -36,7 +37,9 @@ const envPrefix = "INVENTORY"
 func main() { servicemain.Main("inventory", run) }
 
 func run(ctx context.Context) error {
+	restore := svcenv.DefaultServiceName(envPrefix, "inventory") // INVENTORY_SERVICE_NAME overrides it
 	cfg, err := framework.LoadConfig(envPrefix)
+	restore()
 	if err != nil {
 		return err
 	}

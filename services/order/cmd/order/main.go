@@ -18,6 +18,7 @@ import (
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/health"
 	"github.com/jetkit/jetkit/framework/telemetry"
+	"github.com/jetkit/jetkit/internal/svcenv"
 	"github.com/jetkit/jetkit/services/internal/servicemain"
 	"github.com/jetkit/jetkit/services/order"
 )
@@ -33,7 +34,9 @@ const envPrefix = "ORDER"
 func main() { servicemain.Main("order", run) }
 
 func run(ctx context.Context) error {
+	restore := svcenv.DefaultServiceName(envPrefix, "order") // ORDER_SERVICE_NAME overrides it
 	cfg, err := framework.LoadConfig(envPrefix)
+	restore()
 	if err != nil {
 		return err
 	}
