@@ -19,6 +19,7 @@ import (
 	"github.com/jetkit/jetkit/framework/health"
 	"github.com/jetkit/jetkit/framework/middleware"
 	"github.com/jetkit/jetkit/framework/telemetry"
+	"github.com/jetkit/jetkit/internal/httpserver"
 	"github.com/jetkit/jetkit/services/inventory"
 	"github.com/jetkit/jetkit/services/order"
 	"github.com/jetkit/jetkit/testenv"
@@ -235,7 +236,7 @@ type devSystem struct {
 	invSvc, orderSvc *framework.Service
 	inv              *inventory.Service
 	orders           *order.Service
-	servers          []*http.Server
+	servers          []*httpserver.Server
 	served           chan error
 }
 
@@ -243,7 +244,7 @@ func (s *devSystem) serve(ln net.Listener, h http.Handler) {
 	if s.served == nil {
 		s.served = make(chan error, 2)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := httpserver.New(h, httpserver.Options{})
 	s.servers = append(s.servers, srv)
 	go func() {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
