@@ -273,10 +273,10 @@ func printBanner(out io.Writer, where, orderURL, invURL string) {
 
 Try:
   curl -s %[3]s/stock
-  curl -s -X POST %[2]s/orders -d '{"customer_id":"c-1","items":[{"sku":"apple","qty":2},{"sku":"pear","qty":1}]}'
+  curl -s -X POST %[2]s/orders -H 'Content-Type: application/json' -d '{"customer_id":"c-1","items":[{"sku":"apple","qty":2},{"sku":"pear","qty":1}]}'
   curl -s %[2]s/orders/<id>
   curl -s -X POST %[2]s/orders/<id>/cancel
-  curl -s -X PUT %[3]s/stock/apple -d '{"available":100}'
+  curl -s -X PUT %[3]s/stock/apple -H 'Content-Type: application/json' -d '{"available":100}'
 
 Ctrl-C to stop.
 `, where, orderURL, invURL)
