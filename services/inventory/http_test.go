@@ -3,8 +3,8 @@ package inventory_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
