@@ -1,5 +1,6 @@
 // Command inventory runs the sample inventory service. It is configured only by
-// environment variables: the framework's with the prefix INVENTORY_ (INVENTORY_NATS_URL,
+// environment variables (its one flag, -healthcheck, probes a running
+// instance's /readyz for container health checks): the framework's with the prefix INVENTORY_ (INVENTORY_NATS_URL,
 // INVENTORY_CONCURRENCY, ... see the README), OpenTelemetry's OTEL_* (e.g.
 // OTEL_METRICS_EXPORTER=prometheus serves /metrics), and its own:
 //
@@ -33,16 +34,35 @@ type config struct {
 
 const envPrefix = "INVENTORY"
 
-func main() { servicemain.Main("inventory", run) }
+func main() { servicemain.Main("inventory", run, healthcheck) }
+
+// healthcheck is the -healthcheck mode: is the service running with this
+// environment ready?
+func healthcheck(ctx context.Context) error {
+	own, err := loadOwn()
+	if err != nil {
+		return err
+	}
+	return servicemain.CheckReady(ctx, own.HTTPAddr)
+}
+
+// loadOwn reads the service's own variables.
+func loadOwn() (config, error) {
+	var own config
+	if err := envconfig.Process(envPrefix, &own); err != nil {
+		return own, fmt.Errorf("%s_HTTP_ADDR / %s_SEED: %w", envPrefix, envPrefix, err)
+	}
+	return own, nil
+}
 
 func run(ctx context.Context) error {
 	cfg, err := framework.LoadConfig(envPrefix)
 	if err != nil {
 		return err
 	}
-	var own config
-	if err := envconfig.Process(envPrefix, &own); err != nil {
-		return fmt.Errorf("%s_HTTP_ADDR / %s_SEED: %w", envPrefix, envPrefix, err)
+	own, err := loadOwn()
+	if err != nil {
+		return err
 	}
 	return servicemain.Run(ctx, servicemain.Spec{
 		Name: "inventory", EnvPrefix: envPrefix, Config: cfg, HTTPAddr: own.HTTPAddr,
