@@ -63,8 +63,10 @@ func run(ctx context.Context) error {
 	}
 	return servicemain.Run(ctx, servicemain.Spec{
 		Name: "order", EnvPrefix: envPrefix, Config: cfg, HTTPAddr: own.HTTPAddr,
-		// Log records carry the trace and span ids of the handler's context.
-		Logger: slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr, nil))),
+		// Log records carry the trace and span ids of the handler's context;
+		// durations read "20s", not nanoseconds.
+		Logger: slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr,
+			&slog.HandlerOptions{ReplaceAttr: telemetry.ReplaceDurations}))),
 		Start: func(ctx context.Context, svc *framework.Service, probes ...health.Option) (http.Handler, error) {
 			orders, err := order.New(ctx, svc)
 			if err != nil {
