@@ -61,7 +61,7 @@ func newServiceCmd() *cobra.Command {
 	f.StringArrayVar(&spec.Publishes, "publishes", nil, "subject the service publishes, e.g. payments.settled.v1 (repeatable)")
 	f.BoolVar(&spec.Force, "force", false, "write into a non-empty directory, overwriting generated files")
 	f.BoolVar(&noVerify, "no-verify", false, "skip go mod tidy, vet, build, test and the start check")
-	f.StringVar(&spec.JetkitReplace, "jetkit-replace", "", "local jetkit checkout to use via a go.mod replace (default: the checkout jetkit runs from, if any)")
+	f.StringVar(&spec.JetkitReplace, "jetkit-replace", "", "local jetkit checkout to use via a go.mod replace, which holds its absolute path (default: no replace; require the released version of this jetkit binary)")
 	_ = cmd.MarkFlagRequired("module")
 	return cmd
 }
