@@ -4,9 +4,10 @@ PKGS := ./...
 
 .PHONY: run test vet lint fmt-check unit bench build compose-up compose-down
 
-## run: the sample system on an embedded NATS server (Ctrl-C to stop)
-run:
-	$(GO) run ./cmd/jetkit dev
+## run: the sample system on an embedded NATS server (Ctrl-C to stop).
+## It builds bin/jetkit and runs it (go run would turn Ctrl-C into exit 1).
+run: build
+	./bin/jetkit dev
 
 ## test: vet, staticcheck, format check and the race-enabled test suite
 test: vet lint fmt-check unit
@@ -31,6 +32,7 @@ bench:
 	$(GO) run ./cmd/jetkit bench --short
 
 build:
+	@test -x bin/jetkit || echo "building bin/jetkit: the first build compiles every dependency (a few minutes on a cold cache)"
 	$(GO) build -o bin/jetkit ./cmd/jetkit
 
 ## compose-up: build the services and start the local 3-node cluster (docker-compose.yml)

@@ -125,6 +125,7 @@ func builtServiceProblems(p *types.Project, name string, nodes []string) (httpPo
 	}
 	pkg, ps := dockerfileProblems(b.Context, dockerfile)
 	problems = append(problems, ps...)
+	problems = append(problems, healthcheckProblems(s, dockerfile)...)
 	if pkg == "" {
 		return "", problems
 	}
@@ -190,4 +191,26 @@ func builtServiceProblems(p *types.Project, name string, nodes []string) (httpPo
 		}
 	}
 	return httpPort, problems
+}
+
+// healthcheckProblems checks that a built service has a health check that
+// runs its own binary with -healthcheck (the distroless image has no shell
+// or wget), so that docker compose up --wait returns once it is ready.
+func healthcheckProblems(s types.ServiceConfig, dockerfile string) []string {
+	hc := s.HealthCheck
+	if hc == nil || hc.Disable || len(hc.Test) != 3 || hc.Test[0] != "CMD" || hc.Test[2] != "-healthcheck" {
+		var test []string
+		if hc != nil {
+			test = hc.Test
+		}
+		return []string{fmt.Sprintf(`service %s: health check %q; want ["CMD", "<its binary>", "-healthcheck"] so that up --wait waits for /readyz`, s.Name, test)}
+	}
+	df, err := os.ReadFile(dockerfile)
+	if err != nil {
+		return []string{fmt.Sprintf("service %s: %v", s.Name, err)}
+	}
+	if entry := fmt.Sprintf(`ENTRYPOINT [%q]`, hc.Test[1]); !strings.Contains(string(df), entry) {
+		return []string{fmt.Sprintf("service %s: health check runs %s, but %s has no %s", s.Name, hc.Test[1], dockerfile, entry)}
+	}
+	return nil
 }

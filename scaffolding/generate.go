@@ -24,9 +24,9 @@ type Spec struct {
 	// Force allows a non-empty Dir: generated files are overwritten, other
 	// files are left alone.
 	Force bool
-	// JetkitReplace is a local jetkit checkout to replace jetkit with. When
-	// empty, a checkout above the current directory is used if there is
-	// one, else the version this binary was built from.
+	// JetkitReplace is a local jetkit checkout to replace jetkit with (its
+	// absolute path goes into go.mod). When empty, the service requires the
+	// released version this binary was built from, with no replace.
 	JetkitReplace string
 	// Jetkit, when set, overrides JetkitReplace and the detection.
 	Jetkit *Jetkit

@@ -171,9 +171,19 @@ func TestGenerateOutput(t *testing.T) {
 		}
 	}
 	makefile := readFile(t, filepath.Join(dir, "Makefile"))
-	for _, want := range []string{"\nrun:", "\ntest:", "-tags dev . -embedded-nats"} {
+	for _, want := range []string{"\nrun: build-dev\n\t./bin/order-api-dev -embedded-nats\n", "\ntest:", "$(GO) build -tags dev -o bin/order-api-dev ."} {
 		if !strings.Contains(makefile, want) {
 			t.Errorf("Makefile lacks %q", want)
+		}
+	}
+	// go run exits 1 after Ctrl-C, and make reports it as an error.
+	if strings.Contains(makefile, "$(GO) run") {
+		t.Errorf("Makefile runs the service with go run:\n%s", makefile)
+	}
+	mainGo := readFile(t, filepath.Join(dir, "main.go"))
+	for _, want := range []string{"NoExportByDefault: embedded", "ReplaceAttr: telemetry.ReplaceDurations"} {
+		if !strings.Contains(mainGo, want) {
+			t.Errorf("main.go lacks %q: a local run exports to no collector, JSON logs write durations as text", want)
 		}
 	}
 }
@@ -234,9 +244,21 @@ func TestGoModFromBuildInfo(t *testing.T) {
 
 func TestLocateJetkit(t *testing.T) {
 	root := FindJetkitRoot(".")
+	// Inside a checkout, with a binary that has no released version (this
+	// test's), nothing is replaced unless asked: the error names the flag
+	// and the checkout.
 	jk, err := LocateJetkit("", ".")
+	if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "--jetkit-replace "+root) || jk.ReplaceDir != "" {
+		t.Fatalf("LocateJetkit without --jetkit-replace in a checkout = %+v, %v; want no replace and an error naming --jetkit-replace %s", jk, err, root)
+	}
+	jk, err = LocateJetkit(root, ".")
 	if err != nil || jk.ReplaceDir != root || jk.Version != placeholderVersion || len(jk.GoMod) == 0 || len(jk.GoSum) == 0 {
-		t.Fatalf("LocateJetkit from inside the checkout = %+v, %v; want a replace to %s with its go.mod and go.sum", jk.ReplaceDir, err, root)
+		t.Fatalf("LocateJetkit(--jetkit-replace %s) = %+v, %v; want a replace to it with its go.mod and go.sum", root, jk.ReplaceDir, err)
+	}
+	for v, ok := range map[string]bool{"v1.2.3": true, "v0.0.0-20261203084000-abcdefabcdef": true, "(devel)": false, "": false, "v1.2.3+dirty": false} {
+		if releasedVersion(v) != ok {
+			t.Errorf("releasedVersion(%q) = %v, want %v", v, !ok, ok)
+		}
 	}
 	_, err = LocateJetkit(t.TempDir(), ".")
 	if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "--jetkit-replace") {

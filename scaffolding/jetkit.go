@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/semver"
 )
 
 // placeholderVersion is the version required of jetkit when a replace
@@ -56,11 +57,14 @@ func FindJetkitRoot(dir string) string {
 	}
 }
 
-// LocateJetkit decides which jetkit the generated service requires.
-// replaceDir (from --jetkit-replace) wins; then a jetkit checkout above
-// startDir (running jetkit from its own source tree); then the released
-// version this binary was built from, if it has one; then the checkout it
-// was compiled from, if that is still there (go install ./cmd/jetkit).
+// LocateJetkit decides which jetkit the generated service requires. With
+// replaceDir (the --jetkit-replace flag) it is that local checkout, through
+// a replace directive holding its absolute path. Otherwise it is the
+// released version this binary was built from, and go.mod has no replace:
+// a path on this machine is never written unless asked for. A binary
+// built from a checkout (go install ./cmd/jetkit, go run) has no released
+// version, so it needs the flag; the error names the checkout found
+// (above startDir, or the one the binary was compiled from).
 func LocateJetkit(replaceDir, startDir string) (Jetkit, error) {
 	if replaceDir != "" {
 		root, err := filepath.Abs(replaceDir)
@@ -76,11 +80,8 @@ func LocateJetkit(replaceDir, startDir string) (Jetkit, error) {
 		}
 		return checkout(root, data)
 	}
-	if root := FindJetkitRoot(startDir); root != "" {
-		return readCheckout(root)
-	}
 	bi, ok := debug.ReadBuildInfo()
-	if ok && bi.Main.Path == JetkitModule && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+	if ok && bi.Main.Path == JetkitModule && releasedVersion(bi.Main.Version) {
 		deps := map[string]string{}
 		for _, d := range bi.Deps {
 			if d.Replace == nil {
@@ -89,10 +90,22 @@ func LocateJetkit(replaceDir, startDir string) (Jetkit, error) {
 		}
 		return Jetkit{Version: bi.Main.Version, Deps: deps}, nil
 	}
-	if root := builtFromCheckout(); root != "" {
-		return readCheckout(root)
+	hint := "/path/to/jetkit (the root of a jetkit checkout)"
+	if root := FindJetkitRoot(startDir); root != "" {
+		hint = root
+	} else if root := builtFromCheckout(); root != "" {
+		hint = root
 	}
-	return Jetkit{}, errors.New("cannot tell which jetkit the new service should require: this jetkit binary carries no released version and no jetkit checkout was found above the current directory; pass --jetkit-replace /path/to/jetkit (the root of a jetkit checkout)")
+	return Jetkit{}, fmt.Errorf("%w: this jetkit binary carries no released version (it was built from a checkout), so the service cannot require one: "+
+		"pass --jetkit-replace %s to use a local checkout (go.mod then holds its absolute path), "+
+		"or install a release: go install %s/cmd/jetkit@latest", ErrInvalidInput, hint, JetkitModule)
+}
+
+// releasedVersion reports whether v, the main module version in a
+// binary's build information, can be required: not "(devel)" or empty,
+// and without build metadata such as +dirty.
+func releasedVersion(v string) bool {
+	return semver.IsValid(v) && semver.Build(v) == ""
 }
 
 func readCheckout(root string) (Jetkit, error) {

@@ -8,7 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
+
 	"os"
 	"strings"
 	"time"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/capacity"
+	"github.com/jetkit/jetkit/internal/httpserver"
 	"github.com/jetkit/jetkit/internal/svcenv"
 )
 
@@ -303,7 +304,7 @@ func serveCapacityWeb(addr string, s *capacity.Sampler, est *capacity.Estimator,
 		_ = shutdown(context.Background())
 		return nil, fmt.Errorf("--web %s: listen: %w", addr, err)
 	}
-	srv := &http.Server{Handler: capacity.WebHandler(s, est, metrics), ReadHeaderTimeout: 5 * time.Second}
+	srv := httpserver.New(capacity.WebHandler(s, est, metrics), httpserver.Options{})
 	go func() { _ = srv.Serve(ln) }()
 	fmt.Fprintf(errOut, "capacity view on http://%s/ (metrics at /metrics)\n", ln.Addr())
 	return func() {

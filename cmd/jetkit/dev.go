@@ -17,6 +17,7 @@ import (
 	"github.com/jetkit/jetkit/framework/health"
 	"github.com/jetkit/jetkit/framework/middleware"
 	"github.com/jetkit/jetkit/framework/telemetry"
+	"github.com/jetkit/jetkit/internal/httpserver"
 	"github.com/jetkit/jetkit/internal/redact"
 	"github.com/jetkit/jetkit/internal/svcenv"
 	"github.com/jetkit/jetkit/services/inventory"
@@ -223,7 +224,7 @@ type devSystem struct {
 	invSvc, orderSvc *framework.Service
 	inv              *inventory.Service
 	orders           *order.Service
-	servers          []*http.Server
+	servers          []*httpserver.Server
 	served           chan error
 }
 
@@ -231,7 +232,7 @@ func (s *devSystem) serve(ln net.Listener, h http.Handler) {
 	if s.served == nil {
 		s.served = make(chan error, 2)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := httpserver.New(h, httpserver.Options{})
 	s.servers = append(s.servers, srv)
 	go func() {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -260,10 +261,10 @@ func printBanner(out io.Writer, where, orderURL, invURL string) {
 
 Try:
   curl -s %[3]s/stock
-  curl -s -X POST %[2]s/orders -d '{"customer_id":"c-1","items":[{"sku":"apple","qty":2},{"sku":"pear","qty":1}]}'
+  curl -s -X POST %[2]s/orders -H 'Content-Type: application/json' -d '{"customer_id":"c-1","items":[{"sku":"apple","qty":2},{"sku":"pear","qty":1}]}'
   curl -s %[2]s/orders/<id>
   curl -s -X POST %[2]s/orders/<id>/cancel
-  curl -s -X PUT %[3]s/stock/apple -d '{"available":100}'
+  curl -s -X PUT %[3]s/stock/apple -H 'Content-Type: application/json' -d '{"available":100}'
 
 Ctrl-C to stop.
 `, where, orderURL, invURL)

@@ -155,6 +155,9 @@ func (d *demo) call(ctx context.Context, method, url string, body, out any) erro
 	if err != nil {
 		return err
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return err

@@ -67,7 +67,7 @@ them (tests and -embedded-nats declare them in their place).`,
 	f.StringArrayVar(&spec.Publishes, "publishes", nil, "subject the service publishes, e.g. payments.settled.v1 (append :keyed to publish it with a key; repeatable)")
 	f.BoolVar(&spec.Force, "force", false, "write into a non-empty directory, overwriting generated files")
 	f.BoolVar(&noVerify, "no-verify", false, "skip go mod tidy, vet, build, test and the start check")
-	f.StringVar(&spec.JetkitReplace, "jetkit-replace", "", "local jetkit checkout to use via a go.mod replace (default: the checkout jetkit runs from, if any)")
+	f.StringVar(&spec.JetkitReplace, "jetkit-replace", "", "local jetkit checkout to use via a go.mod replace, which holds its absolute path (default: no replace; require the released version of this jetkit binary)")
 	_ = cmd.MarkFlagRequired("module")
 	return cmd
 }

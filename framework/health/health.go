@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/httpserver"
 )
 
 // DefaultTimeout bounds one readiness check.
@@ -153,10 +154,12 @@ func ListenAndServe(ctx context.Context, addr string, h http.Handler) error {
 	return Serve(ctx, ln, h)
 }
 
-// Serve is ListenAndServe on an existing listener.
+// Serve is ListenAndServe on an existing listener. Clients get 5 s to send
+// the headers and 15 s for the whole request, idle connections close after
+// 60 s, and at most half the open-files limit (1024 at most) are served at
+// once: further clients wait for a free slot.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := httpserver.New(h, httpserver.Options{})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

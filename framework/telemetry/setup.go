@@ -33,6 +33,11 @@ type SetupOptions struct {
 	ServiceName string
 	// ServiceVersion is the service.version resource attribute, if known.
 	ServiceVersion string
+	// NoExportByDefault turns off traces and metrics whose
+	// OTEL_TRACES_EXPORTER or OTEL_METRICS_EXPORTER is unset, instead of
+	// OpenTelemetry's default, otlp: for local runs, where no collector
+	// listens and every flush would fail. Set variables still apply.
+	NoExportByDefault bool
 }
 
 // Telemetry is what Setup configured. Pass Observer to the service, mount
@@ -49,8 +54,8 @@ type Telemetry struct {
 // and propagator from the standard environment variables, with
 // go.opentelemetry.io/contrib/exporters/autoexport choosing exporters:
 //
-//	OTEL_TRACES_EXPORTER   otlp (default), console, none
-//	OTEL_METRICS_EXPORTER  otlp (default), console, none, prometheus
+//	OTEL_TRACES_EXPORTER   otlp (default; none with NoExportByDefault), console, none
+//	OTEL_METRICS_EXPORTER  otlp (default; none with NoExportByDefault), console, none, prometheus
 //	OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf default, grpc), ...
 //	OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER(_ARG)
 //	OTEL_SDK_DISABLED=true turns everything off
@@ -75,10 +80,10 @@ func Setup(ctx context.Context, opts SetupOptions) (*Telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := t.setupTracing(ctx, res); err != nil {
+	if err := t.setupTracing(ctx, res, opts.NoExportByDefault); err != nil {
 		return nil, err
 	}
-	if err := t.setupMetrics(ctx, res); err != nil {
+	if err := t.setupMetrics(ctx, res, opts.NoExportByDefault); err != nil {
 		return nil, errors.Join(err, t.Shutdown(ctx))
 	}
 	if t.tracing || t.metrics != "none" {
@@ -113,7 +118,13 @@ func newResource(ctx context.Context, opts SetupOptions) (*resource.Resource, er
 	return res, nil
 }
 
-func (t *Telemetry) setupTracing(ctx context.Context, res *resource.Resource) error {
+// unset reports whether the exporter variable key is unset or blank.
+func unset(key string) bool { return strings.TrimSpace(os.Getenv(key)) == "" }
+
+func (t *Telemetry) setupTracing(ctx context.Context, res *resource.Resource, noExportByDefault bool) error {
+	if noExportByDefault && unset("OTEL_TRACES_EXPORTER") {
+		return nil
+	}
 	exp, err := autoexport.NewSpanExporter(ctx)
 	if err != nil {
 		return fmt.Errorf("telemetry: traces exporter from OTEL_TRACES_EXPORTER=%q (expected otlp, console or none): %w",
@@ -129,7 +140,10 @@ func (t *Telemetry) setupTracing(ctx context.Context, res *resource.Resource) er
 	return nil
 }
 
-func (t *Telemetry) setupMetrics(ctx context.Context, res *resource.Resource) error {
+func (t *Telemetry) setupMetrics(ctx context.Context, res *resource.Resource, noExportByDefault bool) error {
+	if noExportByDefault && unset("OTEL_METRICS_EXPORTER") {
+		return nil
+	}
 	var reader sdkmetric.Reader
 	if strings.TrimSpace(os.Getenv("OTEL_METRICS_EXPORTER")) == "prometheus" {
 		// Served by the health handler rather than autoexport's own port.

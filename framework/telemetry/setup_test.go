@@ -54,6 +54,37 @@ func TestSetupOff(t *testing.T) {
 	}
 }
 
+// With NoExportByDefault (a local run) an unset exporter variable means
+// none rather than otlp, so nothing tries localhost:4318; a set one still
+// applies.
+func TestSetupNoExportByDefault(t *testing.T) {
+	resetGlobals(t)
+	t.Setenv("OTEL_TRACES_EXPORTER", "")
+	t.Setenv("OTEL_METRICS_EXPORTER", "")
+	local := telemetry.SetupOptions{ServiceName: "order", NoExportByDefault: true}
+	tel, err := telemetry.Setup(context.Background(), local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tel.Observer() != nil || tel.Tracing() {
+		t.Errorf("local run with no OTEL_* exporter: observer %v, tracing %v; want nothing exported", tel.Observer(), tel.Tracing())
+	}
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Setenv("OTEL_TRACES_EXPORTER", "console")
+	t.Setenv("OTEL_METRICS_EXPORTER", "prometheus")
+	tel, err = telemetry.Setup(context.Background(), local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	if !tel.Tracing() || tel.MetricsHandler() == nil {
+		t.Errorf("local run with OTEL_TRACES_EXPORTER=console, OTEL_METRICS_EXPORTER=prometheus: tracing %v, metrics handler %v; want both", tel.Tracing(), tel.MetricsHandler())
+	}
+}
+
 func TestSetupRejectsUnknownExporter(t *testing.T) {
 	resetGlobals(t)
 	t.Setenv("OTEL_TRACES_EXPORTER", "zipkin-please")

@@ -51,3 +51,16 @@ func (h *logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h *logHandler) WithGroup(name string) slog.Handler {
 	return &logHandler{next: h.next.WithGroup(name)}
 }
+
+// ReplaceDurations is a slog.HandlerOptions.ReplaceAttr that writes
+// time.Duration values as text ("20s", "1.5ms") instead of the integer
+// nanoseconds slog's JSON handler writes, so that a log line reads
+// "budget":"20s" rather than "budget":20000000000:
+//
+//	slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{ReplaceAttr: telemetry.ReplaceDurations})
+func ReplaceDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
+}

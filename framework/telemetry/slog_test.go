@@ -10,12 +10,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/telemetry"
+	"github.com/jetkit/jetkit/testenv"
 )
 
 // lockedWriter serialises writes to a buffer shared with the test.
@@ -110,4 +112,49 @@ func TestFrameworkLogsCarryTheProcessSpan(t *testing.T) {
 		return
 	}
 	t.Fatalf("no retry warning logged:\n%s", buf.String())
+}
+
+// With ReplaceDurations the framework's durations read as text in JSON
+// logs ("budget":"3s"), in groups too, not as nanoseconds.
+func TestReplaceDurationsWritesText(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(telemetry.LogHandler(slog.NewJSONHandler(lockedWriter{&mu, &buf},
+		&slog.HandlerOptions{ReplaceAttr: telemetry.ReplaceDurations})))
+	cfg := testenv.Start(t).Config("durations")
+	cfg.ShutdownTimeout = 3 * time.Second
+	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := svc.Run(ctx); err != nil { // logs "shutting down" with its budget
+		t.Fatal(err)
+	}
+	log.WithGroup("retry").Info("grouped", "pause", 1500*time.Microsecond, "attempts", 3)
+
+	mu.Lock()
+	defer mu.Unlock()
+	var budget, pause any
+	for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+		var rec map[string]any
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		switch rec["msg"] {
+		case "shutting down":
+			budget = rec["budget"]
+		case "grouped":
+			if g, ok := rec["retry"].(map[string]any); ok {
+				pause = g["pause"]
+				if g["attempts"] != 3.0 {
+					t.Errorf("attempts %v: other values must stay as they are", g["attempts"])
+				}
+			}
+		}
+	}
+	if budget != "3s" || pause != "1.5ms" {
+		t.Errorf(`budget %#v, pause %#v; want "3s" and "1.5ms" (log: %s)`, budget, pause, buf.String())
+	}
 }

@@ -164,6 +164,9 @@ func do(t testing.TB, method, url string, body any, out any) int {
 	if err != nil {
 		t.Fatalf("request: %v", err)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Errorf("%s %s: %v", method, url, err)

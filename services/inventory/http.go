@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/jetkit/jetkit/framework/health"
 	"github.com/jetkit/jetkit/services/events"
@@ -16,14 +17,19 @@ const maxBody = 4 << 10
 
 // Handler serves the inventory HTTP API:
 //
-//	GET /stock          every SKU's level
+//	GET /stock          SKU levels sorted by SKU, a page at a time:
+//	                    ?limit=N (default DefaultStockPage, at most MaxStockPage)
+//	                    &cursor=<next_cursor of the previous page>;
+//	                    {"items": [...], "next_cursor": "..."} (no next_cursor on the last page)
 //	GET /stock/{sku}    one SKU's level
 //	PUT /stock/{sku}    set the level: {"available": 42}
 //	GET /livez          the process is up (framework/health)
 //	GET /readyz         connected, JetStream and the consumers answer, not shutting down
 //	GET /metrics        Prometheus metrics, when probes include health.WithMetrics
 //
-// Errors are JSON: {"error": "..."}.
+// PUT bodies must be Content-Type: application/json (415 otherwise).
+// Errors are JSON: {"error": "..."}; see httpjson.Guard for paths that are
+// not canonical and cross-origin browser requests.
 func (s *Service) Handler(probes ...health.Option) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stock", s.listStock)
@@ -33,16 +39,39 @@ func (s *Service) Handler(probes ...health.Option) http.Handler {
 	mux.HandleFunc("/stock/{sku}", httpjson.MethodNotAllowed("GET, PUT"))
 	healthroutes.Mount(mux, s.svc, probes...)
 	mux.HandleFunc("/", httpjson.NoRoute)
-	return mux
+	return httpjson.Guard(mux)
+}
+
+// stockPage is the answer to GET /stock.
+type stockPage struct {
+	Items      []StockLevel `json:"items"`
+	NextCursor string       `json:"next_cursor,omitempty"`
 }
 
 func (s *Service) listStock(w http.ResponseWriter, r *http.Request) {
-	levels, err := s.StockLevels(r.Context())
+	q := r.URL.Query()
+	limit := DefaultStockPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxStockPage {
+			httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("limit %q: expected a number from 1 to %d", v, MaxStockPage))
+			return
+		}
+		limit = n
+	}
+	cursor := q.Get("cursor")
+	if cursor != "" {
+		if err := events.ValidateSKU(cursor); err != nil {
+			httpjson.Error(w, http.StatusBadRequest, fmt.Sprintf("cursor: %v; pass the next_cursor of the previous page", err))
+			return
+		}
+	}
+	levels, next, err := s.StockPage(r.Context(), cursor, limit)
 	if err != nil {
 		s.unavailable(w, r, err)
 		return
 	}
-	httpjson.Write(w, http.StatusOK, map[string]any{"items": levels})
+	httpjson.Write(w, http.StatusOK, stockPage{Items: levels, NextCursor: next})
 }
 
 func (s *Service) getStock(w http.ResponseWriter, r *http.Request) {

@@ -2,7 +2,9 @@ package inventory_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,10 +65,16 @@ func TestStockBadInput(t *testing.T) {
 		{"fractional level", "PUT", "/stock/apple", `{"available": 1.5}`, 400},
 		{"huge level", "PUT", "/stock/apple", `{"available": 99999999999}`, 400},
 		{"huge body", "PUT", "/stock/apple", `{"available": 1` + strings.Repeat(" ", 10000) + `}`, 413},
-		{"empty body", "PUT", "/stock/apple", ``, 400},
+		{"empty body", "PUT", "/stock/apple", ``, 415}, // nothing sent, no Content-Type either
 		{"wrong method", "DELETE", "/stock/apple", ``, 405},
 		{"wrong method on list", "POST", "/stock", `{}`, 405},
 		{"unknown route", "GET", "/nowhere", ``, 404},
+		{"path not canonical", "PUT", "/stock/.", `{"available": 1}`, 400},
+		{"path not canonical on get", "GET", "/stock/apple/..", ``, 400},
+		{"limit zero", "GET", "/stock?limit=0", ``, 400},
+		{"limit too big", "GET", "/stock?limit=1001", ``, 400},
+		{"limit not a number", "GET", "/stock?limit=ten", ``, 400},
+		{"cursor not a sku", "GET", "/stock?cursor=a.b", ``, 400},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -79,7 +87,61 @@ func TestStockBadInput(t *testing.T) {
 			}
 		})
 	}
+	if code, body := apitest.SendAs(t, "PUT", hs.URL+"/stock/apple", "text/plain", `{"available": 1}`); code != 415 {
+		t.Errorf("PUT as text/plain: %d %v, want 415", code, body)
+	}
 	if _, body := apitest.Send(t, "GET", hs.URL+"/stock/apple", ""); body["available"] != 5.0 {
 		t.Errorf("apple after bad requests: %v, want 5", body)
+	}
+}
+
+// GET /stock answers a bounded page: DefaultStockPage levels unless limit
+// says otherwise, and a next_cursor to follow until the last page, which
+// has none. Following the cursors lists every SKU once, in order.
+func TestStockPages(t *testing.T) {
+	svc := apitest.Framework(t, testenv.Start(t).Config("inventory"))
+	inv, err := inventory.New(context.Background(), svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := apitest.Serve(t, inv.Handler())
+	const n = inventory.DefaultStockPage + 5
+	var want []string
+	for i := range n {
+		sku := fmt.Sprintf("sku-%03d", i)
+		if _, err := inv.SetStock(context.Background(), sku, i); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, sku)
+	}
+	code, body := apitest.Send(t, "GET", hs.URL+"/stock", "")
+	if items, _ := body["items"].([]any); code != 200 || len(items) != inventory.DefaultStockPage || body["next_cursor"] != want[inventory.DefaultStockPage-1] {
+		t.Fatalf("GET /stock: %d, %d items, next_cursor %v; want %d items and a cursor", code, len(items), body["next_cursor"], inventory.DefaultStockPage)
+	}
+	var got []string
+	url := hs.URL + "/stock?limit=40"
+	for pages := 0; ; pages++ {
+		if pages > n {
+			t.Fatal("the cursors do not end")
+		}
+		code, body := apitest.Send(t, "GET", url, "")
+		if code != 200 {
+			t.Fatalf("GET %s: %d %v", url, code, body)
+		}
+		items, _ := body["items"].([]any)
+		if len(items) > 40 {
+			t.Fatalf("GET %s: %d items, limit 40", url, len(items))
+		}
+		for _, it := range items {
+			got = append(got, it.(map[string]any)["sku"].(string))
+		}
+		next, _ := body["next_cursor"].(string)
+		if next == "" {
+			break
+		}
+		url = hs.URL + "/stock?limit=40&cursor=" + next
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("paging lists %d SKUs %v..., want the %d in order", len(got), got[:min(3, len(got))], len(want))
 	}
 }

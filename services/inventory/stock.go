@@ -117,15 +117,66 @@ func (s *Service) Stock(ctx context.Context, sku string) (StockLevel, error) {
 
 // StockLevels returns every SKU's stock level, sorted by SKU.
 func (s *Service) StockLevels(ctx context.Context) ([]StockLevel, error) {
+	skus, err := s.sortedSKUs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.levels(ctx, skus)
+}
+
+// The page sizes of StockPage.
+const (
+	// DefaultStockPage is the page size when none is asked for.
+	DefaultStockPage = 100
+	// MaxStockPage is the largest page StockPage returns.
+	MaxStockPage = 1000
+)
+
+// StockPage returns the stock levels of at most limit SKUs (0:
+// DefaultStockPage, at most MaxStockPage) that sort after the SKU after
+// ("" starts at the first), sorted by SKU, and the cursor of the next page:
+// the last SKU returned, or "" when no SKU follows.
+func (s *Service) StockPage(ctx context.Context, after string, limit int) ([]StockLevel, string, error) {
+	if limit <= 0 {
+		limit = DefaultStockPage
+	}
+	limit = min(limit, MaxStockPage)
+	skus, err := s.sortedSKUs(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	first, _ := slices.BinarySearch(skus, after)
+	if first < len(skus) && skus[first] == after {
+		first++
+	}
+	skus = skus[first:]
+	next := ""
+	if len(skus) > limit {
+		skus = skus[:limit]
+		next = skus[limit-1]
+	}
+	out, err := s.levels(ctx, skus)
+	return out, next, err
+}
+
+// sortedSKUs lists the stock bucket's keys, sorted. JetStream lists a
+// bucket's keys in write order, so every page reads them all; the page
+// bounds the records read and the answer.
+func (s *Service) sortedSKUs(ctx context.Context) ([]string, error) {
 	skus, err := s.stock.Keys(ctx)
 	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return []StockLevel{}, nil
+		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list stock keys: %w", err)
 	}
 	slices.SortFunc(skus, strings.Compare)
-	skus = slices.Compact(skus)
+	return slices.Compact(skus), nil
+}
+
+// levels reads the stock levels of skus, skipping those deleted since
+// they were listed.
+func (s *Service) levels(ctx context.Context, skus []string) ([]StockLevel, error) {
 	out := make([]StockLevel, 0, len(skus))
 	for _, sku := range skus {
 		l, err := s.Stock(ctx, sku)

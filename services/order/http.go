@@ -22,7 +22,10 @@ const maxBody = 64 << 10
 //	GET  /readyz              connected, JetStream and the consumers answer, not shutting down
 //	GET  /metrics             Prometheus metrics, when probes include health.WithMetrics
 //
-// Errors are JSON: {"error": "..."}; bad input is a 4xx and publishes nothing.
+// POST /orders takes Content-Type: application/json only (415 otherwise),
+// and the cancel no body at all. Errors are JSON: {"error": "..."}; bad
+// input is a 4xx and publishes nothing. See httpjson.Guard for paths that
+// are not canonical and cross-origin browser requests.
 func (s *Service) Handler(probes ...health.Option) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /orders", s.place)
@@ -33,7 +36,7 @@ func (s *Service) Handler(probes ...health.Option) http.Handler {
 	mux.HandleFunc("/orders/{id}/cancel", httpjson.MethodNotAllowed("POST"))
 	healthroutes.Mount(mux, s.svc, probes...)
 	mux.HandleFunc("/", httpjson.NoRoute)
-	return mux
+	return httpjson.Guard(mux)
 }
 
 // PlaceRequest is the body of POST /orders.
@@ -77,9 +80,9 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) cancel(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength > 0 {
-		// The cancel takes no body; refuse one rather than ignore it.
-		httpjson.Error(w, http.StatusBadRequest, "cancel takes no request body")
+	// The cancel takes no body; refuse one rather than ignore it.
+	if err := httpjson.NoBody(r, "POST /orders/{id}/cancel"); err != nil {
+		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	o, err := s.Cancel(r.Context(), r.PathValue("id"))

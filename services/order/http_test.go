@@ -3,6 +3,8 @@ package order_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -58,7 +60,7 @@ func TestBadInputIs4xxWithJSONErrorAndPublishesNothing(t *testing.T) {
 	}{
 		{"malformed JSON", "POST", "/orders", `{"customer_id":"c-1",`, 400},
 		{"not an object", "POST", "/orders", `[1,2]`, 400},
-		{"empty body", "POST", "/orders", ``, 400},
+		{"empty body", "POST", "/orders", ``, 415}, // nothing sent, no Content-Type either
 		{"two values", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"a","qty":1}]} {}`, 400},
 		{"unknown field", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"a","qty":1}],"coupon":"x"}`, 400},
 		{"unknown item field", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"a","qty":1,"price":3}]}`, 400},
@@ -167,5 +169,57 @@ func TestPlaceWhenThePublishFails(t *testing.T) {
 	o, err := r.orders.Get(ctx, keys[0])
 	if err != nil || o.Status != order.StatusRejected || o.Reason == "" {
 		t.Errorf("order after a failed publish: %+v %v, want rejected with a reason", o, err)
+	}
+}
+
+// Only a JSON body places an order: what a cross-site page can send
+// without CORS (a form, a multipart upload, text/plain) is refused with
+// 415, a browser's cross-origin POST with 403, and a cancel carrying a
+// body (chunked too) with 400. Only the one JSON order is published.
+func TestWritesTakeJSONOnlyAndNotCrossSite(t *testing.T) {
+	r := newRig(t)
+	const place = `{"customer_id":"c-1","items":[{"sku":"apple","qty":1}]}`
+	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"} {
+		code, body := apitest.SendAs(t, "POST", r.http.URL+"/orders", ct, place)
+		if msg, _ := body["error"].(string); code != http.StatusUnsupportedMediaType || !strings.Contains(msg, "Content-Type") {
+			t.Errorf("POST /orders as %q: %d %v, want 415 naming Content-Type", ct, code, body)
+		}
+	}
+	req, err := http.NewRequest("POST", r.http.URL+"/orders", strings.NewReader(place))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site POST /orders: %v %v, want 403", resp, err)
+	} else {
+		_ = resp.Body.Close()
+	}
+
+	code, body := apitest.Send(t, "POST", r.http.URL+"/orders", place)
+	if code != http.StatusAccepted {
+		t.Fatalf("place: %d %v", code, body)
+	}
+	id := body["id"].(string)
+	// A body of unknown length goes out chunked (ContentLength -1 on the server).
+	req, err = http.NewRequest("POST", r.http.URL+"/orders/"+id+"/cancel", io.MultiReader(strings.NewReader("x=1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("cancel with a chunked body: %d, want 400", resp.StatusCode)
+	}
+	if o, err := r.orders.Get(context.Background(), id); err != nil || o.Status != order.StatusPending {
+		t.Errorf("order after refused cancels: %+v %v, want pending", o, err)
+	}
+	if n := r.streamMsgs(t, events.OrdersStream.Name); n != 1 {
+		t.Errorf("ORDERS stream holds %d events, want only the one JSON order", n)
 	}
 }

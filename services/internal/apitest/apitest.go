@@ -36,14 +36,28 @@ func Serve(t testing.TB, h http.Handler) *httptest.Server {
 	return hs
 }
 
-// Send makes one request with body (none when empty) and returns the
-// status and the decoded JSON object answered. A response that is not
-// JSON, or not labelled application/json, fails the test.
+// Send makes one request with body (none when empty, else labelled
+// Content-Type: application/json) and returns the status and the decoded
+// JSON object answered. A response that is not JSON, or not labelled
+// application/json, fails the test.
 func Send(t testing.TB, method, url, body string) (int, map[string]any) {
+	t.Helper()
+	ct := ""
+	if body != "" {
+		ct = "application/json"
+	}
+	return SendAs(t, method, url, ct, body)
+}
+
+// SendAs is Send with the request's Content-Type (none when empty).
+func SendAs(t testing.TB, method, url, contentType, body string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -2,6 +2,7 @@ package httpjson_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,6 +31,7 @@ func TestDecode(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", "/", strings.NewReader(c.in))
+			r.Header.Set("Content-Type", "application/json")
 			var v body
 			status, err := httpjson.Decode(httptest.NewRecorder(), r, 64, &v)
 			if status != c.want || (err == nil) != (c.want == 0) {
@@ -68,6 +70,108 @@ func TestErrorsAreJSON(t *testing.T) {
 		var out map[string]any
 		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 			t.Fatalf("%s %s: body %q is not JSON: %v", c.method, c.path, rec.Body, err)
+		}
+		if msg, _ := out["error"].(string); (msg != "") != (c.want != http.StatusOK) {
+			t.Errorf("%s %s: body %v", c.method, c.path, out)
+		}
+	}
+}
+
+// A body is decoded only when labelled application/json: a form, a
+// multipart upload or text/plain (what a cross-site page can send without
+// CORS) is refused with 415 and a message naming the header.
+func TestDecodeRequiresJSONContentType(t *testing.T) {
+	cases := []struct {
+		ct   string
+		want int
+	}{
+		{"application/json", 0},
+		{"application/json; charset=utf-8", 0},
+		{"Application/JSON; charset=UTF-8", 0},
+		{"", http.StatusUnsupportedMediaType},
+		{"text/plain", http.StatusUnsupportedMediaType},
+		{"text/plain; charset=utf-8", http.StatusUnsupportedMediaType},
+		{"application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
+		{"multipart/form-data; boundary=x", http.StatusUnsupportedMediaType},
+		{"application/json; charset=latin1", http.StatusUnsupportedMediaType},
+		{"application/json;;", http.StatusUnsupportedMediaType},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("POST", "/", strings.NewReader(`{"n": 3}`))
+		if c.ct != "" {
+			r.Header.Set("Content-Type", c.ct)
+		}
+		var v body
+		status, err := httpjson.Decode(httptest.NewRecorder(), r, 64, &v)
+		if status != c.want || (err == nil) != (c.want == 0) {
+			t.Errorf("Content-Type %q: Decode = %d, %v; want status %d", c.ct, status, err, c.want)
+		}
+		if err != nil && !strings.Contains(err.Error(), "Content-Type") {
+			t.Errorf("Content-Type %q: error %q does not name the header", c.ct, err)
+		}
+	}
+}
+
+// NoBody refuses any body, chunked ones too, and accepts an empty one
+// however it is framed.
+func TestNoBody(t *testing.T) {
+	cases := []struct {
+		name   string
+		body   io.Reader
+		length int64
+		ok     bool
+	}{
+		{"none", nil, 0, true},
+		{"sized", strings.NewReader("x=1"), 3, false},
+		{"chunked", strings.NewReader("x=1"), -1, false},
+		{"chunked empty", strings.NewReader(""), -1, true},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("POST", "/", c.body)
+		r.ContentLength = c.length
+		if err := httpjson.NoBody(r, "cancel"); (err == nil) != c.ok {
+			t.Errorf("%s: NoBody = %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}
+
+// Guard answers paths ServeMux would redirect, and cross-origin browser
+// writes, with JSON errors, and lets everything else through.
+func TestGuard(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { httpjson.Write(w, http.StatusOK, body{N: 1}) })
+	h := httpjson.Guard(mux)
+	cases := []struct {
+		method, path string
+		header       map[string]string
+		want         int
+	}{
+		{"GET", "/stock/apple", nil, http.StatusOK},
+		{"PUT", "/stock/.", nil, http.StatusBadRequest},
+		{"GET", "/stock/..", nil, http.StatusBadRequest},
+		{"GET", "//stock", nil, http.StatusBadRequest},
+		{"POST", "/orders/a/../b/cancel", nil, http.StatusBadRequest},
+		{"GET", "/stock/", nil, http.StatusOK},
+		{"GET", "/stock/a%2F..", nil, http.StatusOK}, // an escaped slash is part of the segment
+		{"POST", "/orders", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"POST", "/orders", map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
+		{"POST", "/orders", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusOK},
+		{"GET", "/orders/x", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusOK},
+		{"POST", "/orders", nil, http.StatusOK}, // curl, services
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest(c.method, "http://api.local"+c.path, nil)
+		for k, v := range c.header {
+			r.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != c.want {
+			t.Errorf("%s %s %v: %d, want %d (%s)", c.method, c.path, c.header, rec.Code, c.want, rec.Body)
+		}
+		var out map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || rec.Header().Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: answer %q is not JSON: %v", c.method, c.path, rec.Body, err)
 		}
 		if msg, _ := out["error"].(string); (msg != "") != (c.want != http.StatusOK) {
 			t.Errorf("%s %s: body %v", c.method, c.path, out)

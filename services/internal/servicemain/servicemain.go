@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/jetkit/jetkit/framework/health"
 	"github.com/jetkit/jetkit/framework/middleware"
 	"github.com/jetkit/jetkit/framework/telemetry"
+	"github.com/jetkit/jetkit/internal/httpserver"
 )
 
 // telemetryFlushTimeout bounds the flush of traces and metrics at exit.
@@ -78,9 +80,14 @@ func Run(ctx context.Context, spec Spec) error {
 		return errors.Join(err, svc.Shutdown(context.Background()))
 	}
 
-	srv := &http.Server{Addr: spec.HTTPAddr, Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	ln, err := net.Listen("tcp", spec.HTTPAddr)
+	if err != nil {
+		_ = svc.Shutdown(context.Background())
+		return fmt.Errorf("HTTP server on %s: %w", spec.HTTPAddr, err)
+	}
+	srv := httpserver.New(handler, httpserver.Options{})
 	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe() }()
+	go func() { served <- srv.Serve(ln) }()
 	log.Info(spec.Name+" listening", "http", spec.HTTPAddr)
 
 	select {

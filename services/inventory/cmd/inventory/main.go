@@ -1,5 +1,6 @@
 // Command inventory runs the sample inventory service. It is configured only by
-// environment variables: the framework's with the prefix INVENTORY_ (INVENTORY_NATS_URL,
+// environment variables (its one flag, -healthcheck, probes a running
+// instance's /readyz for container health checks): the framework's with the prefix INVENTORY_ (INVENTORY_NATS_URL,
 // INVENTORY_CONCURRENCY, ... see the README), OpenTelemetry's OTEL_* (e.g.
 // OTEL_METRICS_EXPORTER=prometheus serves /metrics), and its own:
 //
@@ -34,7 +35,26 @@ type config struct {
 
 const envPrefix = "INVENTORY"
 
-func main() { servicemain.Main("inventory", run) }
+func main() { servicemain.Main("inventory", run, healthcheck) }
+
+// healthcheck is the -healthcheck mode: is the service running with this
+// environment ready?
+func healthcheck(ctx context.Context) error {
+	own, err := loadOwn()
+	if err != nil {
+		return err
+	}
+	return servicemain.CheckReady(ctx, own.HTTPAddr)
+}
+
+// loadOwn reads the service's own variables.
+func loadOwn() (config, error) {
+	var own config
+	if err := envconfig.Process(envPrefix, &own); err != nil {
+		return own, fmt.Errorf("%s_HTTP_ADDR / %s_SEED: %w", envPrefix, envPrefix, err)
+	}
+	return own, nil
+}
 
 func run(ctx context.Context) error {
 	restore := svcenv.DefaultServiceName(envPrefix, "inventory") // INVENTORY_SERVICE_NAME overrides it
@@ -43,14 +63,16 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var own config
-	if err := envconfig.Process(envPrefix, &own); err != nil {
-		return fmt.Errorf("%s_HTTP_ADDR / %s_SEED: %w", envPrefix, envPrefix, err)
+	own, err := loadOwn()
+	if err != nil {
+		return err
 	}
 	return servicemain.Run(ctx, servicemain.Spec{
 		Name: "inventory", EnvPrefix: envPrefix, Config: cfg, HTTPAddr: own.HTTPAddr,
-		// Log records carry the trace and span ids of the handler's context.
-		Logger: slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr, nil))),
+		// Log records carry the trace and span ids of the handler's context;
+		// durations read "20s", not nanoseconds.
+		Logger: slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr,
+			&slog.HandlerOptions{ReplaceAttr: telemetry.ReplaceDurations}))),
 		Start: func(ctx context.Context, svc *framework.Service, probes ...health.Option) (http.Handler, error) {
 			inv, err := inventory.New(ctx, svc)
 			if err != nil {

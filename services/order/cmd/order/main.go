@@ -1,5 +1,6 @@
 // Command order runs the sample order service. It is configured only by
-// environment variables: the framework's with the prefix ORDER_ (ORDER_NATS_URL,
+// environment variables (its one flag, -healthcheck, probes a running
+// instance's /readyz for container health checks): the framework's with the prefix ORDER_ (ORDER_NATS_URL,
 // ORDER_CONCURRENCY, ... see the README), OpenTelemetry's OTEL_* (e.g.
 // OTEL_METRICS_EXPORTER=prometheus serves /metrics), and its own:
 //
@@ -31,7 +32,26 @@ type config struct {
 
 const envPrefix = "ORDER"
 
-func main() { servicemain.Main("order", run) }
+func main() { servicemain.Main("order", run, healthcheck) }
+
+// healthcheck is the -healthcheck mode: is the service running with this
+// environment ready?
+func healthcheck(ctx context.Context) error {
+	own, err := loadOwn()
+	if err != nil {
+		return err
+	}
+	return servicemain.CheckReady(ctx, own.HTTPAddr)
+}
+
+// loadOwn reads the service's own variables.
+func loadOwn() (config, error) {
+	var own config
+	if err := envconfig.Process(envPrefix, &own); err != nil {
+		return own, fmt.Errorf("%s_HTTP_ADDR: %w", envPrefix, err)
+	}
+	return own, nil
+}
 
 func run(ctx context.Context) error {
 	restore := svcenv.DefaultServiceName(envPrefix, "order") // ORDER_SERVICE_NAME overrides it
@@ -40,14 +60,16 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var own config
-	if err := envconfig.Process(envPrefix, &own); err != nil {
-		return fmt.Errorf("%s_HTTP_ADDR: %w", envPrefix, err)
+	own, err := loadOwn()
+	if err != nil {
+		return err
 	}
 	return servicemain.Run(ctx, servicemain.Spec{
 		Name: "order", EnvPrefix: envPrefix, Config: cfg, HTTPAddr: own.HTTPAddr,
-		// Log records carry the trace and span ids of the handler's context.
-		Logger: slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr, nil))),
+		// Log records carry the trace and span ids of the handler's context;
+		// durations read "20s", not nanoseconds.
+		Logger: slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr,
+			&slog.HandlerOptions{ReplaceAttr: telemetry.ReplaceDurations}))),
 		Start: func(ctx context.Context, svc *framework.Service, probes ...health.Option) (http.Handler, error) {
 			orders, err := order.New(ctx, svc)
 			if err != nil {
