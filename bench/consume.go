@@ -149,7 +149,7 @@ func (e *env) rawConsume(ctx context.Context, r consumeRun) (measurement, error)
 func (e *env) jetkitConsume(ctx context.Context, r consumeRun) (measurement, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
-	topic, err := framework.NewTopicErr[Event](r.subject)
+	topic, err := framework.NewTopic[Event](r.subject)
 	if err != nil {
 		return measurement{}, err
 	}

@@ -248,7 +248,7 @@ func (e *env) event(sent time.Time) Event { return Event{SentNs: sent.UnixNano()
 // fill publishes n jetkit events to subject, untimed, as a backlog that
 // raw and jetkit consumers both read.
 func (e *env) fill(ctx context.Context, subject string, n int) error {
-	topic, err := framework.NewTopicErr[Event](subject)
+	topic, err := framework.NewTopic[Event](subject)
 	if err != nil {
 		return err
 	}

@@ -169,7 +169,7 @@ func (e *env) jetkitE2E(ctx context.Context, total int) (*latencies, error) {
 		return nil, err
 	}
 	defer e.deleteStream(stream)
-	topic, err := framework.NewTopicErr[Event](subject)
+	topic, err := framework.NewTopic[Event](subject)
 	if err != nil {
 		return nil, err
 	}

@@ -174,7 +174,7 @@ func (e *env) rawMemory(ctx context.Context, stream, subject string, n int) (mem
 func (e *env) jetkitMemory(ctx context.Context, stream, subject string, n int) (memoryProfile, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
-	topic, err := framework.NewTopicErr[Event](subject)
+	topic, err := framework.NewTopic[Event](subject)
 	if err != nil {
 		return memoryProfile{}, err
 	}

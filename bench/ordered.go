@@ -31,7 +31,7 @@ func (e *env) keyedBacklog(ctx context.Context, what string, n, keys int, hot bo
 	if err != nil {
 		return "", "", 0, err
 	}
-	topic, err := framework.NewTopicErr[Event](subject, framework.Keyed())
+	topic, err := framework.NewTopic[Event](subject, framework.Keyed())
 	if err != nil {
 		return "", "", 0, err
 	}
@@ -78,7 +78,7 @@ type keyedRun struct {
 func (e *env) jetkitKeyedConsume(ctx context.Context, r keyedRun) (measurement, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
-	topic, err := framework.NewTopicErr[Event](r.subject, framework.Keyed())
+	topic, err := framework.NewTopic[Event](r.subject, framework.Keyed())
 	if err != nil {
 		return measurement{}, err
 	}

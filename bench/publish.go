@@ -139,7 +139,7 @@ func (e *env) timedPublish(ctx context.Context, what string, publish func(ctx co
 
 // withTopic runs f with a fresh jetkit service and a topic on subject.
 func (e *env) withTopic(ctx context.Context, subject string, f func(*framework.Service, *framework.Topic[Event]) error) error {
-	topic, err := framework.NewTopicErr[Event](subject)
+	topic, err := framework.NewTopic[Event](subject)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ type job struct {
 
 var (
 	jobsStream = framework.StreamSpec{Name: "JOBS", Subjects: []string{"jobs.>"}}
-	jobTopic   = framework.NewTopic[job]("jobs.queued.v1")
+	jobTopic   = framework.MustNewTopic[job]("jobs.queued.v1")
 )
 
 const (

@@ -83,7 +83,7 @@ func BenchmarkPayloadDecode(b *testing.B) {
 // headers, trace context, JSON payload, size checks) without sending it.
 func BenchmarkPublishMessage(b *testing.B) {
 	c := benchConn(b)
-	topic := NewTopic[benchEvent]("bench.created.v1")
+	topic := MustNewTopic[benchEvent]("bench.created.v1")
 	ev := newBenchEvent()
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -110,7 +110,7 @@ func TestClosedServiceRefusesWork(t *testing.T) {
 func TestSubscribeHintsAtStreamOnlyWhenNoneFound(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "hint")
-	nowhere := framework.NewTopic[orderCreated]("nowhere.created.v1")
+	nowhere := framework.MustNewTopic[orderCreated]("nowhere.created.v1")
 	_, err := framework.Subscribe(svc, nowhere, "hint", func(context.Context, orderCreated, *framework.Message) error { return nil })
 	if !errors.Is(err, jetstream.ErrStreamNotFound) || !strings.Contains(err.Error(), "EnsureStream") {
 		t.Fatalf("Subscribe to a subject no stream stores: %v, want ErrStreamNotFound with the EnsureStream hint", err)
@@ -123,7 +123,7 @@ func TestSubscribeHintsAtStreamOnlyWhenNoneFound(t *testing.T) {
 func TestPublishAsyncWaitsForRoomUntilCtxDone(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "stall", func(c *framework.Config) { c.PublishAsyncMaxPending = 1 })
-	stalled := framework.NewTopic[orderCreated]("stall.created.v1")
+	stalled := framework.MustNewTopic[orderCreated]("stall.created.v1")
 	// A core subscriber on the subject that does not answer at once keeps
 	// the first publish pending (no stream stores stall.>).
 	nc := svc.Conn().NC

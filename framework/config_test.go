@@ -114,14 +114,14 @@ func TestValidateToken(t *testing.T) {
 	}
 }
 
-func TestNewTopicPanicsOnInvalidSubject(t *testing.T) {
+func TestMustNewTopicPanicsOnInvalidSubject(t *testing.T) {
 	defer func() {
 		r := recover()
 		if r == nil || !strings.Contains(fmt.Sprint(r), "invalid subject") {
 			t.Fatalf("want a panic naming the invalid subject, got %v", r)
 		}
 	}()
-	framework.NewTopic[orderCreated]("orders.*.v1")
+	framework.MustNewTopic[orderCreated]("orders.*.v1")
 }
 
 // TestLoadConfigReadsOnlyPrefixedVariables: SERVICE_NAME or CONCURRENCY

@@ -177,8 +177,8 @@ func FuzzSubjectValidation(f *testing.F) {
 		} else if !errors.Is(err, ErrInvalidSubject) {
 			t.Fatalf("filter error does not wrap ErrInvalidSubject: %v", err)
 		}
-		if _, err := NewTopicErr[fuzzEvent](s); (err == nil) != (ValidateSubject(s) == nil) {
-			t.Fatalf("NewTopicErr(%q) and ValidateSubject disagree: %v", s, err)
+		if _, err := NewTopic[fuzzEvent](s); (err == nil) != (ValidateSubject(s) == nil) {
+			t.Fatalf("NewTopic(%q) and ValidateSubject disagree: %v", s, err)
 		}
 	})
 }

@@ -20,11 +20,11 @@ type orderCreated struct {
 
 var ordersStream = framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}
 
-var created = framework.NewTopic[orderCreated]("orders.created.v1")
+var created = framework.MustNewTopic[orderCreated]("orders.created.v1")
 
 // createdByOrder is the same event keyed by order id:
 // orders.created.v1.<id>.
-var createdByOrder = framework.NewTopic[orderCreated]("orders.created.v1", framework.Keyed())
+var createdByOrder = framework.MustNewTopic[orderCreated]("orders.created.v1", framework.Keyed())
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

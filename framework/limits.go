@@ -68,7 +68,7 @@ func (l DecodeLimits) withDefaults() DecodeLimits {
 // LimitCodec returns c with decode limits other than the defaults, e.g.
 // for a topic whose events are legitimately large:
 //
-//	framework.NewTopic[Report]("reports.ready.v1",
+//	framework.MustNewTopic[Report]("reports.ready.v1",
 //		framework.WithCodec(framework.LimitCodec(framework.JSON, framework.DecodeLimits{MaxBytes: 32 << 20})))
 func LimitCodec(c Codec, l DecodeLimits) Codec {
 	return limitedCodec{Codec: c, limits: l.withDefaults()}

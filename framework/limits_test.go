@@ -72,7 +72,7 @@ func TestPublishOverStreamMaxMsgSizeIsMessageTooLarge(t *testing.T) {
 	if _, err := svc.EnsureStream(ctx, small); err != nil {
 		t.Fatal(err)
 	}
-	topic := framework.NewTopic[orderCreated]("small.created.v1")
+	topic := framework.MustNewTopic[orderCreated]("small.created.v1")
 	_, err := topic.Publish(ctx, svc, orderCreated{ID: "x", Note: strings.Repeat("n", 2048)})
 	if !errors.Is(err, framework.ErrMessageTooLarge) {
 		t.Fatalf("want ErrMessageTooLarge from the stream's MaxMsgSize, got %v", err)
@@ -107,8 +107,8 @@ func TestBoundedDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	var calls atomic.Int64
-	defaults := framework.NewTopic[blob]("blobs.default.v1", framework.WithCodec(framework.LimitCodec(countingCodec{&calls}, framework.DecodeLimits{})))
-	tight := framework.NewTopic[blob]("blobs.tight.v1", framework.WithCodec(framework.LimitCodec(countingCodec{&calls}, framework.DecodeLimits{MaxBytes: 4096, MaxDepth: 8, MaxValues: 100})))
+	defaults := framework.MustNewTopic[blob]("blobs.default.v1", framework.WithCodec(framework.LimitCodec(countingCodec{&calls}, framework.DecodeLimits{})))
+	tight := framework.MustNewTopic[blob]("blobs.tight.v1", framework.WithCodec(framework.LimitCodec(countingCodec{&calls}, framework.DecodeLimits{MaxBytes: 4096, MaxDepth: 8, MaxValues: 100})))
 	var handled atomic.Int64
 	h := func(context.Context, blob, *framework.Message) error { handled.Add(1); return nil }
 	subA, err := framework.Subscribe(svc, defaults, "a", h)

@@ -19,7 +19,7 @@ type keyedEvent struct {
 	Index int    `json:"index"`
 }
 
-var keyedEvents = framework.NewTopic[keyedEvent]("orders.step.v1", framework.Keyed())
+var keyedEvents = framework.MustNewTopic[keyedEvent]("orders.step.v1", framework.Keyed())
 
 // orderChecker checks that each key's events are handled in stream order,
 // one at a time, with none skipped unless it was dead-lettered: a handler

@@ -84,7 +84,7 @@ func TestConsumerIncompatibleChangeIsNamed(t *testing.T) {
 func TestSubscribeWithoutStreamNamesTheFix(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "order")
-	topic := framework.NewTopic[orderCreated]("payments.settled.v1")
+	topic := framework.MustNewTopic[orderCreated]("payments.settled.v1")
 	_, err := framework.Subscribe(svc, topic, "x", func(ctx context.Context, ev orderCreated, m *framework.Message) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "EnsureStream") {
 		t.Fatalf("want an error pointing at EnsureStream, got %v", err)
@@ -137,7 +137,7 @@ func TestPublishAsyncFlushReportsFailures(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "order")
 	ctx := context.Background()
-	orphan := framework.NewTopic[orderCreated]("nostream.created.v1")
+	orphan := framework.MustNewTopic[orderCreated]("nostream.created.v1")
 	for range 3 {
 		if _, err := orphan.PublishAsync(ctx, svc, orderCreated{ID: "x"}); err != nil {
 			t.Fatal(err)

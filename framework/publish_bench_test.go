@@ -101,7 +101,7 @@ func benchPublishRound(b *testing.B, ctx context.Context, c *Conn, async bool, p
 		b.Fatal(err)
 	}
 	defer func() { _ = c.JS.DeleteStream(ctx, stream) }()
-	topic := NewTopic[benchEvent](subject)
+	topic := MustNewTopic[benchEvent](subject)
 	t0, c0 := time.Now(), benchCPUTime()
 	b.StartTimer()
 	for i := range b.N {

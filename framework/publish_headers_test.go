@@ -121,14 +121,14 @@ func (badContentType) ContentType() string { return "application/json\x00" }
 // refuses it when declared.
 func TestTopicRefusesAnEventTypeSubscribersRefuse(t *testing.T) {
 	for _, typ := range []string{strings.Repeat("t", framework.MaxEnvelopeValueLen+1), "orders\ncreated", " orders.created.v1"} {
-		if _, err := framework.NewTopicErr[orderCreated]("orders.created.v1", framework.EventType(typ)); err == nil || !strings.Contains(err.Error(), "event type") {
+		if _, err := framework.NewTopic[orderCreated]("orders.created.v1", framework.EventType(typ)); err == nil || !strings.Contains(err.Error(), "event type") {
 			t.Errorf("EventType(%.20q): want an error naming the event type, got %v", typ, err)
 		}
 	}
-	if _, err := framework.NewTopicErr[orderCreated]("orders.created.v1", framework.WithCodec(badContentType{})); err == nil || !strings.Contains(err.Error(), "content type") {
+	if _, err := framework.NewTopic[orderCreated]("orders.created.v1", framework.WithCodec(badContentType{})); err == nil || !strings.Contains(err.Error(), "content type") {
 		t.Errorf("a codec content type with a control character: want an error, got %v", err)
 	}
-	if _, err := framework.NewTopicErr[orderCreated]("orders.created.v1", framework.EventType("com.example.order created")); err != nil {
+	if _, err := framework.NewTopic[orderCreated]("orders.created.v1", framework.EventType("com.example.order created")); err != nil {
 		t.Errorf("a printable event type: %v", err)
 	}
 }

@@ -43,7 +43,7 @@ func TestPublishRetryRidesOutAMissingStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
-	topic := framework.NewTopic[orderCreated]("late.created.v1")
+	topic := framework.MustNewTopic[orderCreated]("late.created.v1")
 
 	type result struct {
 		ack framework.PubAck
@@ -85,7 +85,7 @@ func TestPublishRetryIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
-	topic := framework.NewTopic[orderCreated]("nowhere.created.v1")
+	topic := framework.MustNewTopic[orderCreated]("nowhere.created.v1")
 	ctx := context.Background()
 
 	_, err = topic.Publish(ctx, svc, orderCreated{}, framework.WithPublishRetry(framework.PublishRetry{Attempts: 3, Initial: time.Millisecond, Max: time.Millisecond}))
@@ -127,7 +127,7 @@ func TestPublishResendsTheSameEventAfterAnAttemptTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
-	topic := framework.NewTopic[orderCreated]("silent.created.v1")
+	topic := framework.MustNewTopic[orderCreated]("silent.created.v1")
 	// No stream: a plain subscriber that swallows the first sends of each
 	// event and acks the later ones as a stream would.
 	var mu sync.Mutex

@@ -24,7 +24,7 @@ func TestSubscriptionMatchingNothingWarns(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cancelled := framework.NewTopic[orderCreated]("orders.cancelled.v1")
+	cancelled := framework.MustNewTopic[orderCreated]("orders.cancelled.v1")
 	for i := range unkeyed {
 		if _, err := cancelled.Publish(ctx, pub, orderCreated{ID: "o", Index: i}); err != nil {
 			t.Fatal(err)
@@ -44,7 +44,7 @@ func TestSubscriptionMatchingNothingWarns(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Keyed subscriber, unkeyed producer.
-	if _, err := framework.Subscribe(sub, framework.NewTopic[orderCreated]("orders.cancelled.v1", framework.Keyed()), "payments-cancelled", noop); err != nil {
+	if _, err := framework.Subscribe(sub, framework.MustNewTopic[orderCreated]("orders.cancelled.v1", framework.Keyed()), "payments-cancelled", noop); err != nil {
 		t.Fatal(err)
 	}
 	// A subscription that matches: no warning.

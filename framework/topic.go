@@ -7,7 +7,7 @@ import (
 
 // Topic is a typed event declared once and used to publish and subscribe:
 //
-//	var OrderCreated = framework.NewTopic[OrderCreatedV1]("orders.created.v1")
+//	var OrderCreated = framework.MustNewTopic[OrderCreatedV1]("orders.created.v1")
 //
 // The subject follows <domain>.<event>.v<N>. A topic declared Keyed
 // carries a key on every message, appended at publish time with WithKey
@@ -43,23 +43,26 @@ func WithCodec(c Codec) TopicOption { return func(tc *topicConfig) { tc.codec = 
 // a keyed topic without WithKey, or an unkeyed topic with it, is an error
 // wrapping ErrInvalidSubject and sends nothing.
 //
-//	var OrderCreated = framework.NewTopic[OrderCreatedV1]("orders.created.v1", framework.Keyed())
+//	var OrderCreated = framework.MustNewTopic[OrderCreatedV1]("orders.created.v1", framework.Keyed())
 //	OrderCreated.Publish(ctx, svc, ev, framework.WithKey(ev.OrderID))
 func Keyed() TopicOption { return func(c *topicConfig) { c.keyed = true } }
 
-// NewTopic declares a typed topic on subject. Like regexp.MustCompile it is
-// meant for package-level declarations and panics if subject is invalid,
-// naming the problem; use NewTopicErr for subjects computed at run time.
-func NewTopic[T any](subject string, opts ...TopicOption) *Topic[T] {
-	t, err := NewTopicErr[T](subject, opts...)
+// MustNewTopic is NewTopic for package-level declarations: like
+// regexp.MustCompile it panics if the topic is invalid, naming the problem.
+//
+//	var OrderCreated = framework.MustNewTopic[OrderCreatedV1]("orders.created.v1", framework.Keyed())
+func MustNewTopic[T any](subject string, opts ...TopicOption) *Topic[T] {
+	t, err := NewTopic[T](subject, opts...)
 	if err != nil {
 		panic(err)
 	}
 	return t
 }
 
-// NewTopicErr is NewTopic returning an error instead of panicking.
-func NewTopicErr[T any](subject string, opts ...TopicOption) (*Topic[T], error) {
+// NewTopic declares a typed topic on subject, <domain>.<event>.v<N>. The
+// error, wrapping ErrInvalidSubject, names what is wrong with subject or
+// opts.
+func NewTopic[T any](subject string, opts ...TopicOption) (*Topic[T], error) {
 	if err := ValidateSubject(subject); err != nil {
 		return nil, fmt.Errorf("topic: %w", err)
 	}

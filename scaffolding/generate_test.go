@@ -288,7 +288,7 @@ func TestGenerateKeyedConsumerDeclaresOnlyItsOwnStream(t *testing.T) {
 		Consumes: []string{"orders.created.v1:keyed"}, Publishes: []string{"payments.settled.v1"}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := readFile(t, filepath.Join(dir, "internal/events/orders_created_v1.go")); !strings.Contains(got, `framework.NewTopic[OrdersCreatedV1]("orders.created.v1", framework.Keyed())`) {
+	if got := readFile(t, filepath.Join(dir, "internal/events/orders_created_v1.go")); !strings.Contains(got, `framework.MustNewTopic[OrdersCreatedV1]("orders.created.v1", framework.Keyed())`) {
 		t.Errorf("orders.created.v1:keyed does not declare a keyed topic:\n%s", got)
 	}
 	if got := readFile(t, filepath.Join(dir, "internal/events/payments_settled_v1.go")); strings.Contains(got, ", framework.Keyed())") {

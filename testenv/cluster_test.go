@@ -52,7 +52,7 @@ func TestClusterStreamSurvivesLeaderKillAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topic := framework.NewTopic[ping]("pings.sent.v1")
+	topic := framework.MustNewTopic[ping]("pings.sent.v1")
 	publish := func(from, to int) {
 		t.Helper()
 		for i := from; i < to; i++ {

@@ -64,7 +64,7 @@ Connects as the dlq command does (JETKIT_NATS_URL and JETKIT_NATS_*; --url).
 			if eventType != "" {
 				topicOpts = append(topicOpts, framework.EventType(eventType))
 			}
-			topic, err := framework.NewTopicErr[json.RawMessage](subject, topicOpts...)
+			topic, err := framework.NewTopic[json.RawMessage](subject, topicOpts...)
 			if err != nil {
 				return usageErrorf(cmd, "%w", err)
 			}

@@ -34,7 +34,7 @@ func TestPublishCommandDeliversAJetkitEvent(t *testing.T) {
 	if _, err := svc.EnsureStream(ctx, framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
 		t.Fatal(err)
 	}
-	topic := framework.NewTopic[orderCreated]("orders.created.v1", framework.Keyed())
+	topic := framework.MustNewTopic[orderCreated]("orders.created.v1", framework.Keyed())
 	var mu sync.Mutex
 	got := map[string]*framework.Message{} // event id -> message
 	events := map[string]orderCreated{}

@@ -97,8 +97,8 @@ func TestControlledLoad(t *testing.T) {
 	if _, err := pubSvc.EnsureStream(ctx, framework.StreamSpec{Name: "LOAD", Subjects: []string{"load.>"}}); err != nil {
 		t.Fatal(err)
 	}
-	work := framework.NewTopic[job]("load.work.v1")
-	noise := framework.NewTopic[job]("load.noise.v1")
+	work := framework.MustNewTopic[job]("load.work.v1")
+	noise := framework.MustNewTopic[job]("load.noise.v1")
 
 	var handled sync.Map // event id -> true
 	var delay atomic.Int64

@@ -23,7 +23,7 @@ type job struct {
 	N int `json:"n"`
 }
 
-var jobs = framework.NewTopic[job]("jobs.run.v1")
+var jobs = framework.MustNewTopic[job]("jobs.run.v1")
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

@@ -26,8 +26,8 @@ type stockReserved struct {
 }
 
 var (
-	placed   = framework.NewTopic[orderPlaced]("orders.placed.v1", framework.Keyed())
-	reserved = framework.NewTopic[stockReserved]("stock.reserved.v1")
+	placed   = framework.MustNewTopic[orderPlaced]("orders.placed.v1", framework.Keyed())
+	reserved = framework.MustNewTopic[stockReserved]("stock.reserved.v1")
 )
 
 // reserver is a handler under test: it publishes through a Publisher it is

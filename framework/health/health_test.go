@@ -26,7 +26,7 @@ type orderCreated struct {
 
 var (
 	ordersStream = framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}
-	orderTopic   = framework.NewTopic[orderCreated]("orders.created.v1")
+	orderTopic   = framework.MustNewTopic[orderCreated]("orders.created.v1")
 )
 
 func newService(t *testing.T, srv *testenv.Server, opts ...framework.Option) *framework.Service {

@@ -20,7 +20,7 @@ import (
 
 var (
 	benchStream = framework.StreamSpec{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: jetstream.MemoryStorage}
-	benchTopic  = framework.NewTopic[orderCreated]("bench.event.v1")
+	benchTopic  = framework.MustNewTopic[orderCreated]("bench.event.v1")
 )
 
 // discardExporter drops spans: the SDK still builds and ends every span.

@@ -38,8 +38,8 @@ type stockReserved struct {
 var (
 	ordersStream = framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}
 	stockStream  = framework.StreamSpec{Name: "STOCK", Subjects: []string{"stock.>"}}
-	orderTopic   = framework.NewTopic[orderCreated]("orders.created.v1", framework.Keyed())
-	stockTopic   = framework.NewTopic[stockReserved]("stock.reserved.v1")
+	orderTopic   = framework.MustNewTopic[orderCreated]("orders.created.v1", framework.Keyed())
+	stockTopic   = framework.MustNewTopic[stockReserved]("stock.reserved.v1")
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

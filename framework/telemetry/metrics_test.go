@@ -99,7 +99,7 @@ func TestMetricsForSuccessRetryAndDeadLetter(t *testing.T) {
 	if _, err := orderTopic.Publish(ctx, r.svc, orderCreated{ID: "x"}, framework.WithKey("a.b")); err == nil {
 		t.Fatal("publish with key a.b should fail")
 	}
-	lost := framework.NewTopic[orderCreated]("nowhere.created.v1")
+	lost := framework.MustNewTopic[orderCreated]("nowhere.created.v1")
 	if _, err := lost.Publish(ctx, r.svc, orderCreated{ID: "x"}, framework.WithPublishRetry(framework.PublishRetry{Attempts: 1})); err == nil {
 		t.Fatal("publish to a subject without a stream should fail")
 	}

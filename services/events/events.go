@@ -42,13 +42,13 @@ var (
 // can be read back by subject.
 var (
 	// OrderCreatedTopic: an order was placed and waits for stock.
-	OrderCreatedTopic = framework.NewTopic[OrderCreated]("orders.created.v1", framework.Keyed())
+	OrderCreatedTopic = framework.MustNewTopic[OrderCreated]("orders.created.v1", framework.Keyed())
 	// OrderCancelledTopic: an order was cancelled; any reservation must be released.
-	OrderCancelledTopic = framework.NewTopic[OrderCancelled]("orders.cancelled.v1", framework.Keyed())
+	OrderCancelledTopic = framework.MustNewTopic[OrderCancelled]("orders.cancelled.v1", framework.Keyed())
 	// InventoryReservedTopic: every line of an order is reserved.
-	InventoryReservedTopic = framework.NewTopic[InventoryReserved]("inventory.reserved.v1", framework.Keyed())
+	InventoryReservedTopic = framework.MustNewTopic[InventoryReserved]("inventory.reserved.v1", framework.Keyed())
 	// InventoryRejectedTopic: the order could not be reserved; nothing is held.
-	InventoryRejectedTopic = framework.NewTopic[InventoryRejected]("inventory.rejected.v1", framework.Keyed())
+	InventoryRejectedTopic = framework.MustNewTopic[InventoryRejected]("inventory.rejected.v1", framework.Keyed())
 )
 
 // Line is one SKU and quantity of an order.
