@@ -168,7 +168,7 @@ func (e *env) jetkitConsume(ctx context.Context, r consumeRun) (measurement, err
 		opts[2] = framework.AckSync()
 	}
 	cpu := startCPU()
-	sub, err := framework.Subscribe(svc, topic, durable, func(ctx context.Context, ev Event, m *framework.Message) error {
+	sub, err := framework.Subscribe(ctx, svc, topic, durable, func(ctx context.Context, ev Event, m *framework.Message) error {
 		k.begin()
 		if r.work > 0 {
 			time.Sleep(r.work)

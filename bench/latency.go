@@ -179,7 +179,7 @@ func (e *env) jetkitE2E(ctx context.Context, total int) (*latencies, error) {
 	}
 	defer stopService(svc)
 	l := newLatencies(total)
-	_, err = framework.Subscribe(svc, topic, "jetkit_e2e", func(ctx context.Context, ev Event, m *framework.Message) error {
+	_, err = framework.Subscribe(ctx, svc, topic, "jetkit_e2e", func(ctx context.Context, ev Event, m *framework.Message) error {
 		l.record(ev.SentNs)
 		return nil
 	}, e.subOpts(framework.FromStream(stream), framework.DeliverNew(), framework.Concurrency(1), framework.AckAsync())...)

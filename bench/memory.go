@@ -188,7 +188,7 @@ func (e *env) jetkitMemory(ctx context.Context, stream, subject string, n int) (
 	k := newCounter(n)
 	var acked atomic.Int64
 	s := startSampler(n, &acked)
-	sub, err := framework.Subscribe(svc, topic, durable, func(ctx context.Context, ev Event, m *framework.Message) error {
+	sub, err := framework.Subscribe(ctx, svc, topic, durable, func(ctx context.Context, ev Event, m *framework.Message) error {
 		k.begin()
 		k.settled()
 		return nil

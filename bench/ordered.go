@@ -99,7 +99,7 @@ func (e *env) jetkitKeyedConsume(ctx context.Context, r keyedRun) (measurement, 
 		opts = append(opts, framework.OrderedByKey())
 	}
 	cpu := startCPU()
-	_, err = framework.Subscribe(svc, topic, durable, func(ctx context.Context, ev Event, m *framework.Message) error {
+	_, err = framework.Subscribe(ctx, svc, topic, durable, func(ctx context.Context, ev Event, m *framework.Message) error {
 		k.begin()
 		if r.work > 0 {
 			time.Sleep(r.work)

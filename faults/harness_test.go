@@ -133,7 +133,7 @@ func (w *world) worker(svc *framework.Service, opts ...framework.SubscribeOption
 		return nil
 	}
 	opts = append([]framework.SubscribeOption{framework.Concurrency(4), framework.Prefetch(16)}, opts...)
-	sub, err := framework.Subscribe(svc, jobTopic, durable, h, opts...)
+	sub, err := framework.Subscribe(w.t.Context(), svc, jobTopic, durable, h, opts...)
 	if err != nil {
 		w.t.Fatalf("subscribe: %v", err)
 	}

@@ -31,7 +31,7 @@ func TestKillConsumerInstanceMidBatch(t *testing.T) {
 
 	held := make(chan string, 64)
 	release := make(chan struct{})
-	_, err := framework.Subscribe(victim, jobTopic, durable, func(ctx context.Context, ev job, m *framework.Message) error {
+	_, err := framework.Subscribe(t.Context(), victim, jobTopic, durable, func(ctx context.Context, ev job, m *framework.Message) error {
 		held <- m.Envelope.ID
 		<-release // mid-work when the process dies: the effect never happens
 		return errors.New("crashed")

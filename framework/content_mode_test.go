@@ -45,7 +45,7 @@ func TestStructuredModeIsAccepted(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "order")
 	var got received
-	sub, err := framework.Subscribe(svc, created, "structured", func(_ context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "structured", func(_ context.Context, ev orderCreated, m *framework.Message) error {
 		got.add(ev, m)
 		return nil
 	})
@@ -97,14 +97,14 @@ func TestAllowMissingEnvelope(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "order")
 	var typed, untyped received
-	sub, err := framework.Subscribe(svc, created, "bare", func(_ context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "bare", func(_ context.Context, ev orderCreated, m *framework.Message) error {
 		typed.add(ev, m)
 		return nil
 	}, framework.AllowMissingEnvelope())
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := framework.SubscribeHandler(svc, "orders.>", "bare-raw", framework.HandlerFunc(func(_ context.Context, m *framework.Message) error {
+	raw, err := framework.SubscribeHandler(t.Context(), svc, "orders.>", "bare-raw", framework.HandlerFunc(func(_ context.Context, m *framework.Message) error {
 		var ev orderCreated
 		if err := framework.Decode(framework.JSON, m, &ev); err != nil {
 			return err

@@ -37,7 +37,7 @@ func TestLongHandlerWithCompetingInstanceIsDeliveredOnce(t *testing.T) {
 	var svcA *framework.Service
 	for _, name := range []string{"a", "b"} {
 		svc := newService(t, srv, "long-"+name)
-		sub, err := framework.Subscribe(svc, created, "long", handler, framework.AckWait(ackWait), framework.Prefetch(1))
+		sub, err := framework.Subscribe(t.Context(), svc, created, "long", handler, framework.AckWait(ackWait), framework.Prefetch(1))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func TestInProcessRetriesOutlastAckWaitWithoutRedelivery(t *testing.T) {
 	var deliveries []uint64
 	retry := middleware.Retry(middleware.RetryPolicy{InitialInterval: 250 * time.Millisecond, Multiplier: 2, Jitter: -1,
 		MaxAttempts: 4, Logger: quietLogger()})
-	sub, err := framework.Subscribe(svc, created, "retrying", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "retrying", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		deliveries = append(deliveries, m.NumDelivered)
 		if calls.Add(1) < 4 {
 			return errors.New("dependency down")
@@ -98,7 +98,7 @@ func TestPanicsLoseNothing(t *testing.T) {
 	done := &effects{n: map[int]int{}}
 	chain := middleware.Defaults(middleware.Options{Logger: quietLogger(),
 		Retry: middleware.RetryPolicy{InitialInterval: time.Millisecond, MaxAttempts: 2}})
-	sub, err := framework.Subscribe(svc, created, "panicky", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "panicky", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		if rand.IntN(10) == 0 {
 			panics.Add(1)
 			panic(fmt.Sprintf("bad luck for event %d", ev.Index))
@@ -135,7 +135,7 @@ func TestHungHandlerIsBoundedByTimeoutAndRedelivered(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	var calls atomic.Int64
-	sub, err := framework.Subscribe(svc, created, "hung", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "hung", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		if calls.Add(1) == 1 {
 			<-release // ignores ctx
 		}

@@ -111,11 +111,11 @@ func TestBoundedDecode(t *testing.T) {
 	tight := framework.MustNewTopic[blob]("blobs.tight.v1", framework.WithCodec(framework.LimitCodec(countingCodec{&calls}, framework.DecodeLimits{MaxBytes: 4096, MaxDepth: 8, MaxValues: 100})))
 	var handled atomic.Int64
 	h := func(context.Context, blob, *framework.Message) error { handled.Add(1); return nil }
-	subA, err := framework.Subscribe(svc, defaults, "a", h)
+	subA, err := framework.Subscribe(ctx, svc, defaults, "a", h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	subB, err := framework.Subscribe(svc, tight, "b", h)
+	subB, err := framework.Subscribe(ctx, svc, tight, "b", h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestDeadLetterOfAMessageAtMaxPayloadFits(t *testing.T) {
 	const maxPayload = 8192
 	srv := testenv.Start(t, testenv.Options{MaxPayload: maxPayload})
 	svc := newService(t, srv, "order")
-	sub, err := framework.Subscribe(svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error {
 		return framework.Permanent(errors.New("rejected by the handler"))
 	})
 	if err != nil {
@@ -233,7 +233,7 @@ func TestDecodeGivesUntypedHandlersTheSameChecks(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "order")
 	var decoded atomic.Int64
-	sub, err := framework.SubscribeHandler(svc, "orders.>", "raw", framework.HandlerFunc(func(_ context.Context, m *framework.Message) error {
+	sub, err := framework.SubscribeHandler(t.Context(), svc, "orders.>", "raw", framework.HandlerFunc(func(_ context.Context, m *framework.Message) error {
 		var ev orderCreated
 		if err := framework.Decode(framework.JSON, m, &ev); err != nil {
 			return err

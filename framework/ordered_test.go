@@ -128,7 +128,7 @@ func TestOrderedByKeyKeepsEachKeysOrderThroughFailures(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "ordered")
 	check := newOrderChecker()
-	sub, err := framework.Subscribe(svc, keyedEvents, "ordered", func(ctx context.Context, ev keyedEvent, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, keyedEvents, "ordered", func(ctx context.Context, ev keyedEvent, m *framework.Message) error {
 		check.start(ev)
 		switch {
 		case ev.Index == 7 && keyNum(ev.Key)%100 == 0:
@@ -190,7 +190,7 @@ func TestOrderedByKeyHandBackKeepsOrderForTheNextOwner(t *testing.T) {
 	}
 	opts := []framework.SubscribeOption{framework.Concurrency(4), framework.OrderedByKey(), framework.AckSync()}
 	first := newService(t, srv, "first")
-	if _, err := framework.Subscribe(first, keyedEvents, "owner", handler, opts...); err != nil {
+	if _, err := framework.Subscribe(t.Context(), first, keyedEvents, "owner", handler, opts...); err != nil {
 		t.Fatal(err)
 	}
 	publishKeyed(t, first, keys, perKey)
@@ -203,7 +203,7 @@ func TestOrderedByKeyHandBackKeepsOrderForTheNextOwner(t *testing.T) {
 	}
 
 	second := newService(t, srv, "second")
-	if _, err := framework.Subscribe(second, keyedEvents, "owner", handler, opts...); err != nil {
+	if _, err := framework.Subscribe(ctx, second, keyedEvents, "owner", handler, opts...); err != nil {
 		t.Fatal(err)
 	}
 	if err := testenv.WaitFor(context.Background(), 60*time.Second, func() bool { return check.settled() == keys*perKey }); err != nil {
@@ -232,7 +232,7 @@ func TestOrderedByKeyFailingKeyDoesNotHoldOthers(t *testing.T) {
 	check := newOrderChecker()
 	var mu sync.Mutex
 	var othersDoneAt, stuckDeadAt time.Time
-	sub, err := framework.Subscribe(svc, keyedEvents, "stuck", func(ctx context.Context, ev keyedEvent, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, keyedEvents, "stuck", func(ctx context.Context, ev keyedEvent, m *framework.Message) error {
 		check.start(ev)
 		if ev.Key == "k0" && ev.Index == 0 {
 			if m.NumDelivered >= 4 {
@@ -283,7 +283,7 @@ func TestOrderedByKeyHotKeyDoesNotHoldOthers(t *testing.T) {
 	var mu sync.Mutex
 	var coldDone, hotDone int
 	var coldDoneAt, hotDoneAt time.Time
-	sub, err := framework.Subscribe(svc, keyedEvents, "hot", func(ctx context.Context, ev keyedEvent, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, keyedEvents, "hot", func(ctx context.Context, ev keyedEvent, m *framework.Message) error {
 		check.start(ev)
 		if ev.Key == "hot" {
 			time.Sleep(time.Millisecond) // the hot key's handler takes a moment

@@ -113,7 +113,7 @@ func TestLeastPrivilegeServiceRunsEndToEnd(t *testing.T) {
 	if _, err := svc.EnsureStream(ctx, ordersStream); err != nil {
 		t.Fatalf("EnsureStream again: %v", err)
 	}
-	sub, err := framework.Subscribe(svc, createdByOrder, "inventory", func(_ context.Context, ev orderCreated, _ *framework.Message) error {
+	sub, err := framework.Subscribe(ctx, svc, createdByOrder, "inventory", func(_ context.Context, ev orderCreated, _ *framework.Message) error {
 		if ev.Qty <= 0 {
 			return framework.Permanent(errors.New("qty must be positive"))
 		}
@@ -198,7 +198,7 @@ func TestConsumerCreateDeniedFailsSubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err := framework.Subscribe(svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error { return nil })
+	_, err := framework.Subscribe(t.Context(), svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error { return nil })
 	assertPermissionError(t, err, start, "publish", "$JS.API.CONSUMER.CREATE.ORDERS.inventory")
 	if len(svc.Subscriptions()) != 0 {
 		t.Fatalf("a failed subscription is still tracked")
@@ -212,7 +212,7 @@ func TestPullDeniedFailsSubscribeAtStartUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err := framework.Subscribe(svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error { return nil })
+	_, err := framework.Subscribe(t.Context(), svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error { return nil })
 	assertPermissionError(t, err, start, "publish", "$JS.API.CONSUMER.MSG.NEXT.ORDERS.inventory")
 	if len(svc.Subscriptions()) != 0 {
 		t.Fatalf("a failed subscription is still tracked")

@@ -35,7 +35,7 @@ func TestPrefetchLargeMessageBacklogStaysWithinByteCap(t *testing.T) {
 
 	var log handledLog
 	var maxDelivered atomic.Uint64
-	sub, err := framework.Subscribe(svc, created, "large", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "large", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		log.add(ev.Index)
 		if m.NumDelivered > maxDelivered.Load() {
 			maxDelivered.Store(m.NumDelivered)
@@ -88,7 +88,7 @@ func TestFixedPrefetchCappedInBytes(t *testing.T) {
 	publishLarge(t, svc, n)
 	var log handledLog
 	release := make(chan struct{})
-	sub, err := framework.Subscribe(svc, created, "fixed-large", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "fixed-large", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		log.add(ev.Index)
 		if ev.Index == 0 {
 			<-release
@@ -140,7 +140,7 @@ func TestPrefetchByteCapWithoutStreamInfo(t *testing.T) {
 	const n = 30
 	publishLarge(t, owner, n)
 	svc := startService(t, slowTimeoutConfig(srv, user))
-	sub, err := framework.Subscribe(svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error {
 		time.Sleep(10 * time.Millisecond) // the handler's work: the backlog arrives faster
 		return nil
 	}, framework.Concurrency(1))

@@ -57,7 +57,7 @@ func subscribeInOrder(t *testing.T, svc *framework.Service, durable string, work
 	t.Helper()
 	log, deepest := &handledLog{}, &atomic.Int64{}
 	var sub atomic.Pointer[framework.Subscription]
-	s, err := framework.Subscribe(svc, created, durable, func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	s, err := framework.Subscribe(t.Context(), svc, created, durable, func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		log.add(ev.Index)
 		if s := sub.Load(); s != nil {
 			if p := int64(s.Prefetch()); p > deepest.Load() {
@@ -86,7 +86,7 @@ func TestAdaptivePrefetchShrinksForSlowHandler(t *testing.T) {
 	const n = 80
 	publishN(t, svc, n)
 	var log handledLog
-	sub, err := framework.Subscribe(svc, created, "slow", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "slow", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		log.add(ev.Index)
 		time.Sleep(40 * time.Millisecond)
 		return nil
@@ -139,7 +139,7 @@ func TestFixedPrefetchStays(t *testing.T) {
 	svc := newService(t, srv, "order")
 	const n = 500
 	publishN(t, svc, n)
-	sub, err := framework.Subscribe(svc, created, "fixed", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "fixed", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		time.Sleep(time.Millisecond)
 		return nil
 	}, framework.Prefetch(32))
@@ -164,7 +164,7 @@ func TestAdaptivePrefetchShrinksBehindStuckHandler(t *testing.T) {
 	const n = 40
 	publishN(t, svc, n)
 	var log handledLog
-	sub, err := framework.Subscribe(svc, created, "stuck", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "stuck", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		log.add(ev.Index)
 		if ev.Index == 0 {
 			time.Sleep(3 * time.Second) // 1.5x AckWait

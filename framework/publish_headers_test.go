@@ -46,7 +46,7 @@ func TestPublishRefusesWhatSubscribersRefuse(t *testing.T) {
 	svc := newService(t, srv, "order")
 	ctx := context.Background()
 	var handled atomic.Int64
-	sub, err := framework.Subscribe(svc, created, "limits", func(context.Context, orderCreated, *framework.Message) error {
+	sub, err := framework.Subscribe(ctx, svc, created, "limits", func(context.Context, orderCreated, *framework.Message) error {
 		handled.Add(1)
 		return nil
 	})

@@ -16,7 +16,7 @@ func TestRoundTripCarriesEnvelopeAndHeaders(t *testing.T) {
 
 	got := make(chan *framework.Message, 1)
 	var gotEv orderCreated
-	_, err := framework.Subscribe(svc, createdByOrder, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	_, err := framework.Subscribe(t.Context(), svc, createdByOrder, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		gotEv = ev
 		got <- m
 		return nil
@@ -82,7 +82,7 @@ func TestSameEventIDIsStoredOnce(t *testing.T) {
 	// Consumed once as well.
 	var mu sync.Mutex
 	count := 0
-	sub, err := framework.Subscribe(svc, created, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(ctx, svc, created, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		mu.Lock()
 		count++
 		mu.Unlock()

@@ -193,7 +193,7 @@ func TestRunningServiceNeverLeaksSecrets(t *testing.T) {
 	if _, err := svc.EnsureStream(ctx, ordersStream); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := framework.Subscribe(svc, created, "inventory", func(_ context.Context, ev orderCreated, _ *framework.Message) error {
+	sub, err := framework.Subscribe(ctx, svc, created, "inventory", func(_ context.Context, ev orderCreated, _ *framework.Message) error {
 		if ev.Qty == 0 {
 			panic(svc.Config()) // a careless panic with the config as its value
 		}

@@ -92,7 +92,7 @@ func TestShutdownUnderLoadHandsBackEverythingUnfinished(t *testing.T) {
 	// A fixed prefetch: this test counts deliveries, and replacing a pull
 	// while messages flow to it (an adaptive resize) can add one to the
 	// delivery count of messages in flight to the old one (see Prefetch).
-	sub1, err := framework.Subscribe(svc1, created, "worker", slow,
+	sub1, err := framework.Subscribe(ctx, svc1, created, "worker", slow,
 		framework.Concurrency(1000), framework.Prefetch(2000), framework.Use(idem1.Middleware()))
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestShutdownUnderLoadHandsBackEverythingUnfinished(t *testing.T) {
 	var fast atomic.Int64
 	var redelivered atomic.Int64 // deliveries beyond the one hand-back
 	start = time.Now()
-	sub2, err := framework.Subscribe(svc2, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub2, err := framework.Subscribe(ctx, svc2, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		fast.Add(1)
 		if m.NumDelivered > 2 {
 			redelivered.Add(1)
@@ -180,7 +180,7 @@ func TestRunCancelHandsBackHandlersThatIgnoreTheirContext(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	var started atomic.Int64
-	sub1, err := framework.Subscribe(svc1, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub1, err := framework.Subscribe(t.Context(), svc1, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		started.Add(1)
 		<-release // hangs, ignoring ctx
 		return nil
@@ -209,7 +209,7 @@ func TestRunCancelHandsBackHandlersThatIgnoreTheirContext(t *testing.T) {
 
 	svc2 := newService(t, srv, "rescuer", func(c *framework.Config) { c.AckWait = ackWait })
 	done := &effects{n: map[int]int{}}
-	sub2, err := framework.Subscribe(svc2, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub2, err := framework.Subscribe(ctx, svc2, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		done.add(ev.Index)
 		return nil
 	}, framework.Concurrency(16))

@@ -12,14 +12,16 @@ import (
 // Subscribe consumes topic with the durable consumer named durable and
 // runs h for each event. Services that each want every event use different
 // durable names (fan-out); instances of one service use the same name and
-// split the work (competing consumers).
+// split the work (competing consumers). ctx bounds setting the
+// subscription up (finding the stream, creating the consumer, the first
+// pull); it then runs until the service shuts down.
 //
-//	framework.Subscribe(svc, OrderCreated, "inventory", reserveStock,
+//	framework.Subscribe(ctx, svc, OrderCreated, "inventory", reserveStock,
 //		framework.Concurrency(16), framework.AckSync())
 //
 // A payload that does not decode into T, or an event of another type, is
 // dead-lettered at once.
-func Subscribe[T any](svc *Service, topic *Topic[T], durable string, h TypedHandler[T], opts ...SubscribeOption) (*Subscription, error) {
+func Subscribe[T any](ctx context.Context, svc *Service, topic *Topic[T], durable string, h TypedHandler[T], opts ...SubscribeOption) (*Subscription, error) {
 	if h == nil {
 		return nil, fmt.Errorf("subscribe %s as %q: nil handler", topic.subject, durable)
 	}
@@ -34,24 +36,24 @@ func Subscribe[T any](svc *Service, topic *Topic[T], durable string, h TypedHand
 		return h(ctx, ev, m)
 	})
 	opts = append(slices.Clip(opts), func(o *subOptions) { o.eventType = topic.eventType })
-	return svc.subscribe(topic.subject, topic.filters(), durable, inner, opts)
+	return svc.subscribe(ctx, topic.subject, topic.filters(), durable, inner, opts)
 }
 
 // SubscribeHandler consumes filter (wildcards allowed) with an untyped
 // Handler that reads Message.Data itself.
-func SubscribeHandler(svc *Service, filter, durable string, h Handler, opts ...SubscribeOption) (*Subscription, error) {
+func SubscribeHandler(ctx context.Context, svc *Service, filter, durable string, h Handler, opts ...SubscribeOption) (*Subscription, error) {
 	if err := ValidateFilter(filter); err != nil {
 		return nil, fmt.Errorf("subscribe as %q: %w", durable, err)
 	}
 	if h == nil {
 		return nil, fmt.Errorf("subscribe %s as %q: nil handler", filter, durable)
 	}
-	return svc.subscribe(filter, []string{filter}, durable, h, opts)
+	return svc.subscribe(ctx, filter, []string{filter}, durable, h, opts)
 }
 
 // subscribe creates the subscription. subject labels it (logs, metrics,
 // span names): the topic's base subject, or an untyped filter.
-func (svc *Service) subscribe(subject string, filters []string, durable string, h Handler, opts []SubscribeOption) (_ *Subscription, err error) {
+func (svc *Service) subscribe(ctx context.Context, subject string, filters []string, durable string, h Handler, opts []SubscribeOption) (_ *Subscription, err error) {
 	if err := ValidateToken(durable); err != nil {
 		return nil, fmt.Errorf("subscribe %v: durable name: %w", filters, err)
 	}
@@ -67,9 +69,10 @@ func (svc *Service) subscribe(subject string, filters []string, durable string, 
 		return nil, fmt.Errorf("subscribe %v as %q: %w", filters, durable, err)
 	}
 	defer svc.starting.Done()
-	ctx, cancel := context.WithTimeout(stopCtx, svc.conn.provisionBudget())
+	ctx, cancel := context.WithTimeout(ctx, svc.conn.provisionBudget())
 	defer cancel()
-	defer func() { // Shutdown began while this was being set up
+	defer context.AfterFunc(stopCtx, cancel)() // Shutdown ends the set-up too
+	defer func() {                             // Shutdown began while this was being set up
 		if err != nil && stopCtx.Err() != nil && !errors.Is(err, ErrClosed) {
 			err = fmt.Errorf("subscribe %v as %q: %w (%w)", filters, durable, ErrClosed, err)
 		}

@@ -73,7 +73,7 @@ func TestFanOutAndWorkSharing(t *testing.T) {
 		c   *atomic.Int64
 		inv bool
 	}{{billingSvc, "billing", &billing, false}, {invA, "inventory", &inv1, true}, {invB, "inventory", &inv2, true}} {
-		sub, err := framework.Subscribe(s.svc, created, s.dur, count(s.c, s.inv), framework.Concurrency(4), framework.Prefetch(8))
+		sub, err := framework.Subscribe(t.Context(), s.svc, created, s.dur, count(s.c, s.inv), framework.Concurrency(4), framework.Prefetch(8))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +114,7 @@ func TestAckModesAndConcurrencyBound(t *testing.T) {
 				var running, peak atomic.Int64
 				var mu sync.Mutex
 				var order []int
-				sub, err := framework.Subscribe(svc, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+				sub, err := framework.Subscribe(t.Context(), svc, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 					now := running.Add(1)
 					for {
 						p := peak.Load()
@@ -161,7 +161,7 @@ func TestTransientErrorIsRedeliveredAfterBackoff(t *testing.T) {
 	var mu sync.Mutex
 	var times []time.Time
 	backoff := framework.Backoff{Initial: 150 * time.Millisecond, Max: time.Second}
-	sub, err := framework.Subscribe(svc, created, "flaky", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "flaky", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
 		times = append(times, time.Now())
@@ -201,7 +201,7 @@ func TestPermanentErrorIsDeadLetteredOnceWithReason(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "order")
 	var calls atomic.Int64
-	sub, err := framework.Subscribe(svc, created, "strict", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "strict", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		calls.Add(1)
 		return framework.Permanent(fmt.Errorf("order %s: qty %d not allowed", ev.ID, ev.Qty))
 	})
@@ -244,7 +244,7 @@ func TestAttemptsExhaustedAreDeadLettered(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "order")
 	var calls atomic.Int64
-	sub, err := framework.Subscribe(svc, created, "doomed", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "doomed", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		calls.Add(1)
 		panic("boom") // a panic is an error like any other
 	}, framework.MaxDeliver(3), framework.WithBackoff(framework.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}))
@@ -272,7 +272,7 @@ func TestMalformedPayloadIsDeadLetteredAtOnce(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "order")
 	var calls atomic.Int64
-	sub, err := framework.Subscribe(svc, created, "parser", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "parser", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		calls.Add(1)
 		return nil
 	})
@@ -334,7 +334,7 @@ func TestSlowHandlerWithBoundedPrefetchIsNotRedelivered(t *testing.T) {
 	// 12 messages x 150ms = 1.8s of work, well past the 600ms AckWait:
 	// with Prefetch(1) no message waits in the client for long, and the
 	// handler's own message gets InProgress heartbeats.
-	sub, err := framework.Subscribe(svc, created, "slow", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "slow", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		calls.Add(1)
 		if m.NumDelivered != 1 {
 			return framework.Permanent(fmt.Errorf("event %d redelivered (%d)", ev.Index, m.NumDelivered))
@@ -361,7 +361,7 @@ func TestLongHandlerGetsHeartbeats(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "order")
 	var calls atomic.Int64
-	sub, err := framework.Subscribe(svc, created, "long", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "long", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		calls.Add(1)
 		time.Sleep(1500 * time.Millisecond) // 3x AckWait
 		return nil
@@ -393,7 +393,7 @@ func TestServiceUseWrapsLaterSubscriptions(t *testing.T) {
 		}
 	}
 	svc.Use(mark("service"))
-	sub, err := framework.Subscribe(svc, created, "used", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "used", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		mu.Lock()
 		trace = append(trace, "handler")
 		mu.Unlock()

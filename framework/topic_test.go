@@ -41,11 +41,11 @@ func TestTopicSubscriptionsFilterOneSubject(t *testing.T) {
 			return nil
 		}
 	}
-	plainSub, err := framework.Subscribe(svc, created, "plain", count(&plain, false))
+	plainSub, err := framework.Subscribe(ctx, svc, created, "plain", count(&plain, false))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyedSub, err := framework.Subscribe(svc, createdByOrder, "by-order", count(&byOrder, true))
+	keyedSub, err := framework.Subscribe(ctx, svc, createdByOrder, "by-order", count(&byOrder, true))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func TestUntrustedInputIsDeadLetteredAndTheWorkerKeepsGoing(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "order")
 	var handled atomic.Int64
-	sub, err := framework.Subscribe(svc, created, "untrusted", func(_ context.Context, ev orderCreated, _ *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), svc, created, "untrusted", func(_ context.Context, ev orderCreated, _ *framework.Message) error {
 		if ev.ID == "" {
 			return fmt.Errorf("handler got an undecoded event")
 		}

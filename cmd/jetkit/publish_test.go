@@ -38,7 +38,7 @@ func TestPublishCommandDeliversAJetkitEvent(t *testing.T) {
 	var mu sync.Mutex
 	got := map[string]*framework.Message{} // event id -> message
 	events := map[string]orderCreated{}
-	sub, err := framework.Subscribe(svc, topic, "publish-test", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(ctx, svc, topic, "publish-test", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
 		got[m.Envelope.ID], events[m.Envelope.ID] = m, ev

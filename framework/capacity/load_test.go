@@ -118,7 +118,7 @@ func TestControlledLoad(t *testing.T) {
 		return framework.New(ctx, srv.Config(name), quiet)
 	}
 	subscribeWorker := func(svc *framework.Service) (worker, error) {
-		sub, err := framework.Subscribe(svc, work, "worker", func(ctx context.Context, ev job, m *framework.Message) error {
+		sub, err := framework.Subscribe(ctx, svc, work, "worker", func(ctx context.Context, ev job, m *framework.Message) error {
 			start := time.Now()
 			time.Sleep(time.Duration(delay.Load())) // the fixed service time
 			handled.Store(m.Envelope.ID, true)

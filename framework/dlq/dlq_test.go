@@ -48,7 +48,7 @@ func TestListShowReplayPurgeRoundTrip(t *testing.T) {
 	broken.Store(true)
 	var mu sync.Mutex
 	billed := map[string][]uint64{} // event id -> NumDelivered of each successful run
-	billing, err := framework.Subscribe(svc, jobs, "billing", func(ctx context.Context, j job, m *framework.Message) error {
+	billing, err := framework.Subscribe(ctx, svc, jobs, "billing", func(ctx context.Context, j job, m *framework.Message) error {
 		if broken.Load() {
 			return framework.Permanent(errors.New("billing backend rejected the job"))
 		}
@@ -65,7 +65,7 @@ func TestListShowReplayPurgeRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	var audited atomic.Int64
-	audit, err := framework.Subscribe(svc, jobs, "audit", func(ctx context.Context, j job, m *framework.Message) error {
+	audit, err := framework.Subscribe(ctx, svc, jobs, "audit", func(ctx context.Context, j job, m *framework.Message) error {
 		audited.Add(1)
 		return nil
 	}, framework.Use(idem.Middleware()))

@@ -179,7 +179,7 @@ func TestReplayDoesNotChaseItsOwnDeadLetters(t *testing.T) {
 	if _, err := svc.EnsureStream(ctx, framework.StreamSpec{Name: "JOBS", Subjects: []string{"jobs.>"}}); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := framework.Subscribe(svc, jobs, "broken", func(ctx context.Context, j job, m *framework.Message) error {
+	sub, err := framework.Subscribe(ctx, svc, jobs, "broken", func(ctx context.Context, j job, m *framework.Message) error {
 		return framework.Permanent(errors.New("still broken"))
 	})
 	if err != nil {

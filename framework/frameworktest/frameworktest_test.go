@@ -124,7 +124,7 @@ func TestNewMessageMatchesARealDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan *framework.Message, 1)
-	_, err = framework.Subscribe(svc, placed, "parity", func(_ context.Context, _ orderPlaced, m *framework.Message) error {
+	_, err = framework.Subscribe(ctx, svc, placed, "parity", func(_ context.Context, _ orderPlaced, m *framework.Message) error {
 		got <- m
 		return nil
 	})

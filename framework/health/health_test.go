@@ -92,7 +92,7 @@ func TestReadyzFollowsTheServer(t *testing.T) {
 	port := srv1.NS.Addr().(*net.TCPAddr).Port
 	svc := newService(t, srv1)
 	var handled atomic.Int64
-	if _, err := framework.Subscribe(svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	if _, err := framework.Subscribe(t.Context(), svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		handled.Add(1)
 		return nil
 	}); err != nil {
@@ -136,7 +136,7 @@ func TestReadyzFollowsTheServer(t *testing.T) {
 func TestReadyzReasons(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv)
-	if _, err := framework.Subscribe(svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	if _, err := framework.Subscribe(t.Context(), svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -203,7 +203,7 @@ func TestMetricsEndpointWithPrometheusExporter(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, framework.WithObserver(tel.Observer()))
 	var handled atomic.Int64
-	if _, err := framework.Subscribe(svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	if _, err := framework.Subscribe(ctx, svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		handled.Add(1)
 		return nil
 	}); err != nil {

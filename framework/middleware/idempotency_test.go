@@ -47,7 +47,7 @@ func TestIdempotencySameEventTwiceAndForcedRedeliveryRunOnce(t *testing.T) {
 			return err
 		})
 	}
-	sub, err := framework.SubscribeHandler(svc, "jobs.>", "worker", framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
+	sub, err := framework.SubscribeHandler(t.Context(), svc, "jobs.>", "worker", framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 		runs.add(m.Envelope.ID)
 		return nil
 	}), framework.Use(loseFirstAck, idem.Middleware()), framework.Concurrency(4))
@@ -92,7 +92,7 @@ func TestIdempotencyTwoInstancesRacing(t *testing.T) {
 	for _, svc := range []*framework.Service{svcA, svcB} {
 		idem := newIdempotency(t, svc, middleware.IdempotencyConfig{})
 		idems = append(idems, idem)
-		sub, err := framework.SubscribeHandler(svc, "jobs.>", "worker", handler,
+		sub, err := framework.SubscribeHandler(t.Context(), svc, "jobs.>", "worker", handler,
 			framework.Use(idem.Middleware()), framework.Concurrency(8), framework.Prefetch(8))
 		if err != nil {
 			t.Fatal(err)

@@ -14,7 +14,7 @@ import (
 // that middleware outside it (metrics, logging, your own) sees an error
 // instead of an unwinding panic. Put it innermost:
 //
-//	framework.Subscribe(svc, orderCreated, "billing", charge,
+//	framework.Subscribe(ctx, svc, orderCreated, "billing", charge,
 //		framework.Use(myMetrics, middleware.Recover()))
 func Recover() framework.Middleware {
 	return func(next framework.Handler) framework.Handler {

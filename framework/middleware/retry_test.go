@@ -26,7 +26,7 @@ func TestRetrySucceedsAfterKFailuresWithBackoff(t *testing.T) {
 	var calls []time.Time
 	var attempts []int
 	var deliveries []uint64
-	sub, err := framework.SubscribeHandler(svc, "jobs.>", "worker", framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
+	sub, err := framework.SubscribeHandler(t.Context(), svc, "jobs.>", "worker", framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
 		calls = append(calls, time.Now())
@@ -73,7 +73,7 @@ func TestRetryNonRetryableAndPermanentAreDeadLetteredWithoutRetry(t *testing.T) 
 	policy := middleware.RetryPolicy{InitialInterval: time.Millisecond, MaxAttempts: 5, Logger: quietLogger(),
 		NonRetryable: func(err error) bool { return errors.Is(err, errBadInput) }}
 	calls := newCounter()
-	sub, err := framework.SubscribeHandler(svc, "jobs.>", "worker", framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
+	sub, err := framework.SubscribeHandler(t.Context(), svc, "jobs.>", "worker", framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 		calls.add(m.Envelope.ID)
 		if m.Envelope.ID == "classified" {
 			return errBadInput

@@ -21,7 +21,7 @@ var ErrHandlerTimeout = errors.New("handler timed out")
 // finish on its own. A hung handler therefore never holds its worker (or
 // its message's InProgress heartbeats) forever.
 //
-//	framework.Subscribe(svc, orderCreated, "billing", charge,
+//	framework.Subscribe(ctx, svc, orderCreated, "billing", charge,
 //		framework.Use(middleware.Timeout(10*time.Second)))
 //
 // With Retry, do not wrap Retry in Timeout (every attempt would share one

@@ -143,7 +143,7 @@ func consumeRound(b *testing.B, srv *testenv.Server, obs framework.Observer, con
 	want := int64(n)
 	t0, c0 := time.Now(), cpuTime()
 	b.StartTimer()
-	_, err = framework.Subscribe(svc, benchTopic, fmt.Sprintf("bench%d", benchRun.Add(1)),
+	_, err = framework.Subscribe(ctx, svc, benchTopic, fmt.Sprintf("bench%d", benchRun.Add(1)),
 		func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 			if handled.Add(1) == want {
 				close(done)

@@ -72,7 +72,7 @@ func TestMetricsForSuccessRetryAndDeadLetter(t *testing.T) {
 	r := newRig(t)
 	var mu sync.Mutex
 	attempts := map[string]int{}
-	sub, err := framework.Subscribe(r.svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub, err := framework.Subscribe(t.Context(), r.svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		mu.Lock()
 		attempts[ev.ID]++
 		n := attempts[ev.ID]

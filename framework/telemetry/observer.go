@@ -98,7 +98,12 @@ func NewObserver(opts ...Option) (*Observer, error) {
 
 // Propagator is the propagator the observer's service injects and
 // extracts trace context with (see WithPropagator).
-func (o *Observer) Propagator() propagation.TextMapPropagator { return o.prop }
+func (o *Observer) Propagator() propagation.TextMapPropagator {
+	if o == nil { // a typed nil given to framework.WithObserver
+		return otel.GetTextMapPropagator()
+	}
+	return o.prop
+}
 
 // probeEvery is how many publishes and deliveries pass between two probes
 // of a tracer provider that was not configured at the last probe.

@@ -172,7 +172,7 @@ func TestSetupExportsOTLPByDefault(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "order", []framework.Option{framework.WithObserver(tel.Observer())})
 	done := make(chan struct{})
-	if _, err := framework.Subscribe(svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	if _, err := framework.Subscribe(ctx, svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		close(done)
 		return nil
 	}); err != nil {
@@ -227,7 +227,7 @@ func TestTypedNilObserverIsHarmless(t *testing.T) {
 	var obs *telemetry.Observer
 	svc := newService(t, srv, "order", []framework.Option{framework.WithObserver(obs)})
 	done := make(chan struct{})
-	if _, err := framework.Subscribe(svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	if _, err := framework.Subscribe(t.Context(), svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		close(done)
 		return nil
 	}); err != nil {

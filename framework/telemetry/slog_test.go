@@ -78,7 +78,7 @@ func TestFrameworkLogsCarryTheProcessSpan(t *testing.T) {
 	var mu sync.Mutex
 	r := newRigWith(t, []framework.Option{framework.WithLogger(newJSONLogger(&buf, &mu))})
 	var calls atomic.Int32
-	if _, err := framework.Subscribe(r.svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	if _, err := framework.Subscribe(t.Context(), r.svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		if calls.Add(1) == 1 {
 			return errors.New("not yet")
 		}

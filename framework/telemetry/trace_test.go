@@ -109,7 +109,7 @@ func TestOneTraceAcrossTwoHops(t *testing.T) {
 		})
 	}
 	var stockID string
-	_, err := framework.Subscribe(r.svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	_, err := framework.Subscribe(t.Context(), r.svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		record("inventory", ctx)
 		ack, err := stockTopic.Publish(ctx, r.svc, stockReserved{OrderID: ev.ID})
 		mu.Lock()
@@ -121,7 +121,7 @@ func TestOneTraceAcrossTwoHops(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	_, err = framework.Subscribe(r.svc, stockTopic, "shipping", func(ctx context.Context, ev stockReserved, m *framework.Message) error {
+	_, err = framework.Subscribe(t.Context(), r.svc, stockTopic, "shipping", func(ctx context.Context, ev stockReserved, m *framework.Message) error {
 		record("shipping", ctx)
 		close(done)
 		return nil
@@ -213,7 +213,7 @@ func TestRawClientTraceparentJoinsTrace(t *testing.T) {
 	var logMu sync.Mutex
 	log := newJSONLogger(&logs, &logMu)
 	handled := make(chan trace.SpanContext, 1)
-	_, err := framework.Subscribe(r.svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	_, err := framework.Subscribe(t.Context(), r.svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		log.InfoContext(ctx, "reserving", "order", ev.ID)
 		handled <- trace.SpanContextFromContext(ctx)
 		return nil
@@ -281,7 +281,7 @@ func TestFailuresAreSpanEvents(t *testing.T) {
 	r := newRig(t)
 	var mu sync.Mutex
 	attempts := map[string]int{}
-	_, err := framework.Subscribe(r.svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	_, err := framework.Subscribe(t.Context(), r.svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		mu.Lock()
 		attempts[ev.ID]++
 		n := attempts[ev.ID]

@@ -71,10 +71,10 @@ func newService(ctx context.Context, svc *framework.Service, wrap func(jetstream
 	if wrap != nil {
 		s.stock, s.reservations = wrap(s.stock), wrap(s.reservations)
 	}
-	if _, err := framework.Subscribe(svc, events.OrderCreatedTopic, ReserveDurable, s.handleCreated, opts...); err != nil {
+	if _, err := framework.Subscribe(ctx, svc, events.OrderCreatedTopic, ReserveDurable, s.handleCreated, opts...); err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
-	if _, err := framework.Subscribe(svc, events.OrderCancelledTopic, ReleaseDurable, s.handleCancelled, opts...); err != nil {
+	if _, err := framework.Subscribe(ctx, svc, events.OrderCancelledTopic, ReleaseDurable, s.handleCancelled, opts...); err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	return s, nil

@@ -54,10 +54,10 @@ func New(ctx context.Context, svc *framework.Service, opts ...framework.Subscrib
 		return nil, err
 	}
 	s := &Service{svc: svc, log: svc.Logger(), orders: kv}
-	if _, err := framework.Subscribe(svc, events.InventoryReservedTopic, ReservedDurable, s.onReserved, opts...); err != nil {
+	if _, err := framework.Subscribe(ctx, svc, events.InventoryReservedTopic, ReservedDurable, s.onReserved, opts...); err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
-	if _, err := framework.Subscribe(svc, events.InventoryRejectedTopic, RejectedDurable, s.onRejected, opts...); err != nil {
+	if _, err := framework.Subscribe(ctx, svc, events.InventoryRejectedTopic, RejectedDurable, s.onRejected, opts...); err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
 	return s, nil
