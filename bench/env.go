@@ -155,7 +155,7 @@ func (e *env) rawConn(ctx context.Context, role string) (*nats.Conn, jetstream.J
 // service starts a jetkit service with the bench middleware.
 func (e *env) service(ctx context.Context) (*framework.Service, error) {
 	cfg := e.config()
-	opts := []framework.Option{framework.WithLogger(e.log), framework.WithMiddleware(e.opts.Middleware...)}
+	opts := []framework.Option{framework.WithLogger(e.log)}
 	if e.opts.Observer != nil {
 		opts = append(opts, framework.WithObserver(e.opts.Observer))
 	}
@@ -163,6 +163,7 @@ func (e *env) service(ctx context.Context) (*framework.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start jetkit service: %w", err)
 	}
+	svc.Use(e.opts.Middleware...)
 	if e.ownDLQ {
 		e.remember(cfg.DeadLetterStream)
 	}

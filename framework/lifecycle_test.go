@@ -71,7 +71,7 @@ func TestInProcessRetriesOutlastAckWaitWithoutRedelivery(t *testing.T) {
 			return errors.New("dependency down")
 		}
 		return nil
-	}, framework.AckWait(300*time.Millisecond), framework.Prefetch(1), framework.Use(retry))
+	}, framework.AckWait(300*time.Millisecond), framework.Prefetch(1), framework.Wrap(retry))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestPanicsLoseNothing(t *testing.T) {
 		}
 		done.add(ev.Index)
 		return nil
-	}, framework.Concurrency(8), framework.Use(chain...))
+	}, framework.Concurrency(8), framework.Wrap(chain...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestHungHandlerIsBoundedByTimeoutAndRedelivered(t *testing.T) {
 			<-release // ignores ctx
 		}
 		return nil
-	}, framework.Concurrency(1), framework.Use(middleware.Timeout(200*time.Millisecond)))
+	}, framework.Concurrency(1), framework.Wrap(middleware.Timeout(200*time.Millisecond)))
 	if err != nil {
 		t.Fatal(err)
 	}

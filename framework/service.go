@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,13 +24,14 @@ type Service struct {
 	middleware []Middleware
 	observer   Observer
 
-	mu       sync.Mutex
-	subs     []*Subscription
-	closed   bool           // Shutdown has begun: no new subscription
-	starting sync.WaitGroup // Subscribe calls between begin and finish
-	draining atomic.Bool
-	shut     atomic.Bool // Shutdown has finished: publishing fails with ErrClosed
-	done     chan struct{}
+	mu         sync.Mutex
+	subs       []*Subscription
+	onShutdown []func(context.Context) error
+	closed     bool           // Shutdown has begun: no new subscription
+	starting   sync.WaitGroup // Subscribe calls between begin and finish
+	draining   atomic.Bool
+	shut       atomic.Bool // Shutdown has finished: publishing fails with ErrClosed
+	done       chan struct{}
 
 	// stopCtx is cancelled when Shutdown begins, ending subscriptions that
 	// are still being set up.
@@ -47,16 +45,10 @@ type Option func(*Service)
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
-// WithMiddleware adds middleware to every subscription of the service,
-// outside each subscription's own middleware.
-func WithMiddleware(mws ...Middleware) Option {
-	return func(s *Service) { s.middleware = append(s.middleware, mws...) }
-}
-
-// Use adds service-wide middleware for subscriptions created from now on,
-// after any given with WithMiddleware (so inside them). It lets middleware
-// that needs the service's connection, such as an idempotency store, join
-// the service-wide chain:
+// Use adds service-wide middleware for the subscriptions created from now
+// on, inside what earlier calls added; Wrap adds a subscription's own,
+// inside all of these. Middleware that needs the service's connection,
+// such as an idempotency store, joins the same way:
 //
 //	svc, err := framework.New(ctx, cfg)
 //	idem, err := middleware.NewIdempotency(ctx, svc.Conn().JS, middleware.IdempotencyConfig{})
@@ -185,13 +177,18 @@ func (s *Service) Ready(ctx context.Context) error {
 	return s.conn.deadLetters.problem(s.cfg.DeadLetterStream)
 }
 
-// Run blocks until ctx is cancelled or the process gets SIGINT or SIGTERM,
-// then shuts down within Config.ShutdownTimeout.
+// Run blocks until ctx is done, then shuts the service down within
+// Config.ShutdownTimeout (see Shutdown) and returns Shutdown's error. It
+// does not watch process signals: give it a context that ends on them,
+//
+//	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+//	defer stop()
+//	err := svc.Run(ctx)
+//
+// If Shutdown is called meanwhile, Run returns nil once it has finished.
 func (s *Service) Run(ctx context.Context) error {
-	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	select {
-	case <-sigCtx.Done():
+	case <-ctx.Done():
 	case <-s.done:
 		return nil
 	}
@@ -199,6 +196,16 @@ func (s *Service) Run(ctx context.Context) error {
 	budget, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	return s.Shutdown(budget)
+}
+
+// OnShutdown registers f to run when Shutdown begins, before the
+// subscriptions stop, with Shutdown's context: for what feeds the service
+// and must stop first, such as its HTTP API (http.Server.Shutdown). The
+// functions run in the order registered; their errors join Shutdown's.
+func (s *Service) OnShutdown(f func(ctx context.Context) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onShutdown = append(s.onShutdown, f)
 }
 
 // Shutdown stops every subscription (stop pulling, hand back buffered
@@ -217,10 +224,17 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	s.stopCancel()    // subscriptions still being set up give up now
 	s.starting.Wait() // and are tracked or failed once this returns
 	s.mu.Lock()
-	subs := slices.Clone(s.subs)
+	subs, first := slices.Clone(s.subs), slices.Clone(s.onShutdown)
 	s.mu.Unlock()
 	defer close(s.done)
 	defer s.shut.Store(true)
+
+	var errs []error
+	for _, f := range first {
+		if err := f(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 
 	var wg sync.WaitGroup
 	for _, sub := range subs {
@@ -228,7 +242,6 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		go func() { defer wg.Done(); sub.stop(ctx) }()
 	}
 	wg.Wait()
-	var errs []error
 	flushCtx, cancel := context.WithTimeout(context.Background(), max(time.Second, s.cfg.RequestTimeout))
 	defer cancel()
 	if err := s.conn.FlushAsync(flushCtx); err != nil {

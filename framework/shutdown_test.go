@@ -93,7 +93,7 @@ func TestShutdownUnderLoadHandsBackEverythingUnfinished(t *testing.T) {
 	// while messages flow to it (an adaptive resize) can add one to the
 	// delivery count of messages in flight to the old one (see Prefetch).
 	sub1, err := framework.Subscribe(ctx, svc1, created, "worker", slow,
-		framework.Concurrency(1000), framework.Prefetch(2000), framework.Use(idem1.Middleware()))
+		framework.Concurrency(1000), framework.Prefetch(2000), framework.Wrap(idem1.Middleware()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestShutdownUnderLoadHandsBackEverythingUnfinished(t *testing.T) {
 		}
 		done.add(ev.Index)
 		return nil
-	}, framework.Concurrency(64), framework.Use(idem2.Middleware()))
+	}, framework.Concurrency(64), framework.Wrap(idem2.Middleware()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestRunCancelHandsBackHandlersThatIgnoreTheirContext(t *testing.T) {
 
 	svc2 := newService(t, srv, "rescuer", func(c *framework.Config) { c.AckWait = ackWait })
 	done := &effects{n: map[int]int{}}
-	sub2, err := framework.Subscribe(ctx, svc2, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub2, err := framework.Subscribe(t.Context(), svc2, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		done.add(ev.Index)
 		return nil
 	}, framework.Concurrency(16))

@@ -82,8 +82,9 @@ func MaxAckPending(n int) SubscribeOption { return func(o *subOptions) { o.maxAc
 // WithBackoff sets the redelivery delays for transient failures.
 func WithBackoff(b Backoff) SubscribeOption { return func(o *subOptions) { o.backoff = b } }
 
-// Use adds middleware to this subscription, inside the service-wide middleware.
-func Use(mws ...Middleware) SubscribeOption {
+// Wrap adds middleware to this subscription's handler, inside the
+// service-wide middleware (Service.Use).
+func Wrap(mws ...Middleware) SubscribeOption {
 	return func(o *subOptions) { o.middleware = append(o.middleware, mws...) }
 }
 

@@ -398,7 +398,7 @@ func TestServiceUseWrapsLaterSubscriptions(t *testing.T) {
 		trace = append(trace, "handler")
 		mu.Unlock()
 		return nil
-	}, framework.Use(mark("subscription")))
+	}, framework.Wrap(mark("subscription")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -210,12 +210,12 @@ func devService(ctx context.Context, base framework.Config, name string, log *sl
 	cfg := base
 	cfg.ServiceName = name
 	cfg.ClientName = ""
-	opts = append([]framework.Option{framework.WithLogger(log),
-		framework.WithMiddleware(middleware.Defaults(middleware.Options{Logger: log})...)}, opts...)
+	opts = append([]framework.Option{framework.WithLogger(log)}, opts...)
 	svc, err := framework.New(ctx, cfg, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("start %s service: %w", name, err)
 	}
+	svc.Use(middleware.Defaults(middleware.Options{Logger: log})...)
 	return svc, nil
 }
 

@@ -68,7 +68,7 @@ func TestListShowReplayPurgeRoundTrip(t *testing.T) {
 	audit, err := framework.Subscribe(ctx, svc, jobs, "audit", func(ctx context.Context, j job, m *framework.Message) error {
 		audited.Add(1)
 		return nil
-	}, framework.Use(idem.Middleware()))
+	}, framework.Wrap(idem.Middleware()))
 	if err != nil {
 		t.Fatal(err)
 	}

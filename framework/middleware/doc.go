@@ -15,7 +15,7 @@
 //	             deadline (RetryPolicy.AttemptTimeout) and its panics
 //	             recovered, so a timeout or panic is retried like any error
 //	Recover      a panic becomes a *framework.PanicError with the stack
-//	your middleware (framework.Use), then the handler
+//	your middleware (Service.Use, then framework.Wrap), then the handler
 //
 // A panic in the handler unwinds through your own middleware up to
 // Recover; if your middleware must see it as an error (metrics, tracing),
@@ -23,8 +23,7 @@
 //
 // Install it service-wide:
 //
-//	svc, err := framework.New(ctx, cfg, framework.WithMiddleware(
-//		middleware.Defaults(middleware.Options{Logger: log})...))
+//	svc.Use(middleware.Defaults(middleware.Options{Logger: log})...)
 //
 // # What cannot go wrong
 //

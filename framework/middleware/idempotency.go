@@ -88,7 +88,7 @@ const (
 //	if err != nil {
 //		return err
 //	}
-//	framework.Subscribe(ctx, svc, orderCreated, "billing", charge, framework.Use(idem.Middleware()))
+//	framework.Subscribe(ctx, svc, orderCreated, "billing", charge, framework.Wrap(idem.Middleware()))
 func NewIdempotency(ctx context.Context, js jetstream.JetStream, cfg IdempotencyConfig) (*Idempotency, error) {
 	if cfg.Bucket == "" {
 		cfg.Bucket = "jetkit-idempotency"

@@ -50,7 +50,7 @@ func TestIdempotencySameEventTwiceAndForcedRedeliveryRunOnce(t *testing.T) {
 	sub, err := framework.SubscribeHandler(t.Context(), svc, "jobs.>", "worker", framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 		runs.add(m.Envelope.ID)
 		return nil
-	}), framework.Use(loseFirstAck, idem.Middleware()), framework.Concurrency(4))
+	}), framework.Wrap(loseFirstAck, idem.Middleware()), framework.Concurrency(4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestIdempotencyTwoInstancesRacing(t *testing.T) {
 		idem := newIdempotency(t, svc, middleware.IdempotencyConfig{})
 		idems = append(idems, idem)
 		sub, err := framework.SubscribeHandler(t.Context(), svc, "jobs.>", "worker", handler,
-			framework.Use(idem.Middleware()), framework.Concurrency(8), framework.Prefetch(8))
+			framework.Wrap(idem.Middleware()), framework.Concurrency(8), framework.Prefetch(8))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,8 +16,7 @@ import (
 // number, in-process attempt and duration. Put it outermost, so it sees
 // the outcome after Retry and Idempotency:
 //
-//	svc, err := framework.New(ctx, cfg, framework.WithMiddleware(
-//		middleware.Logging(log), middleware.Retry(middleware.RetryPolicy{})))
+//	svc.Use(middleware.Logging(log), middleware.Retry(middleware.RetryPolicy{}))
 //
 // The dispatcher separately logs what it does with a failed message
 // (retry later, dead-letter); Logging adds the handler's view: how long it

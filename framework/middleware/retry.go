@@ -142,7 +142,7 @@ type retryKey struct{}
 //		AttemptTimeout: 5 * time.Second,
 //		NonRetryable:   func(err error) bool { return errors.Is(err, ErrUnknownCustomer) },
 //	})
-//	framework.Subscribe(ctx, svc, orderCreated, "billing", charge, framework.Use(retry))
+//	framework.Subscribe(ctx, svc, orderCreated, "billing", charge, framework.Wrap(retry))
 //
 // Retry panics if the policy is invalid (see Validate), like
 // regexp.MustCompile: a broken policy is a programming error found at

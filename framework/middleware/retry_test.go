@@ -36,7 +36,7 @@ func TestRetrySucceedsAfterKFailuresWithBackoff(t *testing.T) {
 			return errFlaky
 		}
 		return nil
-	}), framework.Use(middleware.Retry(policy)))
+	}), framework.Wrap(middleware.Retry(policy)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestRetryNonRetryableAndPermanentAreDeadLetteredWithoutRetry(t *testing.T) 
 			return errBadInput
 		}
 		return framework.Permanent(errors.New("marked permanent"))
-	}), framework.Use(middleware.Retry(policy)), framework.MaxDeliver(5))
+	}), framework.Wrap(middleware.Retry(policy)), framework.MaxDeliver(5))
 	if err != nil {
 		t.Fatal(err)
 	}

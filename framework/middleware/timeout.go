@@ -22,7 +22,7 @@ var ErrHandlerTimeout = errors.New("handler timed out")
 // its message's InProgress heartbeats) forever.
 //
 //	framework.Subscribe(ctx, svc, orderCreated, "billing", charge,
-//		framework.Use(middleware.Timeout(10*time.Second)))
+//		framework.Wrap(middleware.Timeout(10*time.Second)))
 //
 // With Retry, do not wrap Retry in Timeout (every attempt would share one
 // deadline); set RetryPolicy.AttemptTimeout instead, which gives each

@@ -116,7 +116,7 @@ func TestOneTraceAcrossTwoHops(t *testing.T) {
 		stockID = ack.EventID
 		mu.Unlock()
 		return err
-	}, framework.Use(mw))
+	}, framework.Wrap(mw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestOneTraceAcrossTwoHops(t *testing.T) {
 		record("shipping", ctx)
 		close(done)
 		return nil
-	}, framework.Use(mw))
+	}, framework.Wrap(mw))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,10 +86,11 @@ func (s *system) framework(name string) *framework.Service {
 	if s.ackWait > 0 {
 		cfg.AckWait = s.ackWait
 	}
-	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(quietLogger()), framework.WithMiddleware(s.mws...))
+	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(quietLogger()))
 	if err != nil {
 		s.t.Fatalf("framework.New(%s): %v", name, err)
 	}
+	svc.Use(s.mws...)
 	s.t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

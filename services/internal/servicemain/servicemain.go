@@ -47,7 +47,7 @@ type Spec struct {
 }
 
 // Run runs the service until ctx ends (e.g. on SIGTERM) or the HTTP server
-// fails. Traces and metrics follow the OTEL_* variables; with
+// fails, with framework.Service.Run. Traces and metrics follow the OTEL_* variables; with
 // OTEL_METRICS_EXPORTER=prometheus the metrics are served at /metrics. The
 // framework service gets logging, in-process retries and panic recovery in
 // jetkit's fixed order, and no idempotency middleware: the sample handlers
@@ -70,11 +70,11 @@ func Run(ctx context.Context, spec Spec) error {
 		}
 	}()
 
-	svc, err := framework.New(ctx, cfg, framework.WithLogger(log), framework.WithObserver(tel.Observer()),
-		framework.WithMiddleware(middleware.Defaults(middleware.Options{Logger: log})...))
+	svc, err := framework.New(ctx, cfg, framework.WithLogger(log), framework.WithObserver(tel.Observer()))
 	if err != nil {
 		return err
 	}
+	svc.Use(middleware.Defaults(middleware.Options{Logger: log})...)
 	handler, err := spec.Start(ctx, svc, health.WithMetrics(tel.MetricsHandler()))
 	if err != nil {
 		return errors.Join(err, svc.Shutdown(context.Background()))
@@ -86,17 +86,20 @@ func Run(ctx context.Context, spec Spec) error {
 		return fmt.Errorf("HTTP server on %s: %w", spec.HTTPAddr, err)
 	}
 	srv := httpserver.New(handler, httpserver.Options{})
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	// The HTTP API stops taking requests before the event handlers drain;
+	// if it fails, the service stops.
+	svc.OnShutdown(srv.Shutdown)
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			stop(fmt.Errorf("HTTP server on %s: %w", spec.HTTPAddr, err))
+		}
+	}()
 	log.Info(spec.Name+" listening", "http", spec.HTTPAddr)
-
-	select {
-	case <-ctx.Done():
-	case err := <-served:
-		_ = svc.Shutdown(context.Background())
-		return fmt.Errorf("HTTP server on %s: %w", spec.HTTPAddr, err)
+	err = svc.Run(runCtx)
+	if cause := context.Cause(runCtx); ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		err = errors.Join(cause, err)
 	}
-	budget, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	return errors.Join(srv.Shutdown(budget), svc.Shutdown(budget))
+	return err
 }
