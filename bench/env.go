@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"io"
 	"log/slog"
 	"net/url"
@@ -94,7 +95,7 @@ func newEnv(ctx context.Context, o Options) (*env, error) {
 // the bench creates its own and deletes it at the end.
 func (e *env) findDeadLetterStream(ctx context.Context) error {
 	e.dlq, e.dlqReplicas, e.ownDLQ = "JKB_"+strings.ToUpper(e.id)+"_DLQ", e.opts.Replicas, true
-	name, err := e.adminJS.StreamNameBySubject(ctx, framework.DeadLetterSubjectPrefix+".bench")
+	name, err := e.adminJS.StreamNameBySubject(ctx, wire.DeadLetterSubjectPrefix+".bench")
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil
 	}

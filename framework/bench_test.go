@@ -9,6 +9,7 @@ package framework
 
 import (
 	"context"
+	"github.com/jetkit/jetkit/internal/wire"
 	"io"
 	"log/slog"
 	"testing"
@@ -35,7 +36,7 @@ func newBenchEvent() benchEvent {
 
 func benchEnvelope() Envelope {
 	return Envelope{ID: "2aQnC8kq4W5sTfR0bZ3Jx1", Type: "orders.created.v1", Source: "bench",
-		SpecVersion: SpecVersion, Time: time.Now(), ContentType: "application/json"}
+		SpecVersion: wire.SpecVersion, Time: time.Now(), ContentType: "application/json"}
 }
 
 // BenchmarkEnvelopeEncode writes the CloudEvents headers of one message.

@@ -3,6 +3,7 @@ package framework
 import (
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"net/url"
 	"os"
 	"reflect"
@@ -257,11 +258,11 @@ func (c Config) Validate() error {
 	}
 	if c.ServiceName == "" {
 		add("SERVICE_NAME", "must be set: a short name for the service such as \"order\" (it names its connection, inboxes and events)")
-	} else if err := ValidateToken(c.ServiceName); err != nil {
+	} else if err := wire.ValidateToken(c.ServiceName); err != nil {
 		add("SERVICE_NAME", "%q must be one subject token (no spaces, dots or wildcards)", c.ServiceName)
 	}
 	if c.InboxPrefix != "" {
-		if err := ValidateSubject(c.InboxPrefix); err != nil || strings.HasPrefix(c.InboxPrefix, "$") {
+		if err := wire.ValidateSubject(c.InboxPrefix); err != nil || strings.HasPrefix(c.InboxPrefix, "$") {
 			add("NATS_INBOX_PREFIX", "%q must be a subject without wildcards, not starting with $, e.g. _INBOX_order", c.InboxPrefix)
 		}
 	}
@@ -372,7 +373,7 @@ func validateStreamName(name string) error {
 		return errors.New("must not be empty; the default is DEADLETTER")
 	case len(name) > maxStreamNameLen:
 		return fmt.Errorf("is %d bytes; a stream name has at most %d", len(name), maxStreamNameLen)
-	case ValidateToken(name) != nil || strings.ContainsAny(name, `/\`):
+	case wire.ValidateToken(name) != nil || strings.ContainsAny(name, `/\`):
 		return fmt.Errorf("%q must be a stream name: no spaces, dots, wildcards, slashes or control characters, e.g. DEADLETTER", name)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"strings"
 	"testing"
 	"time"
@@ -94,22 +95,22 @@ func TestValidateListsEveryProblemWithoutSecrets(t *testing.T) {
 
 func TestValidateToken(t *testing.T) {
 	for _, bad := range []string{"", "a.b", "a*", ">", "a b", "tab\t", "nl\n", "nul\x00", "\x7f", "bad\xff"} {
-		if err := framework.ValidateToken(bad); !errors.Is(err, framework.ErrInvalidSubject) {
+		if err := wire.ValidateToken(bad); !errors.Is(err, framework.ErrInvalidSubject) {
 			t.Errorf("ValidateToken(%q) = %v, want ErrInvalidSubject", bad, err)
 		}
 	}
 	for _, good := range []string{"o-1", "ORDER_42", "ünïcode", "a:b"} {
-		if err := framework.ValidateToken(good); err != nil {
+		if err := wire.ValidateToken(good); err != nil {
 			t.Errorf("ValidateToken(%q) = %v", good, err)
 		}
 	}
-	if err := framework.ValidateSubject("orders..created"); err == nil {
+	if err := wire.ValidateSubject("orders..created"); err == nil {
 		t.Error("empty token in subject accepted")
 	}
-	if err := framework.ValidateFilter("orders.*.v1.>"); err != nil {
+	if err := wire.ValidateFilter("orders.*.v1.>"); err != nil {
 		t.Errorf("valid filter rejected: %v", err)
 	}
-	if err := framework.ValidateFilter("orders.>.v1"); err == nil {
+	if err := wire.ValidateFilter("orders.>.v1"); err == nil {
 		t.Error("'>' in the middle of a filter accepted")
 	}
 }

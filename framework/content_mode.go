@@ -2,6 +2,7 @@ package framework
 
 import (
 	"errors"
+	"github.com/jetkit/jetkit/internal/wire"
 	"strconv"
 )
 
@@ -68,14 +69,14 @@ func readStructured(m *Message) error {
 // event type (the subject for SubscribeHandler), its time when the stream
 // stored it, its source empty.
 func (s *Subscription) bareEnvelope(m *Message, contentType string) error {
-	env := Envelope{ID: headerValue(m.Header, HeaderMsgID), Type: s.opts.eventType, Time: m.Timestamp, ContentType: contentType}
+	env := Envelope{ID: wire.HeaderValue(m.Header, wire.HeaderMsgID), Type: s.opts.eventType, Time: m.Timestamp, ContentType: contentType}
 	if env.ID == "" {
 		env.ID = strconv.FormatUint(m.StreamSeq, 10)
 	}
 	if env.Type == "" {
 		env.Type = m.Subject
 	}
-	if err := checkEnvelope(env, [4]string{"header " + HeaderMsgID, "subject", "source", "header " + HeaderContentType}); err != nil {
+	if err := checkEnvelope(env, [4]string{"header " + wire.HeaderMsgID, "subject", "source", "header " + wire.HeaderContentType}); err != nil {
 		return err
 	}
 	m.Envelope = env

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,45 +15,26 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Dead-letter headers added to the copy of a dead-lettered message.
-const (
-	// DeadLetterSubjectPrefix roots the dead-letter subjects:
-	// jetkit.deadletter.<stream>.<consumer>.
-	DeadLetterSubjectPrefix = "jetkit.deadletter"
+// maxDLQErrorHeaderLen bounds the handler error copied to a dead letter.
+const maxDLQErrorHeaderLen = 1024
 
-	HeaderDLQReason      = "Jetkit-Dlq-Reason"     // decode, permanent, max-deliver
-	HeaderDLQError       = "Jetkit-Dlq-Error"      // the handler's error, one line
-	HeaderDLQSubject     = "Jetkit-Dlq-Subject"    // original subject
-	HeaderDLQStream      = "Jetkit-Dlq-Stream"     // original stream
-	HeaderDLQConsumer    = "Jetkit-Dlq-Consumer"   // consumer that gave up
-	HeaderDLQStreamSeq   = "Jetkit-Dlq-Stream-Seq" // original stream sequence
-	HeaderDLQDelivered   = "Jetkit-Dlq-Delivered"  // deliveries made
-	HeaderDLQTime        = "Jetkit-Dlq-Time"       // when it was dead-lettered (RFC 3339)
-	maxDLQErrorHeaderLen = 1024
-)
-
-// Dead-letter reasons, the value of HeaderDLQReason.
+// Dead-letter reasons, the value of wire.HeaderDLQReason.
 const (
 	ReasonDecode     = "decode"
 	ReasonPermanent  = "permanent"
 	ReasonMaxDeliver = "max-deliver"
 )
 
-// DeadLetterSubject is where messages of stream/consumer are dead-lettered.
-func DeadLetterSubject(stream, consumer string) string {
-	return DeadLetterSubjectPrefix + "." + stream + "." + consumer
-}
-
-// EnsureDeadLetterStream creates the dead-letter stream named in the config
+// ensureDeadLetterStream creates the dead-letter stream named in the config
 // if it does not exist. An existing one is left as it is: it is shared by
 // every service, and its limits, age and replicas are the operator's to tune,
 // not whichever service started last. The stream is the framework's: it
 // records no service as its owner. Under least privilege no service may
 // create it: the error then says to create it as an operator.
-func EnsureDeadLetterStream(ctx context.Context, c *Conn) (_ jetstream.Stream, err error) {
+func ensureDeadLetterStream(ctx context.Context, c *Conn) (_ jetstream.Stream, err error) {
 	ctx, perm := c.watchPermissions(ctx, c.jsPrefixes()...) // a refused API call fails now, naming the subject
 	defer func() { err = perm.explain(err); perm.done() }()
-	spec := StreamSpec{Name: c.cfg.DeadLetterStream, Subjects: []string{DeadLetterSubjectPrefix + ".>"}}
+	spec := StreamSpec{Name: c.cfg.DeadLetterStream, Subjects: []string{wire.DeadLetterSubjectPrefix + ".>"}}
 	st, err := retryTransient(ctx, c, "dead-letter stream", func(ctx context.Context) (jetstream.Stream, error) {
 		return c.JS.Stream(ctx, spec.Name)
 	})
@@ -60,7 +42,7 @@ func EnsureDeadLetterStream(ctx context.Context, c *Conn) (_ jetstream.Stream, e
 		st, err := ensureStream(ctx, c, spec, frameworkOwner)
 		if errors.Is(err, ErrPermissionDenied) { // EnsureStream names the refused subject
 			return nil, fmt.Errorf("dead-letter stream %s (%s) does not exist and this user may not create it: create it once as an operator, e.g. `nats stream add %s --subjects '%s.>'`: %w",
-				spec.Name, c.cfg.envName("DEAD_LETTER_STREAM"), spec.Name, DeadLetterSubjectPrefix, err)
+				spec.Name, c.cfg.envName("DEAD_LETTER_STREAM"), spec.Name, wire.DeadLetterSubjectPrefix, err)
 		}
 		return st, err
 	}
@@ -111,14 +93,14 @@ func (s *Subscription) deadLetter(lctx context.Context, m *Message, cause error)
 		}
 		h[k] = v
 	}
-	h[HeaderDLQReason] = []string{reason}
-	h[HeaderDLQError] = []string{errText}
-	h[HeaderDLQSubject] = []string{m.Subject}
-	h[HeaderDLQStream] = []string{m.Stream}
-	h[HeaderDLQConsumer] = []string{m.Consumer}
-	h[HeaderDLQStreamSeq] = []string{strconv.FormatUint(m.StreamSeq, 10)}
-	h[HeaderDLQDelivered] = []string{strconv.FormatUint(m.NumDelivered, 10)}
-	h[HeaderDLQTime] = []string{time.Now().UTC().Format(time.RFC3339Nano)}
+	h[wire.HeaderDLQReason] = []string{reason}
+	h[wire.HeaderDLQError] = []string{errText}
+	h[wire.HeaderDLQSubject] = []string{m.Subject}
+	h[wire.HeaderDLQStream] = []string{m.Stream}
+	h[wire.HeaderDLQConsumer] = []string{m.Consumer}
+	h[wire.HeaderDLQStreamSeq] = []string{strconv.FormatUint(m.StreamSeq, 10)}
+	h[wire.HeaderDLQDelivered] = []string{strconv.FormatUint(m.NumDelivered, 10)}
+	h[wire.HeaderDLQTime] = []string{time.Now().UTC().Format(time.RFC3339Nano)}
 	// One dead-letter copy per stream message, even if this runs twice.
 	h[nats.MsgIdHdr] = []string{"dlq." + m.Stream + "." + m.Consumer + "." + strconv.FormatUint(m.StreamSeq, 10)}
 
@@ -127,7 +109,7 @@ func (s *Subscription) deadLetter(lctx context.Context, m *Message, cause error)
 	if m.raw != nil {
 		data = m.raw.Data() // the payload as stored: in structured mode m.Data is the event's data only
 	}
-	_, err := s.conn.JS.PublishMsg(ctx, &nats.Msg{Subject: DeadLetterSubject(m.Stream, m.Consumer), Data: fitDeadLetter(h, data, s.conn.NC.MaxPayload()), Header: h})
+	_, err := s.conn.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject(m.Stream, m.Consumer), Data: fitDeadLetter(h, data, s.conn.NC.MaxPayload()), Header: h})
 	cancel()
 	if err != nil {
 		s.stats.deadLetterFailed.Add(1)
@@ -136,7 +118,7 @@ func (s *Subscription) deadLetter(lctx context.Context, m *Message, cause error)
 		_ = m.raw.NakWithDelay(delay)
 		s.log.ErrorContext(lctx, "dead-letter copy failed; message kept and retried, service not ready until a copy succeeds",
 			"event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "dead_letter_stream", s.conn.cfg.DeadLetterStream,
-			"dead_letter_subject", DeadLetterSubject(m.Stream, m.Consumer), "reason", reason, "cause", errText,
+			"dead_letter_subject", wire.DeadLetterSubject(m.Stream, m.Consumer), "reason", reason, "cause", errText,
 			"failed_copies", failures, "retry_in", delay, "error", err)
 		return Settlement{Outcome: OutcomeDeadLetterFailed, Err: cause, Delay: delay, Reason: reason, SettleErr: err}
 	}

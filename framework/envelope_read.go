@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"github.com/jetkit/jetkit/internal/wire"
 	"strings"
 	"time"
 
@@ -23,34 +24,34 @@ const (
 	ehCount
 )
 
-var envelopeHeaderNames = [ehCount]string{HeaderSpecVersion, HeaderID, HeaderType, HeaderSource, HeaderTime, HeaderDataContentType, HeaderContentType}
+var envelopeHeaderNames = [ehCount]string{wire.HeaderSpecVersion, wire.HeaderID, wire.HeaderType, wire.HeaderSource, wire.HeaderTime, wire.HeaderDataContentType, wire.HeaderContentType}
 
 // envelopeHeader returns the index of k among the envelope headers,
 // matched case-insensitively, or -1.
 func envelopeHeader(k string) int {
 	i := -1
 	switch len(k) { // one candidate per length (hot path: most keys stop here)
-	case len(HeaderID):
+	case len(wire.HeaderID):
 		i = ehID
-	case len(HeaderType): // ce-type and ce-time
+	case len(wire.HeaderType): // ce-type and ce-time
 		switch {
-		case k == HeaderType:
+		case k == wire.HeaderType:
 			return ehType
-		case k == HeaderTime:
+		case k == wire.HeaderTime:
 			return ehTime
-		case strings.EqualFold(k, HeaderType):
+		case strings.EqualFold(k, wire.HeaderType):
 			return ehType
-		case strings.EqualFold(k, HeaderTime):
+		case strings.EqualFold(k, wire.HeaderTime):
 			return ehTime
 		}
 		return -1
-	case len(HeaderSource):
+	case len(wire.HeaderSource):
 		i = ehSource
-	case len(HeaderContentType):
+	case len(wire.HeaderContentType):
 		i = ehContentType
-	case len(HeaderSpecVersion):
+	case len(wire.HeaderSpecVersion):
 		i = ehSpecVersion
-	case len(HeaderDataContentType):
+	case len(wire.HeaderDataContentType):
 		i = ehDataContentType
 	default:
 		return -1
@@ -66,8 +67,8 @@ type envelopeHeaders struct {
 	vals [ehCount]string
 }
 
-// scanHeaders checks a received message's headers against MaxHeaders and
-// MaxHeaderBytes and collects the envelope headers, in one pass over the
+// scanHeaders checks a received message's headers against wire.MaxHeaders and
+// wire.MaxHeaderBytes and collects the envelope headers, in one pass over the
 // map. Two spellings or two values of one envelope header are malformed.
 func scanHeaders(h nats.Header) (envelopeHeaders, error) {
 	var e envelopeHeaders
@@ -92,11 +93,11 @@ func scanHeaders(h nats.Header) (envelopeHeaders, error) {
 		}
 		keys[i], e.vals[i] = k, vs[0]
 	}
-	if n > MaxHeaders {
-		return e, decodeError("%d header values, more than the limit of %d", n, MaxHeaders)
+	if n > wire.MaxHeaders {
+		return e, decodeError("%d header values, more than the limit of %d", n, wire.MaxHeaders)
 	}
-	if size > MaxHeaderBytes {
-		return e, decodeError("headers take %d bytes, more than the limit of %d", size, MaxHeaderBytes)
+	if size > wire.MaxHeaderBytes {
+		return e, decodeError("headers take %d bytes, more than the limit of %d", size, wire.MaxHeaderBytes)
 	}
 	return e, dup
 }
@@ -119,7 +120,7 @@ func (e *envelopeHeaders) contentType() (string, error) {
 	case dct == "":
 		return ct, nil
 	case ct != "" && mediaType(dct) != mediaType(ct):
-		return "", decodeError("header %s %q and header %s %q disagree about the payload's type", HeaderDataContentType, dct, HeaderContentType, ct)
+		return "", decodeError("header %s %q and header %s %q disagree about the payload's type", wire.HeaderDataContentType, dct, wire.HeaderContentType, ct)
 	}
 	return dct, nil
 }
@@ -135,15 +136,15 @@ func (e *envelopeHeaders) binaryEnvelope() (Envelope, error) {
 	}
 	switch {
 	case env.SpecVersion == "":
-		return env, decodeError("missing header %s; jetkit expects a CloudEvents envelope (binary mode, or structured mode with content-type application/cloudevents+json); a subscription can accept messages without one with AllowMissingEnvelope", HeaderSpecVersion)
-	case env.SpecVersion != SpecVersion:
-		return env, decodeError("header %s is %q; only %q is supported", HeaderSpecVersion, env.SpecVersion, SpecVersion)
+		return env, decodeError("missing header %s; jetkit expects a CloudEvents envelope (binary mode, or structured mode with content-type application/cloudevents+json); a subscription can accept messages without one with AllowMissingEnvelope", wire.HeaderSpecVersion)
+	case env.SpecVersion != wire.SpecVersion:
+		return env, decodeError("header %s is %q; only %q is supported", wire.HeaderSpecVersion, env.SpecVersion, wire.SpecVersion)
 	case env.ID == "":
-		return env, decodeError("missing header %s", HeaderID)
+		return env, decodeError("missing header %s", wire.HeaderID)
 	case env.Type == "":
-		return env, decodeError("missing header %s", HeaderType)
+		return env, decodeError("missing header %s", wire.HeaderType)
 	case env.Source == "":
-		return env, decodeError("missing header %s", HeaderSource)
+		return env, decodeError("missing header %s", wire.HeaderSource)
 	}
 	ct, err := e.contentType()
 	if err != nil {
@@ -153,13 +154,13 @@ func (e *envelopeHeaders) binaryEnvelope() (Envelope, error) {
 	if raw := e.vals[ehTime]; raw != "" {
 		t, err := time.Parse(time.RFC3339Nano, raw)
 		if err != nil {
-			return env, decodeError("header %s %q is not an RFC 3339 time", HeaderTime, raw)
+			return env, decodeError("header %s %q is not an RFC 3339 time", wire.HeaderTime, raw)
 		}
 		env.Time = t
 	}
-	names := [4]string{"header " + HeaderID, "header " + HeaderType, "header " + HeaderSource, "header " + HeaderDataContentType}
+	names := [4]string{"header " + wire.HeaderID, "header " + wire.HeaderType, "header " + wire.HeaderSource, "header " + wire.HeaderDataContentType}
 	if e.vals[ehDataContentType] == "" {
-		names[3] = "header " + HeaderContentType
+		names[3] = "header " + wire.HeaderContentType
 	}
 	if err := checkEnvelope(env, names); err != nil {
 		return Envelope{}, err // its values are not fit for logs

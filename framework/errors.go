@@ -3,6 +3,7 @@ package framework
 import (
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // Sentinel errors callers branch on with errors.Is.
@@ -10,7 +11,7 @@ var (
 	// ErrInvalidConfig is wrapped by every configuration error.
 	ErrInvalidConfig = errors.New("invalid jetkit config")
 	// ErrInvalidSubject is wrapped by every subject or token validation error.
-	ErrInvalidSubject = errors.New("invalid subject")
+	ErrInvalidSubject = wire.ErrInvalidSubject
 	// ErrIncompatibleChange is returned when a declared stream or consumer
 	// differs from the one on the server in a field JetStream cannot update,
 	// or in one the caller may not change because another service owns
@@ -27,8 +28,8 @@ var (
 	ErrMessageTooLarge = errors.New("message too large")
 	// ErrInvalidHeader is returned when a publish carries a header a jetkit
 	// subscriber would refuse: a name that spells an envelope header, a
-	// value with CR or LF, or more than MaxHeaders values or
-	// MaxHeaderBytes; nothing is published.
+	// value with CR or LF, or more than wire.MaxHeaders values or
+	// wire.MaxHeaderBytes; nothing is published.
 	ErrInvalidHeader = errors.New("invalid header")
 	// ErrClosed is returned when publishing or subscribing on a service that
 	// is shutting down or has shut down.

@@ -9,6 +9,7 @@ package framework
 import (
 	"encoding/json"
 	"errors"
+	"github.com/jetkit/jetkit/internal/wire"
 	"net/url"
 	"strings"
 	"testing"
@@ -59,11 +60,11 @@ func FuzzEnvelopeDecode(f *testing.F) {
 				t.Fatalf("envelope error is not a permanent decode error: %v", err)
 			}
 		} else {
-			if env.SpecVersion != SpecVersion || env.ID == "" || env.Type == "" || env.Source == "" {
+			if env.SpecVersion != wire.SpecVersion || env.ID == "" || env.Type == "" || env.Source == "" {
 				t.Fatalf("accepted an incomplete envelope %+v", env)
 			}
 			for _, v := range []string{env.ID, env.Type, env.Source, env.ContentType} {
-				if len(v) > MaxEnvelopeValueLen || !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) {
+				if len(v) > wire.MaxEnvelopeValueLen || !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) {
 					t.Fatalf("accepted envelope value %q", v)
 				}
 			}
@@ -83,10 +84,10 @@ func FuzzEnvelopeDecode(f *testing.F) {
 		for k, v := range h {
 			dh[k] = v
 		}
-		dh[HeaderDLQReason] = []string{ReasonDecode}
-		dh[HeaderDLQError] = []string{oneLine(headerText, maxDLQErrorHeaderLen)}
-		own := nats.Msg{Header: nats.Header{HeaderDLQReason: dh[HeaderDLQReason], HeaderDLQError: dh[HeaderDLQError],
-			HeaderDLQHeadersDropped: {"999999"}, HeaderDLQTruncated: {"99999999"}}}
+		dh[wire.HeaderDLQReason] = []string{ReasonDecode}
+		dh[wire.HeaderDLQError] = []string{oneLine(headerText, maxDLQErrorHeaderLen)}
+		own := nats.Msg{Header: nats.Header{wire.HeaderDLQReason: dh[wire.HeaderDLQReason], wire.HeaderDLQError: dh[wire.HeaderDLQError],
+			wire.HeaderDLQHeadersDropped: {"999999"}, wire.HeaderDLQTruncated: {"99999999"}}}
 		limit := int64(maxPayload)
 		data := fitDeadLetter(dh, payload, limit)
 		out := nats.Msg{Header: dh, Data: data}
@@ -96,7 +97,7 @@ func FuzzEnvelopeDecode(f *testing.F) {
 		if len(data) > len(payload) || string(payload[:len(data)]) != string(data) {
 			t.Fatalf("dead-letter payload is not a prefix of the original")
 		}
-		if dh.Get(HeaderDLQReason) != ReasonDecode {
+		if dh.Get(wire.HeaderDLQReason) != ReasonDecode {
 			t.Fatalf("dead-letter copy lost its reason")
 		}
 	})
@@ -127,13 +128,13 @@ func FuzzContentModes(f *testing.F) {
 		switch {
 		case env.SpecVersion == "" && !allowMissing:
 			t.Fatalf("accepted a message without an envelope: %+v", env)
-		case env.SpecVersion != "" && (env.SpecVersion != SpecVersion || env.ID == "" || env.Type == "" || env.Source == ""):
+		case env.SpecVersion != "" && (env.SpecVersion != wire.SpecVersion || env.ID == "" || env.Type == "" || env.Source == ""):
 			t.Fatalf("accepted an incomplete envelope %+v", env)
 		case env.ID == "" || env.Type == "":
 			t.Fatalf("no id or type: %+v", env)
 		}
 		for _, v := range []string{env.ID, env.Type, env.Source, env.ContentType} {
-			if len(v) > MaxEnvelopeValueLen || !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) {
+			if len(v) > wire.MaxEnvelopeValueLen || !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return !unicode.IsPrint(r) }) {
 				t.Fatalf("accepted envelope value %q", v)
 			}
 		}
@@ -147,38 +148,38 @@ func FuzzContentModes(f *testing.F) {
 // and against nats-server's: what jetkit accepts, the server accepts too.
 func FuzzSubjectValidation(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
-		if ValidateToken(s) == nil {
+		if wire.ValidateToken(s) == nil {
 			if s == "" || !utf8.ValidString(s) || strings.ContainsAny(s, ".*> \t\r\n") {
 				t.Fatalf("token %q accepted", s)
 			}
-			if ValidateSubject("orders.created.v1."+s) != nil {
+			if wire.ValidateSubject("orders.created.v1."+s) != nil {
 				t.Fatalf("a valid token %q makes an invalid keyed subject", s)
 			}
 		}
-		if err := ValidateSubject(s); err == nil {
+		if err := wire.ValidateSubject(s); err == nil {
 			if !server.IsValidLiteralSubject(s) {
 				t.Fatalf("subject %q accepted by jetkit, refused by nats-server", s)
 			}
 			for _, tok := range strings.Split(s, ".") {
-				if ValidateToken(tok) != nil {
+				if wire.ValidateToken(tok) != nil {
 					t.Fatalf("subject %q accepted with invalid token %q", s, tok)
 				}
 			}
-			if ValidateFilter(s) != nil {
+			if wire.ValidateFilter(s) != nil {
 				t.Fatalf("subject %q is not a valid filter", s)
 			}
 		} else if !errors.Is(err, ErrInvalidSubject) {
 			t.Fatalf("subject error does not wrap ErrInvalidSubject: %v", err)
 		}
-		if err := ValidateFilter(s); err == nil {
+		if err := wire.ValidateFilter(s); err == nil {
 			if !server.IsValidSubject(s) {
 				t.Fatalf("filter %q accepted by jetkit, refused by nats-server", s)
 			}
 		} else if !errors.Is(err, ErrInvalidSubject) {
 			t.Fatalf("filter error does not wrap ErrInvalidSubject: %v", err)
 		}
-		if _, err := NewTopic[fuzzEvent](s); (err == nil) != (ValidateSubject(s) == nil) {
-			t.Fatalf("NewTopic(%q) and ValidateSubject disagree: %v", s, err)
+		if _, err := NewTopic[fuzzEvent](s); (err == nil) != (wire.ValidateSubject(s) == nil) {
+			t.Fatalf("NewTopic(%q) and wire.ValidateSubject disagree: %v", s, err)
 		}
 	})
 }

@@ -48,7 +48,7 @@ func TestHandedBackMessagesAreNotDeadLetteredForMaxDeliver(t *testing.T) {
 
 	second := newService(t, srv, "inventory")
 	var handled atomic.Int64
-	sub2, err := framework.Subscribe(ctx, second, created, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+	sub2, err := framework.Subscribe(t.Context(), second, created, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		handled.Add(1)
 		return nil
 	}, framework.MaxDeliver(1), framework.AckWait(time.Minute))

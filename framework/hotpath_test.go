@@ -3,6 +3,7 @@ package framework
 import (
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"strings"
 	"testing"
 	"time"
@@ -102,15 +103,15 @@ func TestHeaderSizeBoundIsAtLeastTheEncodedSize(t *testing.T) {
 
 func TestWriteEnvelopeRoundTrips(t *testing.T) {
 	at := time.Date(2026, 11, 27, 15, 4, 5, 6, time.UTC)
-	env := Envelope{ID: "id-1", Type: "orders.created.v1", Source: "svc", SpecVersion: SpecVersion, Time: at, ContentType: "application/json"}
+	env := Envelope{ID: "id-1", Type: "orders.created.v1", Source: "svc", SpecVersion: wire.SpecVersion, Time: at, ContentType: "application/json"}
 	h := make(nats.Header)
 	writeEnvelope(h, env)
-	h[HeaderID][0] = "id-1" // values are independent slices: appending to one must not touch another
-	h[HeaderType] = append(h[HeaderType], "extra")
-	if h[HeaderSource][0] != "svc" || h[HeaderMsgID][0] != "id-1" {
+	h[wire.HeaderID][0] = "id-1" // values are independent slices: appending to one must not touch another
+	h[wire.HeaderType] = append(h[wire.HeaderType], "extra")
+	if h[wire.HeaderSource][0] != "svc" || h[wire.HeaderMsgID][0] != "id-1" {
 		t.Fatalf("header values alias each other: %v", h)
 	}
-	h[HeaderType] = h[HeaderType][:1]
+	h[wire.HeaderType] = h[wire.HeaderType][:1]
 	got, err := parseUntrusted(h)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"mime"
 	"strconv"
 	"strings"
@@ -12,21 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-)
-
-// Limits on what a subscription accepts from the wire. Everything a
-// consumer receives is untrusted input: a message breaking one of these is
-// dead-lettered (reason "decode") before any handler sees it.
-const (
-	// MaxHeaders is the most header values a received message may carry.
-	// jetkit writes 8 plus trace context; 64 leaves room for application
-	// headers while bounding per-message work.
-	MaxHeaders = 64
-	// MaxHeaderBytes bounds the encoded size of a received message's headers.
-	MaxHeaderBytes = 32 << 10
-	// MaxEnvelopeValueLen bounds ce-id, ce-type, ce-source and
-	// ce-specversion, which end up in logs, metrics and dead-letter headers.
-	MaxEnvelopeValueLen = 1024
 )
 
 // DecodeLimits bound the work and memory one payload may cost to decode.
@@ -215,8 +201,8 @@ func parseUntrusted(h nats.Header) (Envelope, error) {
 }
 
 func checkEnvelopeValue(v string) error {
-	if len(v) > MaxEnvelopeValueLen {
-		return fmt.Errorf("%d bytes long, over the limit of %d", len(v), MaxEnvelopeValueLen)
+	if len(v) > wire.MaxEnvelopeValueLen {
+		return fmt.Errorf("%d bytes long, over the limit of %d", len(v), wire.MaxEnvelopeValueLen)
 	}
 	if printableASCII(v) { // ids, types and sources usually are (hot path)
 		return nil
@@ -249,7 +235,7 @@ func printableASCII(v string) bool {
 // LF (nats.go would turn them into spaces).
 func checkAppHeaders(h map[string]string) error {
 	for k, v := range h {
-		if envelopeHeader(k) >= 0 || strings.EqualFold(k, HeaderMsgID) {
+		if envelopeHeader(k) >= 0 || strings.EqualFold(k, wire.HeaderMsgID) {
 			return fmt.Errorf("%w: WithHeader(%q): jetkit sets this envelope header, and header names are case-insensitive; use WithEventID, WithTime or the topic's codec", ErrInvalidHeader, k)
 		}
 		if strings.ContainsAny(v, "\r\n") {
@@ -260,8 +246,8 @@ func checkAppHeaders(h map[string]string) error {
 }
 
 // checkOutgoing rejects a message the server or a jetkit subscriber would
-// refuse: invalid header keys, more header values than MaxHeaders or
-// header bytes than MaxHeaderBytes (counted as scanHeaders counts them),
+// refuse: invalid header keys, more header values than wire.MaxHeaders or
+// header bytes than wire.MaxHeaderBytes (counted as scanHeaders counts them),
 // or headers and payload together over max_payload (the server counts
 // both). Nothing is sent when it fails.
 func checkOutgoing(c *Conn, msg *nats.Msg, eventType, id string) error {
@@ -275,13 +261,13 @@ func checkOutgoing(c *Conn, msg *nats.Msg, eventType, id string) error {
 			hsize += len(k) + len(v) + 4
 		}
 	}
-	if values > MaxHeaders {
-		return fmt.Errorf("publish %s event %s: %w: %d header values, more than the %d (MaxHeaders) a jetkit subscriber accepts",
-			eventType, id, ErrInvalidHeader, values, MaxHeaders)
+	if values > wire.MaxHeaders {
+		return fmt.Errorf("publish %s event %s: %w: %d header values, more than the %d a jetkit subscriber accepts",
+			eventType, id, ErrInvalidHeader, values, wire.MaxHeaders)
 	}
-	if hsize > MaxHeaderBytes {
-		return fmt.Errorf("publish %s event %s: %w: %w: headers take %d bytes, more than the %d (MaxHeaderBytes) a jetkit subscriber accepts",
-			eventType, id, ErrInvalidHeader, ErrMessageTooLarge, hsize, MaxHeaderBytes)
+	if hsize > wire.MaxHeaderBytes {
+		return fmt.Errorf("publish %s event %s: %w: %w: headers take %d bytes, more than the %d a jetkit subscriber accepts",
+			eventType, id, ErrInvalidHeader, ErrMessageTooLarge, hsize, wire.MaxHeaderBytes)
 	}
 	max := c.maxPayload()
 	if max <= 0 || int64(len(msg.Data)+headerSizeBound(msg.Header)) <= max {
@@ -308,14 +294,6 @@ func headerSizeBound(h nats.Header) int {
 	return n
 }
 
-// Dead-letter headers added when the copy had to be cut to fit max_payload.
-const (
-	// HeaderDLQHeadersDropped counts original header values left out of the copy.
-	HeaderDLQHeadersDropped = "Jetkit-Dlq-Headers-Dropped"
-	// HeaderDLQTruncated is the original payload size when the copy's payload was cut.
-	HeaderDLQTruncated = "Jetkit-Dlq-Truncated"
-)
-
 // fitDeadLetter makes a dead-letter copy fit within maxPayload, so a
 // message near the limit (or with oversized headers) can still be
 // dead-lettered instead of being retried forever: first it drops the
@@ -341,25 +319,25 @@ func fitDeadLetter(h nats.Header, data []byte, maxPayload int64) []byte {
 			}
 		}
 		if dropped > 0 {
-			h[HeaderDLQHeadersDropped] = []string{strconv.Itoa(dropped)}
+			h[wire.HeaderDLQHeadersDropped] = []string{strconv.Itoa(dropped)}
 		}
 	}
 	// First keep the envelope (small ce-* values), which says what the
 	// event was; then, if that is still too much, keep only our headers.
 	drop(func(k string, vs []string) bool {
 		lk := strings.ToLower(k)
-		return (strings.HasPrefix(lk, "ce-") || lk == HeaderContentType) && len(vs) == 1 && len(vs[0]) <= MaxEnvelopeValueLen
+		return (strings.HasPrefix(lk, "ce-") || lk == wire.HeaderContentType) && len(vs) == 1 && len(vs[0]) <= wire.MaxEnvelopeValueLen
 	})
 	if size() <= maxPayload {
 		return data
 	}
 	// cut shortens the payload just enough, if that can be enough.
 	cut := func() ([]byte, bool) {
-		h[HeaderDLQTruncated] = []string{strconv.Itoa(len(data))}
+		h[wire.HeaderDLQTruncated] = []string{strconv.Itoa(len(data))}
 		if over := size() - maxPayload; over > 0 && over < int64(len(data)) {
 			return data[:int64(len(data))-over], true
 		}
-		delete(h, HeaderDLQTruncated)
+		delete(h, wire.HeaderDLQTruncated)
 		return nil, false
 	}
 	if d, ok := cut(); ok {
@@ -373,7 +351,7 @@ func fitDeadLetter(h nats.Header, data []byte, maxPayload int64) []byte {
 		return d
 	}
 	// Our own headers alone are too large: send them without the payload.
-	h[HeaderDLQTruncated] = []string{strconv.Itoa(len(data))}
+	h[wire.HeaderDLQTruncated] = []string{strconv.Itoa(len(data))}
 	return nil
 }
 

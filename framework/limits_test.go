@@ -3,6 +3,7 @@ package framework_test
 import (
 	"context"
 	"errors"
+	"github.com/jetkit/jetkit/internal/wire"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -156,14 +157,14 @@ func TestBoundedDecode(t *testing.T) {
 		"blobs.tight.v1/many": "more than 100 values",
 	}
 	for _, dl := range deadLetters(t, svc) {
-		key := dl.Header.Get(framework.HeaderDLQSubject) + "/" + dl.Header.Get("ce-id")
+		key := dl.Header.Get(wire.HeaderDLQSubject) + "/" + dl.Header.Get("ce-id")
 		w, ok := want[key]
 		if !ok {
-			t.Errorf("unexpected dead letter %s: %s", key, dl.Header.Get(framework.HeaderDLQError))
+			t.Errorf("unexpected dead letter %s: %s", key, dl.Header.Get(wire.HeaderDLQError))
 			continue
 		}
 		delete(want, key)
-		if e := dl.Header.Get(framework.HeaderDLQError); !strings.Contains(e, w) {
+		if e := dl.Header.Get(wire.HeaderDLQError); !strings.Contains(e, w) {
 			t.Errorf("%s: error %q does not contain %q", key, e, w)
 		}
 	}
@@ -211,20 +212,20 @@ func TestDeadLetterOfAMessageAtMaxPayloadFits(t *testing.T) {
 	}
 	got := map[string]*nats.Msg{}
 	for _, dl := range deadLetters(t, svc) {
-		if dl.Header.Get(framework.HeaderDLQReason) != framework.ReasonPermanent || !strings.Contains(dl.Header.Get(framework.HeaderDLQError), "rejected") {
+		if dl.Header.Get(wire.HeaderDLQReason) != framework.ReasonPermanent || !strings.Contains(dl.Header.Get(wire.HeaderDLQError), "rejected") {
 			t.Errorf("dead letter lost its reason: %v", dl.Header)
 		}
 		got[dl.Header.Get("ce-id")] = dl
 	}
-	if dl := got["app-header"]; dl == nil || dl.Header.Get(framework.HeaderDLQHeadersDropped) != "1" || dl.Header.Get("x-app") != "" ||
-		dl.Header.Get(framework.HeaderDLQTruncated) != "" {
+	if dl := got["app-header"]; dl == nil || dl.Header.Get(wire.HeaderDLQHeadersDropped) != "1" || dl.Header.Get("x-app") != "" ||
+		dl.Header.Get(wire.HeaderDLQTruncated) != "" {
 		t.Errorf("app-header dead letter: want x-app dropped and the payload whole, got %v", dl)
 	}
-	if dl := got["payload"]; dl == nil || dl.Header.Get(framework.HeaderDLQTruncated) != strconv.Itoa(len(orig.Data)) ||
+	if dl := got["payload"]; dl == nil || dl.Header.Get(wire.HeaderDLQTruncated) != strconv.Itoa(len(orig.Data)) ||
 		len(dl.Data) >= len(orig.Data) || !strings.HasPrefix(string(orig.Data), string(dl.Data)) {
 		t.Errorf("payload dead letter: want a cut payload marked with its original size, got %v", dl)
 	}
-	if dl := got["small"]; dl == nil || dl.Header.Get(framework.HeaderDLQHeadersDropped) != "" || dl.Header.Get(framework.HeaderDLQTruncated) != "" {
+	if dl := got["small"]; dl == nil || dl.Header.Get(wire.HeaderDLQHeadersDropped) != "" || dl.Header.Get(wire.HeaderDLQTruncated) != "" {
 		t.Errorf("a small dead letter was cut: %v", dl)
 	}
 }
@@ -260,8 +261,8 @@ func TestDecodeGivesUntypedHandlersTheSameChecks(t *testing.T) {
 		t.Fatalf("stats %+v, decoded %d", st, decoded.Load())
 	}
 	for _, dl := range deadLetters(t, svc) {
-		if dl.Header.Get(framework.HeaderDLQReason) != framework.ReasonDecode {
-			t.Errorf("reason %q: %s", dl.Header.Get(framework.HeaderDLQReason), dl.Header.Get(framework.HeaderDLQError))
+		if dl.Header.Get(wire.HeaderDLQReason) != framework.ReasonDecode {
+			t.Errorf("reason %q: %s", dl.Header.Get(wire.HeaderDLQReason), dl.Header.Get(wire.HeaderDLQError))
 		}
 	}
 }

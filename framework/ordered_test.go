@@ -203,7 +203,7 @@ func TestOrderedByKeyHandBackKeepsOrderForTheNextOwner(t *testing.T) {
 	}
 
 	second := newService(t, srv, "second")
-	if _, err := framework.Subscribe(ctx, second, keyedEvents, "owner", handler, opts...); err != nil {
+	if _, err := framework.Subscribe(t.Context(), second, keyedEvents, "owner", handler, opts...); err != nil {
 		t.Fatal(err)
 	}
 	if err := testenv.WaitFor(context.Background(), 60*time.Second, func() bool { return check.settled() == keys*perKey }); err != nil {

@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"github.com/jetkit/jetkit/internal/wire"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -16,7 +17,7 @@ type HeaderCarrier nats.Header
 var _ propagation.TextMapCarrier = HeaderCarrier(nil)
 
 // Get returns the first value of key, matched case-insensitively.
-func (c HeaderCarrier) Get(key string) string { return headerValue(nats.Header(c), key) }
+func (c HeaderCarrier) Get(key string) string { return wire.HeaderValue(nats.Header(c), key) }
 
 // Set stores value under the lower-cased key.
 func (c HeaderCarrier) Set(key, value string) { c[strings.ToLower(key)] = []string{value} }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"sync"
 	"time"
 
@@ -64,8 +65,8 @@ func WithTime(t time.Time) PublishOption { return func(o *publishOptions) { o.at
 // a key that spells an envelope header in any case (ce-id, ce-type,
 // ce-source, ce-specversion, ce-time, ce-datacontenttype, content-type,
 // Nats-Msg-Id: use WithEventID, WithTime or the topic's codec), a value
-// with CR or LF, and more headers than a subscriber accepts (MaxHeaders,
-// MaxHeaderBytes).
+// with CR or LF, and more headers than a subscriber accepts (wire.MaxHeaders,
+// wire.MaxHeaderBytes).
 func WithHeader(key, value string) PublishOption {
 	return func(o *publishOptions) {
 		if o.headers == nil {
@@ -216,7 +217,7 @@ func (t *Topic[T]) message(ctx context.Context, c *Conn, ev T, o *publishOptions
 	case t.keyed && !o.keySet:
 		return nil, Envelope{}, fmt.Errorf("publish %s: %w: topic %s is keyed; publish with framework.WithKey(<key>)", t.eventType, ErrInvalidSubject, t.subject)
 	case o.keySet:
-		if err := ValidateToken(o.key); err != nil {
+		if err := wire.ValidateToken(o.key); err != nil {
 			return nil, Envelope{}, fmt.Errorf("publish %s: key: %w", t.eventType, err)
 		}
 		subject += "." + o.key
@@ -227,9 +228,9 @@ func (t *Topic[T]) message(ctx context.Context, c *Conn, ev T, o *publishOptions
 	} else if err := validateEventID(env.ID); err != nil {
 		return nil, env, fmt.Errorf("publish %s: %w", t.eventType, err)
 	}
-	if len(env.Source) > MaxEnvelopeValueLen {
-		return nil, env, fmt.Errorf("publish %s: %w: the service name (ce-source) is %d bytes, over the %d (MaxEnvelopeValueLen) a subscriber accepts; shorten SERVICE_NAME",
-			t.eventType, ErrInvalidHeader, len(env.Source), MaxEnvelopeValueLen)
+	if len(env.Source) > wire.MaxEnvelopeValueLen {
+		return nil, env, fmt.Errorf("publish %s: %w: the service name (ce-source) is %d bytes, over the %d (wire.MaxEnvelopeValueLen) a subscriber accepts; shorten SERVICE_NAME",
+			t.eventType, ErrInvalidHeader, len(env.Source), wire.MaxEnvelopeValueLen)
 	}
 	if env.Time.IsZero() {
 		env.Time = time.Now()
@@ -259,7 +260,7 @@ func (t *Topic[T]) message(ctx context.Context, c *Conn, ev T, o *publishOptions
 
 // outgoingFits is checkOutgoing's quick yes, in one pass over the headers:
 // every key is printable ASCII without ':' (as strict as checkOutgoing's
-// rule), the headers keep within MaxHeaders and MaxHeaderBytes, and
+// rule), the headers keep within wire.MaxHeaders and wire.MaxHeaderBytes, and
 // headers and payload fit max_payload by an upper bound of the encoded
 // size (headerSizeBound). When it says no, checkOutgoing decides and
 // names the problem.
@@ -279,7 +280,7 @@ func outgoingFits(c *Conn, msg *nats.Msg) bool {
 			n += len(k) + len(v) + 4
 		}
 	}
-	if values > MaxHeaders || n-12-len(msg.Data) > MaxHeaderBytes { // as a subscriber counts them (scanHeaders)
+	if values > wire.MaxHeaders || n-12-len(msg.Data) > wire.MaxHeaderBytes { // as a subscriber counts them (scanHeaders)
 		return false
 	}
 	max := c.maxPayload()
@@ -287,8 +288,8 @@ func outgoingFits(c *Conn, msg *nats.Msg) bool {
 }
 
 func validateEventID(id string) error {
-	if len(id) > MaxEnvelopeValueLen {
-		return fmt.Errorf("%w: event id is %d bytes, over the %d (MaxEnvelopeValueLen) a subscriber accepts", ErrInvalidHeader, len(id), MaxEnvelopeValueLen)
+	if len(id) > wire.MaxEnvelopeValueLen {
+		return fmt.Errorf("%w: event id is %d bytes, over the %d (wire.MaxEnvelopeValueLen) a subscriber accepts", ErrInvalidHeader, len(id), wire.MaxEnvelopeValueLen)
 	}
 	for i := 0; i < len(id); i++ {
 		if id[i] < 0x21 || id[i] > 0x7e {
@@ -326,7 +327,7 @@ func (a *asyncErrors) record(_ jetstream.JetStream, msg *nats.Msg, err error) {
 		a.missed++
 		return
 	}
-	a.errs = append(a.errs, publishError(headerValue(msg.Header, HeaderType), headerValue(msg.Header, HeaderID), msg.Subject, err))
+	a.errs = append(a.errs, publishError(wire.HeaderValue(msg.Header, wire.HeaderType), wire.HeaderValue(msg.Header, wire.HeaderID), msg.Subject, err))
 }
 
 func (a *asyncErrors) take() error {

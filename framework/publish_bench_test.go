@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -48,8 +49,8 @@ func benchmarkPublish(b *testing.B, async bool) {
 		},
 		"raw+headers": func(subject string, _ *Topic[benchEvent]) error {
 			id := nuid.Next()
-			h := nats.Header{HeaderSpecVersion: {SpecVersion}, HeaderID: {id}, HeaderType: {subject}, HeaderSource: {"bench"},
-				HeaderTime: {time.Now().UTC().Format(time.RFC3339Nano)}, HeaderDataContentType: {"application/json"}, HeaderMsgID: {id}}
+			h := nats.Header{wire.HeaderSpecVersion: {wire.SpecVersion}, wire.HeaderID: {id}, wire.HeaderType: {subject}, wire.HeaderSource: {"bench"},
+				wire.HeaderTime: {time.Now().UTC().Format(time.RFC3339Nano)}, wire.HeaderDataContentType: {"application/json"}, wire.HeaderMsgID: {id}}
 			return benchRawPublish(ctx, c, async, &nats.Msg{Subject: subject, Data: data, Header: h})
 		},
 		"jetkit": func(_ string, topic *Topic[benchEvent]) error {

@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"io"
 	"log/slog"
 	"sync"
@@ -88,19 +89,22 @@ func TestOutgoingFitsAgreesWithCheckOutgoing(t *testing.T) {
 		"too large":     func(nats.Header) []byte { return make([]byte, max) },
 		"just fits":     func(h nats.Header) []byte { return make([]byte, max-headerSizeBound(h)) },
 		"large header":  func(h nats.Header) []byte { h["x-blob"] = []string{string(make([]byte, max))}; return nil },
-		"MaxHeaders values": func(h nats.Header) []byte {
-			for i := len(h); i < MaxHeaders; i++ {
+		"wire.MaxHeaders values": func(h nats.Header) []byte {
+			for i := len(h); i < wire.MaxHeaders; i++ {
 				h[fmt.Sprintf("x-%d", i)] = []string{"v"}
 			}
 			return nil
 		},
-		"one value over MaxHeaders": func(h nats.Header) []byte {
-			for i := len(h); i <= MaxHeaders; i++ {
+		"one value over wire.MaxHeaders": func(h nats.Header) []byte {
+			for i := len(h); i <= wire.MaxHeaders; i++ {
 				h[fmt.Sprintf("x-%d", i)] = []string{"v"}
 			}
 			return nil
 		},
-		"headers over MaxHeaderBytes": func(h nats.Header) []byte { h["x-blob"] = []string{string(make([]byte, MaxHeaderBytes))}; return nil },
+		"headers over wire.MaxHeaderBytes": func(h nats.Header) []byte {
+			h["x-blob"] = []string{string(make([]byte, wire.MaxHeaderBytes))}
+			return nil
+		},
 	}
 	for name, edit := range cases {
 		h := base()

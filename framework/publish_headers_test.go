@@ -3,6 +3,7 @@ package framework_test
 import (
 	"context"
 	"errors"
+	"github.com/jetkit/jetkit/internal/wire"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -62,8 +63,8 @@ func TestPublishRefusesWhatSubscribersRefuse(t *testing.T) {
 	}
 
 	_, err = created.Publish(ctx, svc, orderCreated{ID: "60"}, headers(60, 1)...)
-	if !errors.Is(err, framework.ErrInvalidHeader) || !strings.Contains(err.Error(), strconv.Itoa(framework.MaxHeaders)) {
-		t.Errorf("60 headers: want ErrInvalidHeader naming the limit %d, got %v", framework.MaxHeaders, err)
+	if !errors.Is(err, framework.ErrInvalidHeader) || !strings.Contains(err.Error(), strconv.Itoa(wire.MaxHeaders)) {
+		t.Errorf("60 headers: want ErrInvalidHeader naming the limit %d, got %v", wire.MaxHeaders, err)
 	}
 	_, err = created.PublishAsync(ctx, svc, orderCreated{ID: "60"}, headers(60, 1)...)
 	if !errors.Is(err, framework.ErrInvalidHeader) {
@@ -71,8 +72,8 @@ func TestPublishRefusesWhatSubscribersRefuse(t *testing.T) {
 	}
 	_, err = created.Publish(ctx, svc, orderCreated{ID: "40k"}, headers(1, 40<<10)...)
 	if !errors.Is(err, framework.ErrInvalidHeader) || !errors.Is(err, framework.ErrMessageTooLarge) ||
-		!strings.Contains(err.Error(), strconv.Itoa(framework.MaxHeaderBytes)) {
-		t.Errorf("a 40 KiB header: want ErrInvalidHeader and ErrMessageTooLarge naming %d, got %v", framework.MaxHeaderBytes, err)
+		!strings.Contains(err.Error(), strconv.Itoa(wire.MaxHeaderBytes)) {
+		t.Errorf("a 40 KiB header: want ErrInvalidHeader and ErrMessageTooLarge naming %d, got %v", wire.MaxHeaderBytes, err)
 	}
 	for _, v := range []string{"a\r\nce-id: spoofed", "line\nbreak", "cr\r"} {
 		_, err = created.Publish(ctx, svc, orderCreated{ID: "crlf"}, framework.WithHeader("x-note", v))
@@ -80,9 +81,9 @@ func TestPublishRefusesWhatSubscribersRefuse(t *testing.T) {
 			t.Errorf("value %q: want ErrInvalidHeader naming x-note, got %v", v, err)
 		}
 	}
-	_, err = created.Publish(ctx, svc, orderCreated{ID: "long-id"}, framework.WithEventID(strings.Repeat("i", framework.MaxEnvelopeValueLen+1)))
-	if err == nil || !strings.Contains(err.Error(), strconv.Itoa(framework.MaxEnvelopeValueLen)) {
-		t.Errorf("an event id over %d bytes: want an error naming the limit, got %v", framework.MaxEnvelopeValueLen, err)
+	_, err = created.Publish(ctx, svc, orderCreated{ID: "long-id"}, framework.WithEventID(strings.Repeat("i", wire.MaxEnvelopeValueLen+1)))
+	if err == nil || !strings.Contains(err.Error(), strconv.Itoa(wire.MaxEnvelopeValueLen)) {
+		t.Errorf("an event id over %d bytes: want an error naming the limit, got %v", wire.MaxEnvelopeValueLen, err)
 	}
 	if n := streamMsgs(t, svc, "ORDERS"); n != 0 {
 		t.Fatalf("ORDERS holds %d refused messages", n)
@@ -91,7 +92,7 @@ func TestPublishRefusesWhatSubscribersRefuse(t *testing.T) {
 	// The most application headers Publish takes, and a large header well
 	// inside MaxHeaderBytes: both stored and handled, none dead-lettered.
 	published := 0
-	for n := framework.MaxHeaders; n > 0; n-- {
+	for n := wire.MaxHeaders; n > 0; n-- {
 		if _, err := created.Publish(ctx, svc, orderCreated{ID: "max", Index: n}, headers(n, 1)...); err == nil {
 			published++
 			break
@@ -99,7 +100,7 @@ func TestPublishRefusesWhatSubscribersRefuse(t *testing.T) {
 			t.Fatalf("%d headers: %v", n, err)
 		}
 	}
-	if _, err := created.Publish(ctx, svc, orderCreated{ID: "big"}, headers(1, framework.MaxHeaderBytes-2048)...); err != nil {
+	if _, err := created.Publish(ctx, svc, orderCreated{ID: "big"}, headers(1, wire.MaxHeaderBytes-2048)...); err != nil {
 		t.Fatalf("a header within MaxHeaderBytes: %v", err)
 	}
 	published++
@@ -120,7 +121,7 @@ func (badContentType) ContentType() string { return "application/json\x00" }
 // control characters (and nats.go trims surrounding spaces), so the topic
 // refuses it when declared.
 func TestTopicRefusesAnEventTypeSubscribersRefuse(t *testing.T) {
-	for _, typ := range []string{strings.Repeat("t", framework.MaxEnvelopeValueLen+1), "orders\ncreated", " orders.created.v1"} {
+	for _, typ := range []string{strings.Repeat("t", wire.MaxEnvelopeValueLen+1), "orders\ncreated", " orders.created.v1"} {
 		if _, err := framework.NewTopic[orderCreated]("orders.created.v1", framework.EventType(typ)); err == nil || !strings.Contains(err.Error(), "event type") {
 			t.Errorf("EventType(%.20q): want an error naming the event type, got %v", typ, err)
 		}
@@ -137,7 +138,7 @@ func TestTopicRefusesAnEventTypeSubscribersRefuse(t *testing.T) {
 // ce-source, which a subscriber refuses over MaxEnvelopeValueLen.
 func TestPublishRefusesASourceSubscribersRefuse(t *testing.T) {
 	srv := testenv.Start(t)
-	svc := newService(t, srv, strings.Repeat("s", framework.MaxEnvelopeValueLen+1))
+	svc := newService(t, srv, strings.Repeat("s", wire.MaxEnvelopeValueLen+1))
 	_, err := created.Publish(context.Background(), svc, orderCreated{ID: "o"})
 	if !errors.Is(err, framework.ErrInvalidHeader) || !strings.Contains(err.Error(), "SERVICE_NAME") {
 		t.Fatalf("want ErrInvalidHeader naming SERVICE_NAME, got %v", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -108,7 +109,7 @@ func (c *Conn) publishRetrying(ctx context.Context, msg *nats.Msg, o *publishOpt
 		}
 		wait := policy.pause(attempts)
 		c.log.Debug("publish not confirmed; resending with the same event id",
-			"subject", msg.Subject, "event_id", headerValue(msg.Header, HeaderID),
+			"subject", msg.Subject, "event_id", wire.HeaderValue(msg.Header, wire.HeaderID),
 			"attempt", attempts, "max_attempts", policy.Attempts, "retry_in", wait, "error", err)
 		t := time.NewTimer(wait)
 		select {

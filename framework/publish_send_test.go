@@ -3,6 +3,7 @@ package framework
 import (
 	"context"
 	"errors"
+	"github.com/jetkit/jetkit/internal/wire"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ func TestSendOnceAnswersAsJetStreamPublishDoes(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := func(subject, id string, size int) *nats.Msg {
-		return &nats.Msg{Subject: subject, Data: make([]byte, size), Header: nats.Header{HeaderMsgID: {id}}}
+		return &nats.Msg{Subject: subject, Data: make([]byte, size), Header: nats.Header{wire.HeaderMsgID: {id}}}
 	}
 
 	first, err := c.sendOnce(ctx, msg("send.a", "id-1", 10))

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -220,8 +221,8 @@ func TestRunningServiceNeverLeaksSecrets(t *testing.T) {
 		t.Fatalf("%d dead letters, want 2", len(dls))
 	}
 	for _, dl := range dls {
-		if !strings.Contains(dl.Header.Get(framework.HeaderDLQError), "nats://[redacted]@127.0.0.1") {
-			t.Errorf("dead-letter error does not show the redacted config: %s", dl.Header.Get(framework.HeaderDLQError))
+		if !strings.Contains(dl.Header.Get(wire.HeaderDLQError), "nats://[redacted]@127.0.0.1") {
+			t.Errorf("dead-letter error does not show the redacted config: %s", dl.Header.Get(wire.HeaderDLQError))
 		}
 		for k, v := range dl.Header {
 			assertNoSecret(t, "dead-letter header "+k, strings.Join(v, " "))

@@ -94,7 +94,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 	if s.observer != nil {
 		s.conn.observer = s.observer
 	}
-	if _, err := EnsureDeadLetterStream(ctx, s.conn); err != nil {
+	if _, err := ensureDeadLetterStream(ctx, s.conn); err != nil {
 		if s.ownsConn {
 			s.conn.Close()
 		}
@@ -119,13 +119,36 @@ func (s *Service) Config() Config { return s.cfg }
 // Logger is the service's logger.
 func (s *Service) Logger() *slog.Logger { return s.log }
 
-// EnsureStream declares a stream: see the package function EnsureStream.
+// EnsureStream declares a stream. A stream belongs to one service, its
+// Owner (by default the calling service), which is recorded in the
+// stream's metadata (jetkit.owner) when it is created:
+//
+//   - The owner's EnsureStream creates the stream if missing and updates
+//     what JetStream can change in place (subjects, limits, replicas).
+//   - Another service that names the owner in Owner (a consumer using the
+//     producer's declaration) only creates the stream if it is missing,
+//     recording the owner; otherwise it checks that the stream stores
+//     Subjects and changes nothing: the owner's current declaration wins.
+//   - Another service that claims the stream (Owner empty or its own name)
+//     while the server records a different owner changes nothing: a
+//     declaration that differs is refused with ErrIncompatibleChange
+//     naming each field and the owner.
+//   - A stream that records no owner (made with the nats CLI or an older
+//     jetkit) is adopted by the first declaration, which may widen it but
+//     not narrow it (fewer subjects, shorter MaxAge or Duplicates, lower
+//     MaxBytes, MaxMsgs, MaxMsgSize or Replicas).
+//
+// A service that only consumes a stream need not declare it at all:
+// Subscribe finds it by subject. Storage and retention cannot change in
+// place; a differing declaration returns ErrIncompatibleChange naming the
+// field.
+//
 // After Shutdown it returns ErrClosed.
 func (s *Service) EnsureStream(ctx context.Context, spec StreamSpec) (jetstream.Stream, error) {
 	if s.draining.Load() {
 		return nil, fmt.Errorf("declare stream %s: %w", spec.Name, ErrClosed)
 	}
-	return EnsureStream(ctx, s.conn, spec)
+	return declareStream(ctx, s.conn, spec)
 }
 
 // Subscriptions lists the service's running subscriptions.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"log/slog"
 	"maps"
 	"slices"
@@ -81,14 +82,14 @@ func (s StreamSpec) validate() error {
 	var errs []error
 	if s.Name == "" {
 		errs = append(errs, errors.New("name is empty"))
-	} else if err := ValidateToken(s.Name); err != nil {
+	} else if err := wire.ValidateToken(s.Name); err != nil {
 		errs = append(errs, fmt.Errorf("name: %w", err))
 	}
 	if len(s.Subjects) == 0 {
 		errs = append(errs, errors.New("no subjects; declare e.g. orders.>"))
 	}
 	for _, subj := range s.Subjects {
-		if err := ValidateFilter(subj); err != nil {
+		if err := wire.ValidateFilter(subj); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -98,34 +99,12 @@ func (s StreamSpec) validate() error {
 	return nil
 }
 
-// EnsureStream declares a stream. A stream belongs to one service, its
-// Owner (by default the calling service), which is recorded in the
-// stream's metadata (jetkit.owner) when it is created:
-//
-//   - The owner's EnsureStream creates the stream if missing and updates
-//     what JetStream can change in place (subjects, limits, replicas).
-//   - Another service that names the owner in Owner (a consumer using the
-//     producer's declaration) only creates the stream if it is missing,
-//     recording the owner; otherwise it checks that the stream stores
-//     Subjects and changes nothing: the owner's current declaration wins.
-//   - Another service that claims the stream (Owner empty or its own name)
-//     while the server records a different owner changes nothing: a
-//     declaration that differs is refused with ErrIncompatibleChange
-//     naming each field and the owner.
-//   - A stream that records no owner (made with the nats CLI or an older
-//     jetkit) is adopted by the first declaration, which may widen it but
-//     not narrow it (fewer subjects, shorter MaxAge or Duplicates, lower
-//     MaxBytes, MaxMsgs, MaxMsgSize or Replicas).
-//
-// A service that only consumes a stream need not declare it at all:
-// Subscribe finds it by subject. Storage and retention cannot change in
-// place; a differing declaration returns ErrIncompatibleChange naming the
-// field.
-func EnsureStream(ctx context.Context, c *Conn, spec StreamSpec) (jetstream.Stream, error) {
+// declareStream is Service.EnsureStream on c.
+func declareStream(ctx context.Context, c *Conn, spec StreamSpec) (jetstream.Stream, error) {
 	owner := spec.Owner
 	if owner == "" {
 		owner = c.cfg.ServiceName
-	} else if err := ValidateToken(owner); err != nil {
+	} else if err := wire.ValidateToken(owner); err != nil {
 		return nil, fmt.Errorf("stream %q: Owner must be a service name (Config.ServiceName): %w", spec.Name, err)
 	}
 	return ensureStream(ctx, c, spec, owner)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"github.com/jetkit/jetkit/internal/wire"
 	"io"
 	"strings"
 	"time"
@@ -103,8 +104,8 @@ func parseStructured(payload []byte) (Envelope, []byte, error) {
 	}
 	env := Envelope{SpecVersion: s[0], ID: s[1], Type: s[2], Source: s[3], ContentType: s[5]}
 	switch {
-	case env.SpecVersion != SpecVersion:
-		return env, nil, decodeError("structured event: specversion is %q; only %q is supported", env.SpecVersion, SpecVersion)
+	case env.SpecVersion != wire.SpecVersion:
+		return env, nil, decodeError("structured event: specversion is %q; only %q is supported", env.SpecVersion, wire.SpecVersion)
 	case env.ID == "":
 		return env, nil, decodeError("structured event: missing attribute id")
 	case env.Type == "":

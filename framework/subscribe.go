@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,7 +43,7 @@ func Subscribe[T any](ctx context.Context, svc *Service, topic *Topic[T], durabl
 // SubscribeHandler consumes filter (wildcards allowed) with an untyped
 // Handler that reads Message.Data itself.
 func SubscribeHandler(ctx context.Context, svc *Service, filter, durable string, h Handler, opts ...SubscribeOption) (*Subscription, error) {
-	if err := ValidateFilter(filter); err != nil {
+	if err := wire.ValidateFilter(filter); err != nil {
 		return nil, fmt.Errorf("subscribe as %q: %w", durable, err)
 	}
 	if h == nil {
@@ -54,7 +55,7 @@ func SubscribeHandler(ctx context.Context, svc *Service, filter, durable string,
 // subscribe creates the subscription. subject labels it (logs, metrics,
 // span names): the topic's base subject, or an untyped filter.
 func (svc *Service) subscribe(ctx context.Context, subject string, filters []string, durable string, h Handler, opts []SubscribeOption) (_ *Subscription, err error) {
-	if err := ValidateToken(durable); err != nil {
+	if err := wire.ValidateToken(durable); err != nil {
 		return nil, fmt.Errorf("subscribe %v: durable name: %w", filters, err)
 	}
 	o := defaultSubOptions(svc.cfg)

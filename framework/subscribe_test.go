@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -220,22 +221,22 @@ func TestPermanentErrorIsDeadLetteredOnceWithReason(t *testing.T) {
 	}
 	h := dl[0].Header
 	want := map[string]string{
-		framework.HeaderDLQReason:    framework.ReasonPermanent,
-		framework.HeaderDLQSubject:   "orders.created.v1",
-		framework.HeaderDLQStream:    "ORDERS",
-		framework.HeaderDLQConsumer:  "strict",
-		framework.HeaderDLQStreamSeq: "1",
-		framework.HeaderDLQDelivered: "1",
+		wire.HeaderDLQReason:    framework.ReasonPermanent,
+		wire.HeaderDLQSubject:   "orders.created.v1",
+		wire.HeaderDLQStream:    "ORDERS",
+		wire.HeaderDLQConsumer:  "strict",
+		wire.HeaderDLQStreamSeq: "1",
+		wire.HeaderDLQDelivered: "1",
 	}
 	for k, v := range want {
 		if got := h.Get(k); got != v {
 			t.Errorf("dead letter header %s = %q, want %q", k, got, v)
 		}
 	}
-	if !strings.Contains(h.Get(framework.HeaderDLQError), "qty 1 not allowed") {
-		t.Errorf("error header %q lacks the handler's error", h.Get(framework.HeaderDLQError))
+	if !strings.Contains(h.Get(wire.HeaderDLQError), "qty 1 not allowed") {
+		t.Errorf("error header %q lacks the handler's error", h.Get(wire.HeaderDLQError))
 	}
-	if dl[0].Subject != framework.DeadLetterSubject("ORDERS", "strict") || h.Get("ce-type") != "orders.created.v1" {
+	if dl[0].Subject != wire.DeadLetterSubject("ORDERS", "strict") || h.Get("ce-type") != "orders.created.v1" {
 		t.Errorf("dead letter subject %q / ce-type %q", dl[0].Subject, h.Get("ce-type"))
 	}
 }
@@ -258,8 +259,8 @@ func TestAttemptsExhaustedAreDeadLettered(t *testing.T) {
 		t.Fatalf("handler ran %d times, want 3 deliveries x 2 messages", c)
 	}
 	for _, m := range deadLetters(t, svc) {
-		if m.Header.Get(framework.HeaderDLQReason) != framework.ReasonMaxDeliver || m.Header.Get(framework.HeaderDLQDelivered) != "3" ||
-			!strings.Contains(m.Header.Get(framework.HeaderDLQError), "panicked: boom") {
+		if m.Header.Get(wire.HeaderDLQReason) != framework.ReasonMaxDeliver || m.Header.Get(wire.HeaderDLQDelivered) != "3" ||
+			!strings.Contains(m.Header.Get(wire.HeaderDLQError), "panicked: boom") {
 			t.Errorf("dead letter headers %v", m.Header)
 		}
 	}
@@ -309,9 +310,9 @@ func TestMalformedPayloadIsDeadLetteredAtOnce(t *testing.T) {
 		t.Fatalf("handler ran %d times, want only for the valid message", c)
 	}
 	for _, m := range deadLetters(t, svc) {
-		if m.Header.Get(framework.HeaderDLQReason) != framework.ReasonDecode || m.Header.Get(framework.HeaderDLQDelivered) != "1" {
-			t.Errorf("dead letter reason %q after %s deliveries: %s", m.Header.Get(framework.HeaderDLQReason),
-				m.Header.Get(framework.HeaderDLQDelivered), m.Header.Get(framework.HeaderDLQError))
+		if m.Header.Get(wire.HeaderDLQReason) != framework.ReasonDecode || m.Header.Get(wire.HeaderDLQDelivered) != "1" {
+			t.Errorf("dead letter reason %q after %s deliveries: %s", m.Header.Get(wire.HeaderDLQReason),
+				m.Header.Get(wire.HeaderDLQDelivered), m.Header.Get(wire.HeaderDLQError))
 		}
 	}
 }

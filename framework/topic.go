@@ -2,6 +2,7 @@ package framework
 
 import (
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"strings"
 )
 
@@ -63,7 +64,7 @@ func MustNewTopic[T any](subject string, opts ...TopicOption) *Topic[T] {
 // error, wrapping ErrInvalidSubject, names what is wrong with subject or
 // opts.
 func NewTopic[T any](subject string, opts ...TopicOption) (*Topic[T], error) {
-	if err := ValidateSubject(subject); err != nil {
+	if err := wire.ValidateSubject(subject); err != nil {
 		return nil, fmt.Errorf("topic: %w", err)
 	}
 	tc := topicConfig{eventType: subject, codec: JSON}

@@ -3,6 +3,7 @@ package framework_test
 import (
 	"context"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -152,23 +153,23 @@ func TestUntrustedInputIsDeadLetteredAndTheWorkerKeepsGoing(t *testing.T) {
 		t.Fatalf("dead-letter stream holds %d messages, want %d", len(dls), len(wantErr))
 	}
 	for _, dl := range dls {
-		seq, _ := strconv.ParseUint(dl.Header.Get(framework.HeaderDLQStreamSeq), 10, 64)
+		seq, _ := strconv.ParseUint(dl.Header.Get(wire.HeaderDLQStreamSeq), 10, 64)
 		c, ok := wantErr[seq]
 		if !ok {
-			t.Errorf("unexpected dead letter for stream seq %d: %s", seq, dl.Header.Get(framework.HeaderDLQError))
+			t.Errorf("unexpected dead letter for stream seq %d: %s", seq, dl.Header.Get(wire.HeaderDLQError))
 			continue
 		}
 		delete(wantErr, seq)
-		if r := dl.Header.Get(framework.HeaderDLQReason); r != framework.ReasonDecode {
+		if r := dl.Header.Get(wire.HeaderDLQReason); r != framework.ReasonDecode {
 			t.Errorf("%s: reason %q, want decode", c.name, r)
 		}
-		if e := dl.Header.Get(framework.HeaderDLQError); !strings.Contains(e, c.wantErr) {
+		if e := dl.Header.Get(wire.HeaderDLQError); !strings.Contains(e, c.wantErr) {
 			t.Errorf("%s: dead-letter error %q does not contain %q", c.name, e, c.wantErr)
 		}
-		if d := dl.Header.Get(framework.HeaderDLQDelivered); d != "1" {
+		if d := dl.Header.Get(wire.HeaderDLQDelivered); d != "1" {
 			t.Errorf("%s: dead-lettered after %s deliveries, want at once", c.name, d)
 		}
-		if dl.Header.Get(framework.HeaderDLQSubject) != "orders.created.v1" || string(dl.Data) != c.data {
+		if dl.Header.Get(wire.HeaderDLQSubject) != "orders.created.v1" || string(dl.Data) != c.data {
 			t.Errorf("%s: dead letter does not carry the original subject and payload", c.name)
 		}
 	}

@@ -3,12 +3,11 @@ package scaffolding
 import (
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"regexp"
 	"strings"
 
 	"golang.org/x/mod/module"
-
-	"github.com/jetkit/jetkit/framework"
 )
 
 // ErrInvalidInput is wrapped by every validation error, so callers can tell
@@ -77,14 +76,14 @@ func ValidateModulePath(path string) error {
 }
 
 // ValidateEventSubject checks a subject a generated service consumes or
-// publishes. It must pass framework.ValidateSubject and follow jetkit's
+// publishes. It must pass wire.ValidateSubject and follow jetkit's
 // convention <domain>.<event>[.<more>].v<N> (orders.created.v1): the tokens
 // become Go identifiers, file names and the stream name, so each is
 // lower-case ASCII letters, digits, '_' or '-' (subjects are case
 // sensitive, and Orders.> is not orders.>), and the domain starts with a
 // letter.
 func ValidateEventSubject(subject string) error {
-	if err := framework.ValidateSubject(subject); err != nil {
+	if err := wire.ValidateSubject(subject); err != nil {
 		return fmt.Errorf("%w: event subject: %w", ErrInvalidInput, err)
 	}
 	toks := strings.Split(subject, ".")

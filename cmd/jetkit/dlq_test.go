@@ -1,9 +1,11 @@
 package main
 
 import (
+	"github.com/nats-io/nats.go/jetstream"
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/jetkit/jetkit/internal/wire"
 	"io"
 	"log/slog"
 	"strings"
@@ -34,10 +36,10 @@ func TestDLQCommandsRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := framework.EnsureDeadLetterStream(ctx, conn); err != nil {
+	if _, err := conn.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DEADLETTER", Subjects: []string{wire.DeadLetterSubjectPrefix + ".>"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := framework.EnsureStream(ctx, conn, framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
+	if _, err := conn.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
 		t.Fatal(err)
 	}
 	for range 7 { // the originals: the dead letters below are about sequence 7
@@ -48,15 +50,15 @@ func TestDLQCommandsRoundTrip(t *testing.T) {
 	for i, reason := range []string{framework.ReasonMaxDeliver, framework.ReasonPermanent, framework.ReasonMaxDeliver} {
 		h := nats.Header{}
 		h.Set("ce-id", "evt-"+string(rune('a'+i)))
-		h.Set(framework.HeaderDLQReason, reason)
-		h.Set(framework.HeaderDLQError, "payment gateway said no")
-		h.Set(framework.HeaderDLQSubject, "orders.created.v1")
-		h.Set(framework.HeaderDLQStream, "ORDERS")
-		h.Set(framework.HeaderDLQConsumer, "billing")
-		h.Set(framework.HeaderDLQStreamSeq, "7")
-		h.Set(framework.HeaderDLQDelivered, "5")
-		h.Set(framework.HeaderDLQTime, "2026-11-27T10:00:00Z")
-		if _, err := conn.JS.PublishMsg(ctx, &nats.Msg{Subject: framework.DeadLetterSubject("ORDERS", "billing"), Header: h, Data: []byte(`{"id":"o-1"}`)}); err != nil {
+		h.Set(wire.HeaderDLQReason, reason)
+		h.Set(wire.HeaderDLQError, "payment gateway said no")
+		h.Set(wire.HeaderDLQSubject, "orders.created.v1")
+		h.Set(wire.HeaderDLQStream, "ORDERS")
+		h.Set(wire.HeaderDLQConsumer, "billing")
+		h.Set(wire.HeaderDLQStreamSeq, "7")
+		h.Set(wire.HeaderDLQDelivered, "5")
+		h.Set(wire.HeaderDLQTime, "2026-11-27T10:00:00Z")
+		if _, err := conn.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("ORDERS", "billing"), Header: h, Data: []byte(`{"id":"o-1"}`)}); err != nil {
 			t.Fatal(err)
 		}
 	}

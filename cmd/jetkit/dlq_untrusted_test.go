@@ -1,8 +1,10 @@
 package main
 
 import (
+	"github.com/nats-io/nats.go/jetstream"
 	"context"
 	"encoding/json"
+	"github.com/jetkit/jetkit/internal/wire"
 	"io"
 	"log/slog"
 	"regexp"
@@ -29,10 +31,10 @@ func untrustedDLQ(t *testing.T, entries ...nats.Header) (string, *framework.Conn
 		t.Fatal(err)
 	}
 	t.Cleanup(conn.Close)
-	if _, err := framework.EnsureDeadLetterStream(ctx, conn); err != nil {
+	if _, err := conn.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DEADLETTER", Subjects: []string{wire.DeadLetterSubjectPrefix + ".>"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := framework.EnsureStream(ctx, conn, framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
+	if _, err := conn.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := conn.JS.Publish(ctx, "orders.created.v1", []byte(`{"id":"o-1"}`)); err != nil { // ORDERS/1, the original
@@ -41,7 +43,7 @@ func untrustedDLQ(t *testing.T, entries ...nats.Header) (string, *framework.Conn
 	for _, h := range entries {
 		data := []byte(h.Get("Test-Payload"))
 		h.Del("Test-Payload")
-		if _, err := conn.JS.PublishMsg(ctx, &nats.Msg{Subject: framework.DeadLetterSubject("ORDERS", "billing"), Header: h, Data: data}); err != nil {
+		if _, err := conn.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("ORDERS", "billing"), Header: h, Data: data}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -50,10 +52,10 @@ func untrustedDLQ(t *testing.T, entries ...nats.Header) (string, *framework.Conn
 
 func deadLetterHeader(subject string, extra map[string]string) nats.Header {
 	h := nats.Header{}
-	h.Set(framework.HeaderDLQReason, framework.ReasonPermanent)
-	h.Set(framework.HeaderDLQSubject, subject)
-	h.Set(framework.HeaderDLQStream, "ORDERS")
-	h.Set(framework.HeaderDLQConsumer, "billing")
+	h.Set(wire.HeaderDLQReason, framework.ReasonPermanent)
+	h.Set(wire.HeaderDLQSubject, subject)
+	h.Set(wire.HeaderDLQStream, "ORDERS")
+	h.Set(wire.HeaderDLQConsumer, "billing")
 	for k, v := range extra {
 		h.Set(k, v)
 	}
@@ -63,10 +65,10 @@ func deadLetterHeader(subject string, extra map[string]string) nats.Header {
 func TestDLQShowAndListEscapeControlCharacters(t *testing.T) {
 	const evil = "\x1b[2J\x1b]0;owned\x07\u202e"
 	url, _ := untrustedDLQ(t, deadLetterHeader("orders.created.v1", map[string]string{
-		framework.HeaderDLQError: "boom " + evil,
-		"ce-id":                  "id" + evil,
-		"X-Evil":                 evil,
-		"Test-Payload":           `{"note":"` + evil + "\r\nreason: fine\"}",
+		wire.HeaderDLQError: "boom " + evil,
+		"ce-id":             "id" + evil,
+		"X-Evil":            evil,
+		"Test-Payload":      `{"note":"` + evil + "\r\nreason: fine\"}",
 	}))
 	for _, args := range [][]string{{"dlq", "show", "1"}, {"dlq", "list"}} {
 		out, err := runDLQCmd(t, append(args, "--url", url)...)
@@ -105,7 +107,7 @@ func TestDLQShowAndListEscapeControlCharacters(t *testing.T) {
 func TestDLQReplayPrintsWhatItRefused(t *testing.T) {
 	url, conn := untrustedDLQ(t,
 		deadLetterHeader("$JS.API.STREAM.PURGE.ORDERS\x1b[2J", nil),
-		deadLetterHeader("orders.created.v1", map[string]string{framework.HeaderDLQStreamSeq: "1"}),
+		deadLetterHeader("orders.created.v1", map[string]string{wire.HeaderDLQStreamSeq: "1"}),
 	)
 	out, err := runDLQCmd(t, "dlq", "replay", "--all", "--url", url)
 	if err == nil || !strings.Contains(err.Error(), "1 dead letter(s) refused") {
@@ -143,10 +145,10 @@ func TestDLQReplayAsOpsKeepsForgedEntriesOut(t *testing.T) {
 		return c
 	}
 	ops := connect("ops")
-	if _, err := framework.EnsureDeadLetterStream(ctx, ops); err != nil {
+	if _, err := ops.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DEADLETTER", Subjects: []string{wire.DeadLetterSubjectPrefix + ".>"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := framework.EnsureStream(ctx, ops, framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
+	if _, err := ops.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
 		t.Fatal(err)
 	}
 	const orders = 5
@@ -156,8 +158,8 @@ func TestDLQReplayAsOpsKeepsForgedEntriesOut(t *testing.T) {
 		}
 	}
 	inv := connect("inventory")
-	if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: framework.DeadLetterSubject("ORDERS", "inventory-reserve"),
-		Header: deadLetterHeader("$JS.API.STREAM.PURGE.ORDERS", map[string]string{framework.HeaderDLQConsumer: "inventory-reserve"})}); err != nil {
+	if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("ORDERS", "inventory-reserve"),
+		Header: deadLetterHeader("$JS.API.STREAM.PURGE.ORDERS", map[string]string{wire.HeaderDLQConsumer: "inventory-reserve"})}); err != nil {
 		t.Fatal(err)
 	}
 

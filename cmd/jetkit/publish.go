@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"io"
 	"os"
 	"strings"
@@ -41,10 +42,10 @@ Connects as the dlq command does (JETKIT_NATS_URL and JETKIT_NATS_*; --url).
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			subject := args[0]
-			if err := framework.ValidateSubject(subject); err != nil {
+			if err := wire.ValidateSubject(subject); err != nil {
 				return usageErrorf(cmd, "SUBJECT: %w", err)
 			}
-			for _, p := range []string{"$", "_INBOX.", framework.DeadLetterSubjectPrefix + "."} {
+			for _, p := range []string{"$", "_INBOX.", wire.DeadLetterSubjectPrefix + "."} {
 				if strings.HasPrefix(subject, p) {
 					return usageErrorf(cmd, "SUBJECT %q is a system, inbox or dead-letter subject; jetkit events live on application subjects such as orders.created.v1", subject)
 				}

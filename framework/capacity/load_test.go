@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"log/slog"
 	"math"
 	"sync"
@@ -450,8 +451,8 @@ func deadLetters(ctx context.Context, t *testing.T, js jetstream.JetStream) map[
 		if err != nil {
 			continue
 		}
-		out[m.Header.Get(framework.HeaderID)] = m.Header.Get(framework.HeaderDLQReason) + ": " +
-			m.Header.Get(framework.HeaderDLQError) + " (deliveries " + m.Header.Get(framework.HeaderDLQDelivered) + ")"
+		out[m.Header.Get(wire.HeaderID)] = m.Header.Get(wire.HeaderDLQReason) + ": " +
+			m.Header.Get(wire.HeaderDLQError) + " (deliveries " + m.Header.Get(wire.HeaderDLQDelivered) + ")"
 	}
 	return out
 }

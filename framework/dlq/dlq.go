@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,7 +80,7 @@ type Filter struct {
 func (f Filter) Validate() error {
 	for _, v := range [][2]string{{"stream", f.Stream}, {"consumer", f.Consumer}} {
 		if v[1] != "" {
-			if err := framework.ValidateToken(v[1]); err != nil {
+			if err := wire.ValidateToken(v[1]); err != nil {
 				return fmt.Errorf("dead-letter filter %s: %w", v[0], err)
 			}
 		}
@@ -111,7 +112,7 @@ func (f Filter) subject() (string, error) {
 	if consumer == "" {
 		consumer = "*"
 	}
-	return framework.DeadLetterSubjectPrefix + "." + stream + "." + consumer, nil
+	return wire.DeadLetterSubjectPrefix + "." + stream + "." + consumer, nil
 }
 
 func (f Filter) match(e Entry) bool {
@@ -195,7 +196,7 @@ func (s *Store) Get(ctx context.Context, seq uint64) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("read dead letter %s/%d: %w", s.name, seq, err)
 	}
-	if !strings.HasPrefix(raw.Subject, framework.DeadLetterSubjectPrefix+".") {
+	if !strings.HasPrefix(raw.Subject, wire.DeadLetterSubjectPrefix+".") {
 		return Entry{}, fmt.Errorf("%w: %s/%d is on subject %s, not a jetkit dead letter", ErrNotFound, s.name, seq, raw.Subject)
 	}
 	return entryOf(raw), nil
@@ -203,16 +204,16 @@ func (s *Store) Get(ctx context.Context, seq uint64) (Entry, error) {
 
 func entryOf(raw *jetstream.RawStreamMsg) Entry {
 	h := raw.Header
-	get := func(k string) string { return framework.HeaderValue(h, k) }
+	get := func(k string) string { return wire.HeaderValue(h, k) }
 	num := func(k string) uint64 { n, _ := strconv.ParseUint(get(k), 10, 64); return n }
-	at, _ := time.Parse(time.RFC3339Nano, get(framework.HeaderDLQTime))
+	at, _ := time.Parse(time.RFC3339Nano, get(wire.HeaderDLQTime))
 	return Entry{
 		Seq: raw.Sequence, Stored: raw.Time,
-		Reason: get(framework.HeaderDLQReason), Error: get(framework.HeaderDLQError),
-		Subject: get(framework.HeaderDLQSubject), Stream: get(framework.HeaderDLQStream),
-		Consumer: get(framework.HeaderDLQConsumer), StreamSeq: num(framework.HeaderDLQStreamSeq),
-		Delivered: num(framework.HeaderDLQDelivered), DeadLettered: at,
-		EventID: get(framework.HeaderID), EventType: get(framework.HeaderType),
+		Reason: get(wire.HeaderDLQReason), Error: get(wire.HeaderDLQError),
+		Subject: get(wire.HeaderDLQSubject), Stream: get(wire.HeaderDLQStream),
+		Consumer: get(wire.HeaderDLQConsumer), StreamSeq: num(wire.HeaderDLQStreamSeq),
+		Delivered: num(wire.HeaderDLQDelivered), DeadLettered: at,
+		EventID: get(wire.HeaderID), EventType: get(wire.HeaderType),
 		Header: h, Data: raw.Data, path: raw.Subject,
 	}
 }

@@ -3,6 +3,8 @@ package dlq_test
 import (
 	"context"
 	"errors"
+	"github.com/jetkit/jetkit/internal/wire"
+	"github.com/nats-io/nats.go/jetstream"
 	"io"
 	"log/slog"
 	"strings"
@@ -195,14 +197,14 @@ func TestPurgeEverythingAndBadFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := framework.EnsureDeadLetterStream(ctx, conn); err != nil {
+	if _, err := conn.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DEADLETTER", Subjects: []string{wire.DeadLetterSubjectPrefix + ".>"}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []string{"a", "b", "b"} {
 		h := nats.Header{}
-		h.Set(framework.HeaderDLQReason, framework.ReasonMaxDeliver)
-		h.Set(framework.HeaderDLQSubject, "x.y")
-		if _, err := conn.JS.PublishMsg(ctx, &nats.Msg{Subject: framework.DeadLetterSubject("S", c), Header: h}); err != nil {
+		h.Set(wire.HeaderDLQReason, framework.ReasonMaxDeliver)
+		h.Set(wire.HeaderDLQSubject, "x.y")
+		if _, err := conn.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("S", c), Header: h}); err != nil {
 			t.Fatal(err)
 		}
 	}

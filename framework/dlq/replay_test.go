@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"strings"
 	"testing"
 	"time"
@@ -37,11 +38,11 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 		return c
 	}
 	ops := connect("ops")
-	if _, err := framework.EnsureDeadLetterStream(ctx, ops); err != nil {
+	if _, err := ops.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DEADLETTER", Subjects: []string{wire.DeadLetterSubjectPrefix + ".>"}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, spec := range []framework.StreamSpec{{Name: "ORDERS", Subjects: []string{"orders.>"}}, {Name: "INVENTORY", Subjects: []string{"inventory.>"}}} {
-		if _, err := framework.EnsureStream(ctx, ops, spec); err != nil {
+		if _, err := ops.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: spec.Name, Subjects: spec.Subjects}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -86,7 +87,7 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 		{subject: "orders.created.v1.o-9", seq: "1", refused: "ORDERS sequence 1 is on orders.created.v1.o-1, not orders.created.v1.o-9"},
 		{subject: "orders.created.v1.o-9", seq: "99", refused: "never had sequence 99"},
 		{subject: "orders.created.v1.o-9", refused: "no Jetkit-Dlq-Stream-Seq"},
-		{subject: "orders.created.v1.o-2", seq: "2", header: map[string]string{framework.HeaderDLQTruncated: "5000"}, data: `{"n":`, refused: "payload was cut"},
+		{subject: "orders.created.v1.o-2", seq: "2", header: map[string]string{wire.HeaderDLQTruncated: "5000"}, data: `{"n":`, refused: "payload was cut"},
 		// These hold together. The first is replayed from ORDERS, whatever
 		// its copy says, and without the server directives it carries
 		// (Nats-* headers are not the event's); the second's original is
@@ -103,13 +104,13 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 		if e.stream == "" {
 			e.stream, e.consumer = "ORDERS", "inventory-reserve"
 		}
-		for k, v := range map[string]string{framework.HeaderDLQReason: framework.ReasonPermanent, framework.HeaderDLQSubject: e.subject,
-			framework.HeaderDLQStream: e.stream, framework.HeaderDLQConsumer: e.consumer, framework.HeaderDLQStreamSeq: e.seq} {
+		for k, v := range map[string]string{wire.HeaderDLQReason: framework.ReasonPermanent, wire.HeaderDLQSubject: e.subject,
+			wire.HeaderDLQStream: e.stream, wire.HeaderDLQConsumer: e.consumer, wire.HeaderDLQStreamSeq: e.seq} {
 			if v != "" {
 				h.Set(k, v)
 			}
 		}
-		if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: framework.DeadLetterSubject("ORDERS", "inventory-reserve"), Header: h, Data: []byte(e.data)}); err != nil {
+		if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("ORDERS", "inventory-reserve"), Header: h, Data: []byte(e.data)}); err != nil {
 			t.Fatal(err)
 		}
 		bySeq[uint64(i+1)] = e

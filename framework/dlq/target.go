@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/jetkit/jetkit/framework"
 )
 
 // ErrRefused marks a dead letter Replay would not publish because what it
@@ -24,7 +23,7 @@ var ErrRefused = errors.New("replay refused")
 // stream stores: the server's and JetStream's APIs and internal subjects
 // ($JS., $KV., $O., $SYS. and every other $ subject), reply inboxes, and
 // the dead-letter subjects themselves.
-var reservedPrefixes = []string{"$", "_INBOX.", framework.DeadLetterSubjectPrefix + "."}
+var reservedPrefixes = []string{"$", "_INBOX.", wire.DeadLetterSubjectPrefix + "."}
 
 // targets checks replay targets against the server's streams and
 // consumers, looking each up once per replay run.
@@ -46,15 +45,15 @@ func (t *targets) check(ctx context.Context, e Entry) error {
 	refuse := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, a...))
 	}
-	if framework.ValidateToken(e.Stream) != nil || framework.ValidateToken(e.Consumer) != nil {
-		return refuse("headers %s %q and %s %q are not a stream and consumer name", framework.HeaderDLQStream, e.Stream, framework.HeaderDLQConsumer, e.Consumer)
+	if wire.ValidateToken(e.Stream) != nil || wire.ValidateToken(e.Consumer) != nil {
+		return refuse("headers %s %q and %s %q are not a stream and consumer name", wire.HeaderDLQStream, e.Stream, wire.HeaderDLQConsumer, e.Consumer)
 	}
-	if want := framework.DeadLetterSubject(e.Stream, e.Consumer); e.path != want {
+	if want := wire.DeadLetterSubject(e.Stream, e.Consumer); e.path != want {
 		return refuse("it claims stream %s consumer %s but was written to %s, not %s; only that consumer's service can write there, so it is forged or corrupt",
 			e.Stream, e.Consumer, e.path, want)
 	}
-	if err := framework.ValidateSubject(e.Subject); err != nil {
-		return refuse("original subject (%s): %v", framework.HeaderDLQSubject, err)
+	if err := wire.ValidateSubject(e.Subject); err != nil {
+		return refuse("original subject (%s): %v", wire.HeaderDLQSubject, err)
 	}
 	for _, p := range reservedPrefixes {
 		if strings.HasPrefix(e.Subject, p) {
@@ -124,7 +123,7 @@ func (t *targets) original(ctx context.Context, e Entry) (*jetstream.RawStreamMs
 		return nil, fmt.Errorf("%w: %s", ErrRefused, fmt.Sprintf(format, a...))
 	}
 	if e.StreamSeq == 0 {
-		return refuse("no %s header: which message of %s it was is unknown", framework.HeaderDLQStreamSeq, e.Stream)
+		return refuse("no %s header: which message of %s it was is unknown", wire.HeaderDLQStreamSeq, e.Stream)
 	}
 	st, err := t.stream(ctx, e.Stream)
 	if err != nil {
@@ -146,8 +145,8 @@ func (t *targets) original(ctx context.Context, e Entry) (*jetstream.RawStreamMs
 	if e.StreamSeq > info.State.LastSeq {
 		return refuse("%s has never had sequence %d (its last is %d)", e.Stream, e.StreamSeq, info.State.LastSeq)
 	}
-	if framework.HeaderValue(e.Header, framework.HeaderDLQTruncated) != "" {
-		return refuse("its payload was cut to fit the dead-letter stream (%s) and the original is gone from %s", framework.HeaderDLQTruncated, e.Stream)
+	if wire.HeaderValue(e.Header, wire.HeaderDLQTruncated) != "" {
+		return refuse("its payload was cut to fit the dead-letter stream (%s) and the original is gone from %s", wire.HeaderDLQTruncated, e.Stream)
 	}
 	return nil, nil
 }

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"github.com/jetkit/jetkit/internal/wire"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -53,7 +54,7 @@ func (f *headerFields) Get(key string) string {
 	case "baggage":
 		return f.baggage
 	}
-	return framework.HeaderValue(f.h, key)
+	return wire.HeaderValue(f.h, key)
 }
 
 // Set implements propagation.TextMapCarrier; the carrier is read-only.

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"github.com/jetkit/jetkit/internal/wire"
 	"sync"
 	"time"
 
@@ -194,7 +195,7 @@ func (s *subscriptionObserver) annotate(span trace.Span, m *framework.Message, s
 			AttrRetryDelay.Int64(st.Delay.Milliseconds())))
 	case framework.OutcomeDeadLettered:
 		span.AddEvent(EventDeadLetter, trace.WithAttributes(delivery, AttrDLQReason.String(st.Reason),
-			attribute.String("jetkit.dead_letter.subject", framework.DeadLetterSubject(s.info.Stream, s.info.Consumer))))
+			attribute.String("jetkit.dead_letter.subject", wire.DeadLetterSubject(s.info.Stream, s.info.Consumer))))
 	case framework.OutcomeDeadLetterFailed:
 		span.AddEvent(EventDLQFailed, trace.WithAttributes(delivery, AttrDLQReason.String(st.Reason),
 			AttrRetryDelay.Int64(st.Delay.Milliseconds())))

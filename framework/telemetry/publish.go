@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"github.com/jetkit/jetkit/internal/wire"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -70,7 +71,7 @@ func (o *Observer) StartPublish(ctx context.Context, info framework.PublishInfo)
 				AttrEventType.String(info.EventType))
 			if msg != nil {
 				attrs = append(attrs, semconv.MessagingDestinationName(msg.Subject),
-					semconv.MessagingMessageID(framework.HeaderValue(msg.Header, framework.HeaderID)),
+					semconv.MessagingMessageID(wire.HeaderValue(msg.Header, wire.HeaderID)),
 					semconv.MessagingMessageBodySize(len(msg.Data)))
 				if msg.Subject != info.Subject {
 					attrs = append(attrs, semconv.MessagingDestinationTemplate(info.Subject))

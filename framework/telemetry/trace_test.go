@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/jetkit/jetkit/internal/wire"
 	"strings"
 	"sync"
 	"testing"
@@ -344,7 +345,7 @@ func TestFailuresAreSpanEvents(t *testing.T) {
 
 	wantAttrs(t, dead, map[string]any{"error.type": "permanent"})
 	wantEvent(t, dead, telemetry.EventDeadLetter, map[string]any{"jetkit.dead_letter.reason": framework.ReasonPermanent,
-		"jetkit.dead_letter.subject": framework.DeadLetterSubject("ORDERS", "inventory")})
+		"jetkit.dead_letter.subject": wire.DeadLetterSubject("ORDERS", "inventory")})
 	if dead.Status.Code != codes.Error {
 		t.Errorf("dead-lettered span status %v", dead.Status)
 	}

@@ -3,6 +3,7 @@ package order_test
 import (
 	"context"
 	"errors"
+	"github.com/jetkit/jetkit/internal/wire"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -139,7 +140,7 @@ func TestUnwantedReservationIsReleased(t *testing.T) {
 			return false
 		}
 		m, err := st.GetLastMsgForSubject(context.Background(), "orders.cancelled.v1.ghost")
-		return err == nil && framework.HeaderValue(m.Header, framework.HeaderID) == events.CancelledID("ghost")
+		return err == nil && wire.HeaderValue(m.Header, wire.HeaderID) == events.CancelledID("ghost")
 	})
 }
 
