@@ -1,11 +1,11 @@
 package main
 
 import (
-	"github.com/nats-io/nats.go/jetstream"
 	"bytes"
 	"context"
 	"encoding/json"
 	"github.com/jetkit/jetkit/internal/wire"
+	"github.com/nats-io/nats.go/jetstream"
 	"io"
 	"log/slog"
 	"strings"

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"github.com/nats-io/nats.go/jetstream"
 	"context"
 	"encoding/json"
 	"github.com/jetkit/jetkit/internal/wire"
+	"github.com/nats-io/nats.go/jetstream"
 	"io"
 	"log/slog"
 	"regexp"
