@@ -2,6 +2,7 @@ package framework
 
 import (
 	"encoding/json"
+	"fmt"
 
 	fastjson "github.com/segmentio/encoding/json"
 )
@@ -35,4 +36,35 @@ func (jsonCodec) Unmarshal(data []byte, v any) error {
 		return nil
 	}
 	return json.Unmarshal(data, v)
+}
+
+// Bytes is the codec of raw payloads, content type
+// application/octet-stream: a Topic[[]byte] declared WithCodec(Bytes)
+// publishes its events' bytes as they are and hands handlers the payload
+// as it arrived.
+//
+//	var Blobs = framework.MustNewTopic[[]byte]("blobs.stored.v1", framework.WithCodec(framework.Bytes))
+var Bytes Codec = bytesCodec{}
+
+type bytesCodec struct{}
+
+func (bytesCodec) ContentType() string { return "application/octet-stream" }
+
+func (bytesCodec) Marshal(v any) ([]byte, error) {
+	switch b := v.(type) {
+	case []byte:
+		return b, nil
+	case *[]byte:
+		return *b, nil
+	}
+	return nil, fmt.Errorf("the Bytes codec encodes []byte, not %T", v)
+}
+
+func (bytesCodec) Unmarshal(data []byte, v any) error {
+	p, ok := v.(*[]byte)
+	if !ok {
+		return fmt.Errorf("the Bytes codec decodes into *[]byte, not %T", v)
+	}
+	*p = append((*p)[:0], data...)
+	return nil
 }

@@ -158,6 +158,13 @@ func (s *Service) Subscriptions() []*Subscription {
 	return append([]*Subscription(nil), s.subs...)
 }
 
+// untrack forgets a subscription stopped on its own (Subscription.Stop).
+func (s *Service) untrack(sub *Subscription) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subs = slices.DeleteFunc(s.subs, func(x *Subscription) bool { return x == sub })
+}
+
 // beginSubscribe registers a subscription being set up, so that Shutdown
 // waits for it to be tracked (or to fail) before stopping subscriptions.
 // The returned context is cancelled when Shutdown begins.

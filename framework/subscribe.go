@@ -100,7 +100,7 @@ func (svc *Service) subscribe(ctx context.Context, subject string, filters []str
 	mws := append(svc.serviceMiddleware(), o.middleware...)
 	s := &Subscription{
 		conn: svc.conn, stream: stream, durable: durable, subject: subject, filters: filters, opts: o,
-		handler: Chain(h, mws...), consumer: cons,
+		handler: Chain(h, mws...), consumer: cons, svc: svc, stopDone: make(chan struct{}),
 		log: svc.log.With("stream", stream, "consumer", durable),
 	}
 	s.sizePull(ctx) // the first pull's depth and byte cap (pull_limits.go)

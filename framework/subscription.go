@@ -48,6 +48,8 @@ type Subscription struct {
 	tuner      prefetchTuner // adaptive prefetch (prefetch.go)
 	warnedAt   atomic.Int64
 	stopOnce   sync.Once
+	stopDone   chan struct{} // closed when stop has finished
+	svc        *Service      // the owner, which Stop leaves
 }
 
 // workerSlot is what one worker is handling now, for heartbeats and for
@@ -411,12 +413,27 @@ func (s *Subscription) checkPrefetch(now time.Time) {
 		"concurrency", s.opts.concurrency, "ack_wait", s.opts.ackWait, "suggest_prefetch", safe)
 }
 
+// Stop stops this subscription alone, as Service.Shutdown stops every
+// subscription: it stops pulling, hands back what is buffered, lets the
+// running handlers finish until ctx ends, then hands back what they hold
+// (Nak, so another instance takes it at once). The durable consumer stays
+// on the server with its position; subscribing again resumes it. Stop
+// returns once every message the subscription received is settled, and
+// may be called more than once.
+func (s *Subscription) Stop(ctx context.Context) {
+	s.stop(ctx)
+	if s.svc != nil {
+		s.svc.untrack(s)
+	}
+}
+
 // stop shuts the subscription down within ctx: stop pulling, hand back
 // what is buffered, let handlers finish, and when ctx ends cancel them and
 // hand back what they hold. It returns once every message it received is
 // settled.
 func (s *Subscription) stop(ctx context.Context) {
-	s.stopOnce.Do(func() { s.shutdown(ctx) })
+	s.stopOnce.Do(func() { s.shutdown(ctx); close(s.stopDone) })
+	<-s.stopDone
 }
 
 // handlerUnwindGrace bounds the wait for cancelled handlers to return
