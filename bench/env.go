@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"io"
 	"log/slog"
 	"net/url"
@@ -17,6 +16,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/jetkit/jetkit/testenv"
 )
 

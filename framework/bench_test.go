@@ -9,7 +9,6 @@ package framework
 
 import (
 	"context"
-	"github.com/jetkit/jetkit/internal/wire"
 	"io"
 	"log/slog"
 	"testing"
@@ -18,6 +17,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // benchEvent is 128 bytes of JSON, the size `jetkit bench` uses.

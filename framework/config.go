@@ -3,13 +3,14 @@ package framework
 import (
 	"errors"
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"net/url"
 	"os"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // DefaultEnvPrefix is the environment variable prefix LoadConfig uses when

@@ -2,8 +2,9 @@ package framework
 
 import (
 	"errors"
-	"github.com/jetkit/jetkit/internal/wire"
 	"strconv"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // readEnvelope checks m's headers and reads its envelope in the content

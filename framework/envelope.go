@@ -1,10 +1,11 @@
 package framework
 
 import (
-	"github.com/jetkit/jetkit/internal/wire"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // Envelope is the CloudEvents context of a message, carried in headers.

@@ -1,11 +1,12 @@
 package framework
 
 import (
-	"github.com/jetkit/jetkit/internal/wire"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // The envelope headers a received message is read by, as indexes into

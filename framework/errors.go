@@ -3,6 +3,7 @@ package framework
 import (
 	"errors"
 	"fmt"
+
 	"github.com/jetkit/jetkit/internal/wire"
 )
 

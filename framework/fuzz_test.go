@@ -9,7 +9,6 @@ package framework
 import (
 	"encoding/json"
 	"errors"
-	"github.com/jetkit/jetkit/internal/wire"
 	"net/url"
 	"strings"
 	"testing"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // headerFromText builds headers from "Key: value" lines, the way a

@@ -3,7 +3,6 @@ package framework
 import (
 	"errors"
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // checkJSONBytewise is checkJSON's rule applied one byte at a time, the

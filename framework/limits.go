@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"mime"
 	"strconv"
 	"strings"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // DecodeLimits bound the work and memory one payload may cost to decode.

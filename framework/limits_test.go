@@ -3,7 +3,6 @@ package framework_test
 import (
 	"context"
 	"errors"
-	"github.com/jetkit/jetkit/internal/wire"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/jetkit/jetkit/testenv"
 )
 

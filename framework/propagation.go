@@ -1,11 +1,12 @@
 package framework
 
 import (
-	"github.com/jetkit/jetkit/internal/wire"
 	"strings"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // HeaderCarrier adapts nats.Header to OpenTelemetry's TextMapCarrier. It

@@ -3,7 +3,6 @@ package framework
 import (
 	"context"
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"runtime"
 	"slices"
 	"sync/atomic"
@@ -14,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // BenchmarkPublishSync compares, on one connection to an embedded server

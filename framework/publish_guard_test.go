@@ -3,7 +3,6 @@ package framework
 import (
 	"context"
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"io"
 	"log/slog"
 	"sync"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // A publish guard has no context of its own: a violation must end the send

@@ -3,7 +3,6 @@ package framework_test
 import (
 	"context"
 	"errors"
-	"github.com/jetkit/jetkit/internal/wire"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/jetkit/jetkit/testenv"
 )
 

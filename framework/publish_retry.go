@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	fastjson "github.com/segmentio/encoding/json"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // PublishRetry bounds how Topic.Publish resends an event whose store was

@@ -3,12 +3,13 @@ package framework
 import (
 	"context"
 	"errors"
-	"github.com/jetkit/jetkit/internal/wire"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // sendOnce answers as jetstream.PublishMsg does: the PubAck with its

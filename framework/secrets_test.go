@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/health"
+	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/jetkit/jetkit/testenv"
 )
 

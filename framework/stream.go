@@ -5,13 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"log/slog"
 	"maps"
 	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // StreamSpec declares a stream in code. EnsureStream creates it if missing,

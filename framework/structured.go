@@ -5,10 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"github.com/jetkit/jetkit/internal/wire"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // Structured content mode: the CloudEvents JSON event format is the whole

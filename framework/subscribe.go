@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // Subscribe consumes topic with the durable consumer named durable and

@@ -2,8 +2,9 @@ package framework
 
 import (
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"strings"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // Topic is a typed event declared once and used to publish and subscribe:

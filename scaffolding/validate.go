@@ -3,11 +3,12 @@ package scaffolding
 import (
 	"errors"
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"regexp"
 	"strings"
 
 	"golang.org/x/mod/module"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // ErrInvalidInput is wrapped by every validation error, so callers can tell

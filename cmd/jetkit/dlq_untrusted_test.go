@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 	"io"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/jetkit/jetkit/testenv"
 )
 

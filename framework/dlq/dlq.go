@@ -3,7 +3,7 @@
 // purge them. The jetkit dlq CLI is a thin shell over it.
 //
 //	store, err := dlq.Open(ctx, svc.Conn().JS, svc.Config().DeadLetterStream)
-//	entries, err := store.List(ctx, dlq.Filter{Consumer: "billing", Reason: framework.ReasonMaxDeliver})
+//	entries, err := store.List(ctx, dlq.Filter{Consumer: "billing", Reason: framework.ReasonMaxDeliver}, 100)
 //	res, err := store.Replay(ctx, dlq.Filter{Consumer: "billing"}, dlq.ReplayOptions{})
 //
 // Entries are addressed by their sequence in the dead-letter stream.
@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // ErrNotFound is returned by Get for a sequence that holds no dead letter.

@@ -3,7 +3,6 @@ package dlq_test
 import (
 	"context"
 	"errors"
-	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/nats-io/nats.go/jetstream"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/dlq"
 	"github.com/jetkit/jetkit/framework/middleware"
+	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/jetkit/jetkit/testenv"
 )
 

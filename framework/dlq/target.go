@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // ErrRefused marks a dead letter Replay would not publish because what it

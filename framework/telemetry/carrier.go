@@ -1,12 +1,12 @@
 package telemetry
 
 import (
-	"github.com/jetkit/jetkit/internal/wire"
 	"strings"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // headerFields is a read-only propagation carrier over NATS headers for the

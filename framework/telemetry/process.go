@@ -2,7 +2,6 @@ package telemetry
 
 import (
 	"context"
-	"github.com/jetkit/jetkit/internal/wire"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // Span event names recorded on process spans.

@@ -3,7 +3,6 @@ package order_test
 import (
 	"context"
 	"errors"
-	"github.com/jetkit/jetkit/internal/wire"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/jetkit/jetkit/services/events"
 	"github.com/jetkit/jetkit/services/internal/apitest"
 	"github.com/jetkit/jetkit/services/order"
