@@ -108,14 +108,6 @@ func releasedVersion(v string) bool {
 	return semver.IsValid(v) && semver.Build(v) == ""
 }
 
-func readCheckout(root string) (Jetkit, error) {
-	data, err := os.ReadFile(filepath.Join(root, "go.mod"))
-	if err != nil {
-		return Jetkit{}, fmt.Errorf("read jetkit go.mod: %w", err)
-	}
-	return checkout(root, data)
-}
-
 func checkout(root string, gomod []byte) (Jetkit, error) {
 	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
