@@ -23,16 +23,15 @@ import (
 // caller's ctx ends.
 //
 // Resends are safe only inside the stream's duplicates window (2 minutes
-// by default); keep Attempts × (AttemptTimeout + Max) well below it.
+// by default); keep Attempts × (AttemptTimeout + Backoff.Max) well below
+// it.
 type PublishRetry struct {
 	// Attempts is the total number of sends, the first included; 1 sends
 	// once and never retries.
 	Attempts int
-	// Initial is the pause before the first resend; each later pause
-	// doubles, up to Max.
-	Initial time.Duration
-	// Max caps the pause between sends.
-	Max time.Duration
+	// Backoff paces the resends; zero fields take 100ms, 2s, ×2 and no
+	// jitter.
+	Backoff Backoff
 	// AttemptTimeout bounds the wait for one ack; 0 uses
 	// Config.RequestTimeout (or less when ctx ends sooner).
 	AttemptTimeout time.Duration
@@ -43,7 +42,7 @@ type PublishRetry struct {
 // pauses, enough to ride out a JetStream leader election or a client
 // reconnecting to another node.
 func DefaultPublishRetry() PublishRetry {
-	return PublishRetry{Attempts: 8, Initial: 100 * time.Millisecond, Max: 2 * time.Second}
+	return PublishRetry{Attempts: 8, Backoff: publishBackoff}
 }
 
 // WithPublishRetry sets the retry policy of one synchronous publish.
@@ -51,26 +50,25 @@ func DefaultPublishRetry() PublishRetry {
 // PublishAsync, whose failures are reported by Conn.FlushAsync.
 //
 //	_, err := topic.Publish(ctx, svc, ev, framework.WithPublishRetry(framework.PublishRetry{
-//		Attempts: 3, Initial: 50 * time.Millisecond, Max: time.Second,
+//		Attempts: 3, Backoff: framework.Backoff{Initial: 50 * time.Millisecond, Max: time.Second},
 //	}))
 func WithPublishRetry(r PublishRetry) PublishOption {
 	return func(o *publishOptions) { o.retry = &r }
 }
 
+// publishBackoff is what a PublishRetry's zero Backoff fields take.
+var publishBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: -1}
+
 func (r PublishRetry) validate() error {
-	if r.Attempts < 1 || r.Initial < 0 || r.Max < r.Initial || r.AttemptTimeout < 0 {
-		return fmt.Errorf("publish retry %+v: Attempts must be at least 1, Initial and AttemptTimeout not negative, Max at least Initial", r)
+	if r.Attempts < 1 || r.AttemptTimeout < 0 {
+		return fmt.Errorf("publish retry %+v: Attempts must be at least 1 and AttemptTimeout not negative", r)
 	}
-	return nil
+	return r.Backoff.or(publishBackoff).validate("publish retry")
 }
 
 // pause is the wait before send n+1 (n counts sends made, from 1).
 func (r PublishRetry) pause(n int) time.Duration {
-	d := r.Initial
-	for i := 1; i < n && d < r.Max; i++ {
-		d *= 2
-	}
-	return min(d, r.Max)
+	return r.Backoff.or(publishBackoff).Delay(uint64(n))
 }
 
 // publishRetrying sends msg and waits for its ack, resending the same

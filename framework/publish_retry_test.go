@@ -52,7 +52,7 @@ func TestPublishRetryRidesOutAMissingStream(t *testing.T) {
 	done := make(chan result, 1)
 	go func() {
 		ack, err := topic.Publish(context.Background(), svc, orderCreated{ID: "o-1"}, framework.WithEventID("late-1"),
-			framework.WithPublishRetry(framework.PublishRetry{Attempts: 50, Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}))
+			framework.WithPublishRetry(framework.PublishRetry{Attempts: 50, Backoff: framework.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}}))
 		done <- result{ack, err}
 	}()
 	testenv.Eventually(t, 10*time.Second, "the publish is being resent", func() bool { return resends.Load() >= 2 })
@@ -88,7 +88,7 @@ func TestPublishRetryIsBounded(t *testing.T) {
 	topic := framework.MustNewTopic[orderCreated]("nowhere.created.v1")
 	ctx := context.Background()
 
-	_, err = topic.Publish(ctx, svc, orderCreated{}, framework.WithPublishRetry(framework.PublishRetry{Attempts: 3, Initial: time.Millisecond, Max: time.Millisecond}))
+	_, err = topic.Publish(ctx, svc, orderCreated{}, framework.WithPublishRetry(framework.PublishRetry{Attempts: 3, Backoff: framework.Backoff{Initial: time.Millisecond, Max: time.Millisecond}}))
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		t.Fatalf("err = %v, want ErrNoStreamResponse", err)
 	}
@@ -106,7 +106,7 @@ func TestPublishRetryIsBounded(t *testing.T) {
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = topic.Publish(short, svc, orderCreated{}, framework.WithPublishRetry(framework.PublishRetry{Attempts: 1000, Initial: 50 * time.Millisecond, Max: 50 * time.Millisecond}))
+	_, err = topic.Publish(short, svc, orderCreated{}, framework.WithPublishRetry(framework.PublishRetry{Attempts: 1000, Backoff: framework.Backoff{Initial: 50 * time.Millisecond, Max: 50 * time.Millisecond}}))
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second {
 		t.Fatalf("err = %v after %s, want the caller's deadline", err, time.Since(start))
 	}
@@ -147,7 +147,7 @@ func TestPublishResendsTheSameEventAfterAnAttemptTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	policy := framework.PublishRetry{Attempts: 3, Initial: 10 * time.Millisecond, Max: 10 * time.Millisecond, AttemptTimeout: 200 * time.Millisecond}
+	policy := framework.PublishRetry{Attempts: 3, Backoff: framework.Backoff{Initial: 10 * time.Millisecond, Max: 10 * time.Millisecond}, AttemptTimeout: 200 * time.Millisecond}
 	ctx := context.Background()
 
 	start := time.Now()

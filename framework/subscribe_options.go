@@ -9,18 +9,19 @@ import (
 type SubscribeOption func(*subOptions)
 
 type subOptions struct {
-	concurrency   int
-	ackMode       AckMode
-	prefetch      int
-	autoPrefetch  bool // no Prefetch option: sized from measurements (prefetch.go)
-	ackWait       time.Duration
-	maxDeliver    int
-	maxAckPending int
-	backoff       Backoff
-	middleware    []Middleware
-	stream        string
-	deliverNew    bool
-	orderedByKey  bool
+	concurrency    int
+	ackMode        AckMode
+	prefetch       int
+	autoPrefetch   bool // no Prefetch option: sized from measurements (prefetch.go)
+	ackWait        time.Duration
+	maxDeliver     int
+	maxAckPending  int
+	backoff        Backoff
+	defaultBackoff Backoff // what zero fields of backoff take
+	middleware     []Middleware
+	stream         string
+	deliverNew     bool
+	orderedByKey   bool
 	// allowMissingEnvelope and eventType: messages without an envelope
 	// (content_mode.go); eventType is set by Subscribe to the topic's.
 	allowMissingEnvelope bool
@@ -29,11 +30,12 @@ type subOptions struct {
 
 func defaultSubOptions(cfg Config) subOptions {
 	return subOptions{
-		concurrency: cfg.Concurrency,
-		ackMode:     cfg.AckMode,
-		ackWait:     cfg.AckWait,
-		maxDeliver:  cfg.MaxDeliver,
-		backoff:     Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax, Jitter: 0.2},
+		concurrency:    cfg.Concurrency,
+		ackMode:        cfg.AckMode,
+		ackWait:        cfg.AckWait,
+		maxDeliver:     cfg.MaxDeliver,
+		backoff:        redeliveryBackoff(cfg),
+		defaultBackoff: redeliveryBackoff(cfg),
 	}
 }
 
@@ -79,8 +81,9 @@ func MaxDeliver(n int) SubscribeOption { return func(o *subOptions) { o.maxDeliv
 // consumer (default: enough for 8 instances at this prefetch and concurrency).
 func MaxAckPending(n int) SubscribeOption { return func(o *subOptions) { o.maxAckPending = n } }
 
-// WithBackoff sets the redelivery delays for transient failures.
-func WithBackoff(b Backoff) SubscribeOption { return func(o *subOptions) { o.backoff = b } }
+// RetryBackoff sets the redelivery delays after transient failures; its
+// zero fields take Config.RetryInitial, Config.RetryMax, ×2 and ±20%.
+func RetryBackoff(b Backoff) SubscribeOption { return func(o *subOptions) { o.backoff = b } }
 
 // Wrap adds middleware to this subscription's handler, inside the
 // service-wide middleware (Service.Use).
@@ -145,8 +148,9 @@ func (o *subOptions) finish() error {
 	if o.maxDeliver < 1 {
 		p = append(p, fmt.Sprintf("MaxDeliver(%d): must be at least 1", o.maxDeliver))
 	}
-	if o.backoff.Initial <= 0 || o.backoff.Max < o.backoff.Initial {
-		p = append(p, fmt.Sprintf("Backoff{Initial: %s, Max: %s}: Initial must be positive and Max at least Initial", o.backoff.Initial, o.backoff.Max))
+	o.backoff = o.backoff.or(o.defaultBackoff)
+	if err := o.backoff.validate("RetryBackoff"); err != nil {
+		p = append(p, err.Error())
 	}
 	if o.maxAckPending == 0 {
 		depth := o.prefetch
@@ -159,4 +163,9 @@ func (o *subOptions) finish() error {
 		return &ConfigError{Problems: p}
 	}
 	return nil
+}
+
+// redeliveryBackoff is the default redelivery delay of cfg's subscriptions.
+func redeliveryBackoff(cfg Config) Backoff {
+	return Backoff{Initial: cfg.RetryInitial, Max: cfg.RetryMax, Multiplier: 2, Jitter: 0.2}
 }

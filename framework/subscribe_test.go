@@ -173,7 +173,7 @@ func TestTransientErrorIsRedeliveredAfterBackoff(t *testing.T) {
 			return errors.New("database busy")
 		}
 		return nil
-	}, framework.WithBackoff(backoff))
+	}, framework.RetryBackoff(backoff))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestAttemptsExhaustedAreDeadLettered(t *testing.T) {
 	sub, err := framework.Subscribe(t.Context(), svc, created, "doomed", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		calls.Add(1)
 		panic("boom") // a panic is an error like any other
-	}, framework.MaxDeliver(3), framework.WithBackoff(framework.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}))
+	}, framework.MaxDeliver(3), framework.RetryBackoff(framework.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}

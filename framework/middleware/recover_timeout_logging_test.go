@@ -35,7 +35,7 @@ func TestRecoverTurnsPanicIntoErrorWithStack(t *testing.T) {
 
 func TestRetryRetriesPanicsInProcess(t *testing.T) {
 	runs := 0
-	h := middleware.Retry(middleware.RetryPolicy{InitialInterval: time.Millisecond, MaxAttempts: 3, Logger: quietLogger()})(
+	h := middleware.Retry(middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Millisecond}, MaxAttempts: 3, Logger: quietLogger()})(
 		framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 			runs++
 			if runs < 3 {

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
-
 	"github.com/jetkit/jetkit/framework"
 )
 
@@ -17,16 +15,11 @@ import (
 // inside one delivery before the message goes back to the broker. A zero
 // field takes its default (never "no backoff"); see DefaultRetryPolicy.
 type RetryPolicy struct {
-	// InitialInterval is the wait before the second attempt. Default 100ms.
-	InitialInterval time.Duration
-	// Multiplier grows the wait after each attempt; at least 1. Default 2.
-	Multiplier float64
-	// MaxInterval caps the wait between attempts. Default 5s.
-	MaxInterval time.Duration
-	// Jitter spreads each wait randomly by ±Jitter of it, so that failures
-	// of many messages do not retry in lockstep. Default 0.2; negative
-	// disables jitter.
-	Jitter float64
+	// Backoff paces the attempts: the wait before the second attempt is
+	// Backoff.Initial, growing by Multiplier up to Max, spread by ±Jitter.
+	// Zero fields take 100ms, 5s, ×2 and ±20% (a negative Jitter disables
+	// it).
+	Backoff framework.Backoff
 	// MaxAttempts is the number of attempts per delivery, the first one
 	// included. Default 3; 1 disables in-process retry. The handler runs at
 	// most MaxAttempts × MaxDeliver times per message in total.
@@ -52,30 +45,32 @@ type RetryPolicy struct {
 // DefaultRetryPolicy is what a zero RetryPolicy means.
 func DefaultRetryPolicy() RetryPolicy {
 	return RetryPolicy{
-		InitialInterval: 100 * time.Millisecond,
-		Multiplier:      2,
-		MaxInterval:     5 * time.Second,
-		Jitter:          0.2,
-		MaxAttempts:     3,
-		MaxElapsed:      30 * time.Second,
+		Backoff:     retryBackoff,
+		MaxAttempts: 3,
+		MaxElapsed:  30 * time.Second,
 	}
 }
+
+// retryBackoff is what a RetryPolicy's zero Backoff fields take.
+var retryBackoff = framework.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2, Jitter: 0.2}
 
 // withDefaults fills zero fields from DefaultRetryPolicy.
 func (p RetryPolicy) withDefaults() RetryPolicy {
 	d := DefaultRetryPolicy()
-	if p.InitialInterval == 0 {
-		p.InitialInterval = d.InitialInterval
+	b := p.Backoff
+	if b.Initial == 0 {
+		b.Initial = d.Backoff.Initial
 	}
-	if p.Multiplier == 0 {
-		p.Multiplier = d.Multiplier
+	if b.Max == 0 {
+		b.Max = max(d.Backoff.Max, b.Initial)
 	}
-	if p.MaxInterval == 0 {
-		p.MaxInterval = max(d.MaxInterval, p.InitialInterval)
+	if b.Multiplier == 0 {
+		b.Multiplier = d.Backoff.Multiplier
 	}
-	if p.Jitter == 0 {
-		p.Jitter = d.Jitter
+	if b.Jitter == 0 {
+		b.Jitter = d.Backoff.Jitter
 	}
+	p.Backoff = b
 	if p.MaxAttempts == 0 {
 		p.MaxAttempts = d.MaxAttempts
 	}
@@ -93,19 +88,18 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 func (p RetryPolicy) Validate() error {
 	p = p.withDefaults()
 	var errs []error
-	if p.InitialInterval < 0 {
-		errs = append(errs, fmt.Errorf("InitialInterval %s: must not be negative", p.InitialInterval))
+	b := p.Backoff
+	if b.Initial < 0 {
+		errs = append(errs, fmt.Errorf("Backoff.Initial %s: must not be negative", b.Initial))
 	}
-	if p.Multiplier < 1 {
-		//lint:ignore ST1005 the message starts with the field it names
-		errs = append(errs, fmt.Errorf("Multiplier %g: must be at least 1", p.Multiplier))
+	if b.Multiplier < 1 {
+		errs = append(errs, fmt.Errorf("Backoff.Multiplier %g: must be at least 1", b.Multiplier))
 	}
-	if p.MaxInterval < p.InitialInterval {
-		errs = append(errs, fmt.Errorf("MaxInterval %s: must be at least InitialInterval %s", p.MaxInterval, p.InitialInterval))
+	if b.Max < b.Initial {
+		errs = append(errs, fmt.Errorf("Backoff.Max %s: must be at least Backoff.Initial %s", b.Max, b.Initial))
 	}
-	if p.Jitter >= 1 {
-		//lint:ignore ST1005 the message starts with the field it names
-		errs = append(errs, fmt.Errorf("Jitter %g: must be below 1 (a fraction of the wait)", p.Jitter))
+	if b.Jitter >= 1 {
+		errs = append(errs, fmt.Errorf("Backoff.Jitter %g: must be below 1 (a fraction of the wait)", b.Jitter))
 	}
 	if p.MaxAttempts < 1 {
 		errs = append(errs, fmt.Errorf("MaxAttempts %d: must be at least 1", p.MaxAttempts))
@@ -181,7 +175,6 @@ func Retry(p RetryPolicy) framework.Middleware {
 // run is the retry loop for one delivery.
 func (p RetryPolicy) run(ctx context.Context, next framework.Handler, m *framework.Message) error {
 	start := time.Now()
-	var b *backoff.ExponentialBackOff // built on the first failure: success allocates nothing
 	for n := 1; ; n++ {
 		err := callWithTimeout(ctx, next, m, p.AttemptTimeout)
 		switch {
@@ -196,12 +189,7 @@ func (p RetryPolicy) run(ctx context.Context, next framework.Handler, m *framewo
 		case n >= p.MaxAttempts:
 			return attemptsError(n, err)
 		}
-		if b == nil {
-			b = &backoff.ExponentialBackOff{InitialInterval: p.InitialInterval, RandomizationFactor: max(p.Jitter, 0),
-				Multiplier: p.Multiplier, MaxInterval: p.MaxInterval}
-			b.Reset()
-		}
-		wait := b.NextBackOff()
+		wait := p.Backoff.Delay(uint64(n))
 		if p.MaxElapsed > 0 && time.Since(start)+wait > p.MaxElapsed {
 			return fmt.Errorf("retry budget MaxElapsed %s used up after %d attempt(s): %w", p.MaxElapsed, n, err)
 		}

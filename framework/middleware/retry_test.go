@@ -20,8 +20,7 @@ func TestRetrySucceedsAfterKFailuresWithBackoff(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "retry")
 	const k = 3
-	policy := middleware.RetryPolicy{InitialInterval: 40 * time.Millisecond, Multiplier: 2, MaxInterval: time.Second,
-		Jitter: -1, MaxAttempts: 5, Logger: quietLogger()}
+	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: 40 * time.Millisecond, Multiplier: 2, Max: time.Second, Jitter: -1}, MaxAttempts: 5, Logger: quietLogger()}
 	var mu sync.Mutex
 	var calls []time.Time
 	var attempts []int
@@ -70,7 +69,7 @@ func TestRetryNonRetryableAndPermanentAreDeadLetteredWithoutRetry(t *testing.T) 
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "retry")
 	errBadInput := errors.New("customer does not exist")
-	policy := middleware.RetryPolicy{InitialInterval: time.Millisecond, MaxAttempts: 5, Logger: quietLogger(),
+	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Millisecond}, MaxAttempts: 5, Logger: quietLogger(),
 		NonRetryable: func(err error) bool { return errors.Is(err, errBadInput) }}
 	calls := newCounter()
 	sub, err := framework.SubscribeHandler(t.Context(), svc, "jobs.>", "worker", framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
@@ -100,7 +99,7 @@ func TestRetryNonRetryableAndPermanentAreDeadLetteredWithoutRetry(t *testing.T) 
 
 func TestRetryGivesEachAttemptItsOwnDeadline(t *testing.T) {
 	const perAttempt = 150 * time.Millisecond
-	policy := middleware.RetryPolicy{InitialInterval: 10 * time.Millisecond, Jitter: -1, MaxAttempts: 3,
+	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: 10 * time.Millisecond, Jitter: -1}, MaxAttempts: 3,
 		AttemptTimeout: perAttempt, Logger: quietLogger()}
 	type seen struct {
 		started, deadline time.Time
@@ -141,7 +140,7 @@ func TestRetryGivesEachAttemptItsOwnDeadline(t *testing.T) {
 }
 
 func TestRetryAttemptTimeoutErrorAndExhaustion(t *testing.T) {
-	policy := middleware.RetryPolicy{InitialInterval: time.Millisecond, MaxAttempts: 2, AttemptTimeout: 50 * time.Millisecond, Logger: quietLogger()}
+	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Millisecond}, MaxAttempts: 2, AttemptTimeout: 50 * time.Millisecond, Logger: quietLogger()}
 	runs := 0
 	h := middleware.Retry(policy)(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 		runs++
@@ -158,7 +157,7 @@ func TestRetryAttemptTimeoutErrorAndExhaustion(t *testing.T) {
 }
 
 func TestRetryStopsAtOnceWhenTheDeliveryIsCancelled(t *testing.T) {
-	policy := middleware.RetryPolicy{InitialInterval: time.Hour, MaxInterval: time.Hour, MaxAttempts: 5, MaxElapsed: -1, Logger: quietLogger()}
+	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Hour, Max: time.Hour}, MaxAttempts: 5, MaxElapsed: -1, Logger: quietLogger()}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := middleware.Retry(policy)(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 		cancel() // shutdown begins while the first attempt fails
@@ -181,10 +180,10 @@ func TestRetryZeroPolicyMeansDefaultsAndBadPolicyPanics(t *testing.T) {
 		t.Fatalf("zero policy: %v", err)
 	}
 	d := middleware.DefaultRetryPolicy()
-	if d.InitialInterval <= 0 || d.Multiplier < 1 || d.MaxAttempts < 2 || d.MaxElapsed <= 0 {
+	if d.Backoff.Initial <= 0 || d.Backoff.Multiplier < 1 || d.MaxAttempts < 2 || d.MaxElapsed <= 0 {
 		t.Fatalf("defaults must back off: %+v", d)
 	}
-	err := (middleware.RetryPolicy{Multiplier: 0.5, MaxAttempts: -1, Jitter: 2}).Validate()
+	err := (middleware.RetryPolicy{Backoff: framework.Backoff{Multiplier: 0.5, Jitter: 2}, MaxAttempts: -1}).Validate()
 	for _, want := range []string{"Multiplier", "MaxAttempts", "Jitter"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate should report %s: %v", want, err)
@@ -195,12 +194,12 @@ func TestRetryZeroPolicyMeansDefaultsAndBadPolicyPanics(t *testing.T) {
 			t.Fatal("Retry with an invalid policy must panic at wiring time")
 		}
 	}()
-	middleware.Retry(middleware.RetryPolicy{Multiplier: 0.5})
+	middleware.Retry(middleware.RetryPolicy{Backoff: framework.Backoff{Multiplier: 0.5}})
 }
 
 func TestRetryWarnsWhenTimeoutWrapsIt(t *testing.T) {
 	log, buf := bufferLogger(slog.LevelWarn)
-	policy := middleware.RetryPolicy{InitialInterval: time.Millisecond, MaxAttempts: 2, Logger: log}
+	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Millisecond}, MaxAttempts: 2, Logger: log}
 	h := framework.Chain(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error { return nil }),
 		middleware.Timeout(time.Second), middleware.Retry(policy), middleware.Retry(policy))
 	for range 3 {
@@ -219,7 +218,7 @@ func TestRetryWarnsWhenTimeoutWrapsIt(t *testing.T) {
 
 func TestRetryLogsEachRetryWithEventFields(t *testing.T) {
 	log, buf := bufferLogger(slog.LevelWarn)
-	policy := middleware.RetryPolicy{InitialInterval: time.Millisecond, MaxAttempts: 3, Logger: log}
+	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Millisecond}, MaxAttempts: 3, Logger: log}
 	h := middleware.Retry(policy)(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error { return errFlaky }))
 	_ = h.Handle(context.Background(), message("evt-42"))
 	out := buf.String()
