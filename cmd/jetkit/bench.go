@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/jetkit/jetkit/bench"
+	"github.com/jetkit/jetkit/internal/bench"
 )
 
 // newBenchCmd is `jetkit bench`: raw nats.go against jetkit in one run.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jetkit/jetkit/bench"
+	"github.com/jetkit/jetkit/internal/bench"
 )
 
 // TestBenchCommandTiny runs `jetkit bench` end to end with tiny counts on

@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/jetkit/jetkit/scaffolding"
+	"github.com/jetkit/jetkit/internal/scaffolding"
 )
 
 // newNewCmd is `jetkit new service|event`: generate a service, or add an
