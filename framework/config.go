@@ -261,6 +261,8 @@ func (c Config) Validate() error {
 		add("SERVICE_NAME", "must be set: a short name for the service such as \"order\" (it names its connection, inboxes and events)")
 	} else if err := wire.ValidateToken(c.ServiceName); err != nil {
 		add("SERVICE_NAME", "%q must be one subject token (no spaces, dots or wildcards)", c.ServiceName)
+	} else if len(c.ServiceName) > maxServiceNameLen {
+		add("SERVICE_NAME", "is %d bytes; at most %d (it travels in every event's ce-source)", len(c.ServiceName), maxServiceNameLen)
 	}
 	if c.InboxPrefix != "" {
 		if err := wire.ValidateSubject(c.InboxPrefix); err != nil || strings.HasPrefix(c.InboxPrefix, "$") {
@@ -366,12 +368,16 @@ func showBadURL(raw string) string {
 	return s
 }
 
+// maxServiceNameLen bounds the service name, which every event carries as
+// ce-source: a jetkit subscriber refuses longer envelope values.
+const maxServiceNameLen = wire.MaxEnvelopeValueLen
+
 // validateStreamName checks a stream name the way the server will:
 // one subject token, no path separators, at most 255 bytes.
 func validateStreamName(name string) error {
 	switch {
 	case name == "":
-		return errors.New("must not be empty; the default is DEADLETTER")
+		return errors.New("must not be empty, e.g. DEADLETTER")
 	case len(name) > maxStreamNameLen:
 		return fmt.Errorf("is %d bytes; a stream name has at most %d", len(name), maxStreamNameLen)
 	case wire.ValidateToken(name) != nil || strings.ContainsAny(name, `/\`):

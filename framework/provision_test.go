@@ -152,3 +152,20 @@ func TestPublishAsyncFlushReportsFailures(t *testing.T) {
 	// Reported once: a clean batch afterwards flushes without error.
 	publishN(t, svc, 5)
 }
+
+// A stream name the server would refuse, or a service name longer than a
+// subscriber accepts in ce-source, is refused where it is declared.
+func TestNamesRefusedWhereDeclared(t *testing.T) {
+	srv := testenv.Start(t)
+	svc := newService(t, srv, "names")
+	for _, name := range []string{"dead/letters", `back\slash`, strings.Repeat("S", 256), ""} {
+		_, err := svc.EnsureStream(t.Context(), framework.StreamSpec{Name: name, Subjects: []string{"names.>"}})
+		if err == nil {
+			t.Errorf("EnsureStream accepted the stream name %q", name)
+		}
+	}
+	t.Setenv("LONG_SERVICE_NAME", strings.Repeat("s", 1025))
+	if _, err := framework.LoadConfig("LONG"); err == nil || !strings.Contains(err.Error(), "LONG_SERVICE_NAME") {
+		t.Errorf("a 1025-byte service name: %v, want an error naming LONG_SERVICE_NAME", err)
+	}
+}

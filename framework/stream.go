@@ -81,10 +81,8 @@ func (s StreamSpec) config(defaultReplicas int) jetstream.StreamConfig {
 
 func (s StreamSpec) validate() error {
 	var errs []error
-	if s.Name == "" {
-		errs = append(errs, errors.New("name is empty"))
-	} else if err := wire.ValidateToken(s.Name); err != nil {
-		errs = append(errs, fmt.Errorf("name: %w", err))
+	if err := validateStreamName(s.Name); err != nil {
+		errs = append(errs, fmt.Errorf("name %w", err))
 	}
 	if len(s.Subjects) == 0 {
 		errs = append(errs, errors.New("no subjects; declare e.g. orders.>"))
