@@ -51,7 +51,7 @@ func WithMiddleware(mws ...Middleware) Option {
 // the service-wide chain:
 //
 //	svc, err := framework.New(ctx, cfg)
-//	idem, err := middleware.NewIdempotency(ctx, svc.Conn().JS, middleware.IdempotencyConfig{})
+//	idem, err := middleware.NewIdempotency(ctx, svc, middleware.IdempotencyConfig{})
 //	svc.Use(middleware.Defaults(middleware.Options{Idempotency: idem})...)
 func (s *Service) Use(mws ...Middleware) {
 	s.mu.Lock()
