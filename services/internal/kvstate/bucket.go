@@ -2,6 +2,7 @@ package kvstate
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -21,4 +22,15 @@ func DeclareBucket(ctx context.Context, svc *framework.Service, name, descriptio
 		Storage:     jetstream.FileStorage,
 		Replicas:    svc.Config().Replicas,
 	})
+}
+
+// Writable reports whether kv can take writes now: whether the leader of
+// its stream answers for it within ctx. A readiness check, so that a
+// service whose store has no leader (an election that does not end, a
+// cluster without quorum) stops being ready instead of failing requests.
+func Writable(ctx context.Context, kv jetstream.KeyValue) error {
+	if _, err := kv.Status(ctx); err != nil {
+		return fmt.Errorf("KV bucket %s cannot take writes now (its stream leader does not answer): %w", kv.Bucket(), err)
+	}
+	return nil
 }
