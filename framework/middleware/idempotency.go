@@ -190,6 +190,10 @@ func (i *Idempotency) handle(ctx context.Context, next framework.Handler, m *fra
 			return i.run(ctx, next, m, key, rev, claim, owner)
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
+			// The claim may have been stored all the same: drop it once the
+			// bucket answers, so that another instance need not wait out
+			// its lease.
+			go i.dropLostClaim(key, owner)
 			return fmt.Errorf("idempotency: claim event %s in bucket %s: %w", m.Envelope.ID, i.cfg.Bucket, err)
 		}
 		e, err := i.kv.Get(ctx, key)
@@ -281,6 +285,31 @@ func (i *Idempotency) claim(ctx context.Context, key string, value []byte, owner
 		return rev, nil // stored; only the answer was lost
 	}
 	return 0, err
+}
+
+// dropLostClaim deletes owner's claim of key, should a create whose
+// answer was lost have stored it, retrying for at most a lease while the
+// bucket does not answer. It stops when the key holds anything else (a
+// later delivery took the claim back, another owner's claim, nothing).
+func (i *Idempotency) dropLostClaim(key, owner string) {
+	deadline := time.Now().Add(i.cfg.Lease)
+	for pause := 100 * time.Millisecond; time.Now().Before(deadline); pause = min(2*pause, 2*time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), i.opTimeout)
+		e, err := i.kv.Get(ctx, key)
+		if err == nil {
+			rec, derr := decodeRecord(e.Value())
+			if derr != nil || rec.Owner != owner {
+				cancel()
+				return
+			}
+			err = i.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+		}
+		cancel()
+		if err == nil || errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return
+		}
+		time.Sleep(pause)
+	}
 }
 
 // ownRevision reads key back after a write whose answer was lost: if it

@@ -96,8 +96,10 @@ func TestIdempotencyClaimWithLostAnswerIsOwn(t *testing.T) {
 	if err := h.Handle(hctx, faultMessage("lost-twice")); err != nil { // the redelivery
 		t.Fatalf("redelivery after a lost claim: %v", err)
 	}
-	if took := time.Since(start); runs.Load() != 2 || idem.Stats().Reclaimed != 1 || idem.Stats().Waited != 0 || took > 2*time.Second {
-		t.Fatalf("runs %d, stats %+v, took %s: want the redelivery to take its instance's claim back at once", runs.Load(), idem.Stats(), took)
+	// The lost claim is either taken back by the redelivery (Reclaimed) or
+	// already dropped by the failed delivery once the bucket answered.
+	if took := time.Since(start); runs.Load() != 2 || idem.Stats().Waited != 0 || idem.Stats().TookOver != 0 || took > 2*time.Second {
+		t.Fatalf("runs %d, stats %+v, took %s: want the redelivery to run at once", runs.Load(), idem.Stats(), took)
 	}
 	// Both are done: a duplicate is skipped.
 	if err := h.Handle(hctx, faultMessage("lost-twice")); err != nil || runs.Load() != 2 {
