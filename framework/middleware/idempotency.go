@@ -288,9 +288,10 @@ func (i *Idempotency) claim(ctx context.Context, key string, value []byte, owner
 }
 
 // dropLostClaim deletes owner's claim of key, should a create whose
-// answer was lost have stored it, retrying for at most a lease while the
-// bucket does not answer. It stops when the key holds anything else (a
-// later delivery took the claim back, another owner's claim, nothing).
+// answer was lost have stored it, now or later (a write in flight during
+// an election may be stored after its caller gave up). It looks for up to
+// a lease, and stops once the key holds anything else (a later delivery
+// took the claim back, another owner's claim, the done record).
 func (i *Idempotency) dropLostClaim(key, owner string) {
 	deadline := time.Now().Add(i.cfg.Lease)
 	for pause := 100 * time.Millisecond; time.Now().Before(deadline); pause = min(2*pause, 2*time.Second) {
@@ -302,12 +303,12 @@ func (i *Idempotency) dropLostClaim(key, owner string) {
 				cancel()
 				return
 			}
-			err = i.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+			if err = i.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision())); err == nil {
+				cancel()
+				return
+			}
 		}
 		cancel()
-		if err == nil || errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return
-		}
 		time.Sleep(pause)
 	}
 }
@@ -393,14 +394,40 @@ func (i *Idempotency) release(key string, rev uint64, m *framework.Message) {
 	}
 }
 
+// markDone records the event as done, replacing the claim at rev. The
+// handler has succeeded: a done record that is not stored lets a
+// redelivery (a lost ack) run it again, so a write that fails for a
+// reason that passes (an election) is tried again for up to a lease, and
+// one whose answer was lost is read back.
 func (i *Idempotency) markDone(key string, rev uint64, m *framework.Message) {
+	done := encodeRecord(record{State: stateDone, Subject: m.Subject, StreamSeq: m.StreamSeq, At: time.Now().UTC()})
+	deadline := time.Now().Add(i.cfg.Lease)
+	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 2*time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), i.opTimeout)
+		_, err := i.kv.Update(ctx, key, done, rev)
+		cancel()
+		if err == nil || i.recordedDone(key, m) {
+			return
+		}
+		if !framework.IsTransient(err) || time.Now().Add(pause).After(deadline) {
+			i.cfg.Logger.Error("idempotency: handler succeeded but the event could not be recorded as done; a duplicate may run it again",
+				"event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "error", err)
+			return
+		}
+		time.Sleep(pause)
+	}
+}
+
+// recordedDone reports whether key holds the done record of m's message.
+func (i *Idempotency) recordedDone(key string, m *framework.Message) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), i.opTimeout)
 	defer cancel()
-	done := encodeRecord(record{State: stateDone, Subject: m.Subject, StreamSeq: m.StreamSeq, At: time.Now().UTC()})
-	if _, err := i.kv.Update(ctx, key, done, rev); err != nil {
-		i.cfg.Logger.Error("idempotency: handler succeeded but the event could not be recorded as done; a duplicate may run it again",
-			"event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "error", err)
+	e, err := i.kv.Get(ctx, key)
+	if err != nil {
+		return false
 	}
+	rec, err := decodeRecord(e.Value())
+	return err == nil && rec.State == stateDone && rec.StreamSeq == m.StreamSeq
 }
 
 // waitChange blocks until the key's revision differs from rev, the lease

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -163,6 +164,9 @@ func (s *subscriptionObserver) measure(start time.Time, st framework.Settlement)
 	in.processTime.Record(ctx, time.Since(start).Seconds(), s.record...)
 	if st.Err != nil {
 		in.failed.Add(ctx, 1, s.add...)
+		if errors.Is(st.Err, framework.ErrMaxHandlerTime) {
+			in.timedOut.Add(ctx, 1, s.add...)
+		}
 	}
 	switch st.Outcome {
 	case framework.OutcomeAcked:
