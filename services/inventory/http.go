@@ -34,8 +34,8 @@ func (s *Service) Handler(probes ...health.Option) http.Handler {
 	mux.HandleFunc("/stock", httpjson.MethodNotAllowed("GET"))
 	mux.HandleFunc("/stock/{sku}", httpjson.MethodNotAllowed("GET, PUT"))
 	stores := []health.Option{
-		health.WithCheck("stock store", func(ctx context.Context) error { return kvstate.Writable(ctx, s.stock) }),
-		health.WithCheck("reservations store", func(ctx context.Context) error { return kvstate.Writable(ctx, s.reservations) }),
+		health.WithCheck("stock store", func(ctx context.Context) error { return kvstate.Writable(ctx, s.svc, s.stock) }),
+		health.WithCheck("reservations store", func(ctx context.Context) error { return kvstate.Writable(ctx, s.svc, s.reservations) }),
 	}
 	healthroutes.Mount(mux, s.svc, append(stores, probes...)...)
 	mux.HandleFunc("/", httpjson.NoRoute)

@@ -33,7 +33,7 @@ func (s *Service) Handler(probes ...health.Option) http.Handler {
 	mux.HandleFunc("/orders", httpjson.MethodNotAllowed("POST"))
 	mux.HandleFunc("/orders/{id}", httpjson.MethodNotAllowed("GET"))
 	mux.HandleFunc("/orders/{id}/cancel", httpjson.MethodNotAllowed("POST"))
-	store := health.WithCheck("orders store", func(ctx context.Context) error { return kvstate.Writable(ctx, s.orders) })
+	store := health.WithCheck("orders store", func(ctx context.Context) error { return kvstate.Writable(ctx, s.svc, s.orders) })
 	healthroutes.Mount(mux, s.svc, append([]health.Option{store}, probes...)...)
 	mux.HandleFunc("/", httpjson.NoRoute)
 	return mux

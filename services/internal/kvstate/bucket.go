@@ -2,6 +2,7 @@ package kvstate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,8 +29,14 @@ func DeclareBucket(ctx context.Context, svc *framework.Service, name, descriptio
 // its stream answers for it within ctx. A readiness check, so that a
 // service whose store has no leader (an election that does not end, a
 // cluster without quorum) stops being ready instead of failing requests.
-func Writable(ctx context.Context, kv jetstream.KeyValue) error {
-	if _, err := kv.Status(ctx); err != nil {
+// A refused permission is named rather than timed out.
+func Writable(ctx context.Context, svc *framework.Service, kv jetstream.KeyValue) error {
+	ctx, done := svc.Conn().WatchPermissions(ctx)
+	_, err := kv.Status(ctx)
+	switch err = done(err); {
+	case errors.Is(err, framework.ErrPermissionDenied):
+		return fmt.Errorf("KV bucket %s: %w", kv.Bucket(), err)
+	case err != nil:
 		return fmt.Errorf("KV bucket %s cannot take writes now (its stream leader does not answer): %w", kv.Bucket(), err)
 	}
 	return nil
