@@ -177,8 +177,8 @@ func TestMetricsForSuccessRetryAndDeadLetter(t *testing.T) {
 	}
 }
 
-// A handler that runs past MaxHandlerTime is counted as timed out (and as
-// failed, then retried); its retry succeeds.
+// A handler that runs past MaxHandlerTime is counted as timed out and as
+// overrunning AckWait (and as failed, then retried); its retry succeeds.
 func TestMetricsCountHandlersPastMaxHandlerTime(t *testing.T) {
 	r := newRig(t)
 	var once sync.Once
@@ -201,7 +201,7 @@ func TestMetricsCountHandlersPastMaxHandlerTime(t *testing.T) {
 	labels := map[string]string{"messaging.consumer.group.name": "slow"}
 	testenv.Eventually(t, 5*time.Second, "one timed-out delivery measured", func() bool {
 		data := r.collect(t)
-		return value(data, telemetry.MetricTimedOut, labels) == 1 && value(data, telemetry.MetricRetried, labels) == 1 &&
+		return value(data, telemetry.MetricTimedOut, labels) == 1 && value(data, telemetry.MetricOverran, labels) == 1 && value(data, telemetry.MetricRetried, labels) == 1 &&
 			value(data, telemetry.MetricProcessed, labels) == 1
 	})
 	if st := sub.Stats(); st.Overran != 1 || st.Abandoned != 0 || st.Retried != 1 {
