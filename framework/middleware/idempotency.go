@@ -337,7 +337,7 @@ func (i *Idempotency) run(ctx context.Context, next framework.Handler, m *framew
 	defer func() {
 		latest := stop()
 		if !finished || err != nil { // failed or panicking: free the event for a retry now
-			i.release(key, latest, m)
+			i.release(key, latest, owner, m)
 			return
 		}
 		i.markDone(key, latest, m)
@@ -385,13 +385,23 @@ func (i *Idempotency) keepLease(key string, rev uint64, claim []byte, owner stri
 	return func() uint64 { close(stop); return <-result }
 }
 
-func (i *Idempotency) release(key string, rev uint64, m *framework.Message) {
+// release deletes the claim at rev after a failure, so that a retry can
+// claim the event at once. If the bucket does not answer, the claim is
+// dropped in the background once it does (a redelivery here takes it
+// back meanwhile: it is this instance's).
+func (i *Idempotency) release(key string, rev uint64, owner string, m *framework.Message) {
 	ctx, cancel := context.WithTimeout(context.Background(), i.opTimeout)
 	defer cancel()
-	if err := i.kv.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
-		i.cfg.Logger.Warn("idempotency: could not release the claim after a failure; a retry waits until its lease runs out",
-			"event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "lease", i.cfg.Lease, "error", err)
+	err := i.kv.Delete(ctx, key, jetstream.LastRevision(rev))
+	if err == nil || errors.Is(err, jetstream.ErrKeyNotFound) {
+		return
 	}
+	if framework.IsTransient(err) {
+		go i.dropLostClaim(key, owner)
+		return
+	}
+	i.cfg.Logger.Warn("idempotency: could not release the claim after a failure; a retry elsewhere waits until its lease runs out",
+		"event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "lease", i.cfg.Lease, "error", err)
 }
 
 // markDone records the event as done, replacing the claim at rev. The
