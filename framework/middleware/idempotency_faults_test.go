@@ -22,6 +22,15 @@ import (
 type lostAnswers struct {
 	jetstream.KeyValue
 	loseCreates, loseGets atomic.Int32
+	// holdDeletes, if set, holds every delete until it is closed.
+	holdDeletes atomic.Pointer[chan struct{}]
+}
+
+func (l *lostAnswers) Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
+	if hold := l.holdDeletes.Load(); hold != nil {
+		<-*hold
+	}
+	return l.KeyValue.Delete(ctx, key, opts...)
 }
 
 func (l *lostAnswers) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
@@ -104,6 +113,27 @@ func TestIdempotencyClaimWithLostAnswerIsOwn(t *testing.T) {
 	// Both are done: a duplicate is skipped.
 	if err := h.Handle(hctx, faultMessage("lost-twice")); err != nil || runs.Load() != 2 {
 		t.Fatalf("duplicate: %v, runs %d", err, runs.Load())
+	}
+
+	// The same with the background drop held up: the redelivery finds the
+	// lost claim, sees it is this instance's and not running, and takes
+	// it back at once.
+	hold := make(chan struct{})
+	lossy.holdDeletes.Store(&hold)
+	reclaimed := idem.Stats().Reclaimed
+	lossy.loseCreates.Store(1)
+	lossy.loseGets.Store(1)
+	if err := h.Handle(hctx, faultMessage("taken-back")); err == nil {
+		t.Fatal("the claim was neither confirmed nor read back, yet the delivery succeeded")
+	}
+	start = time.Now()
+	err = h.Handle(hctx, faultMessage("taken-back"))
+	close(hold)
+	if err != nil {
+		t.Fatalf("redelivery after a lost claim: %v", err)
+	}
+	if took := time.Since(start); runs.Load() != 3 || idem.Stats().Reclaimed != reclaimed+1 || idem.Stats().Waited != 0 || took > 2*time.Second {
+		t.Fatalf("runs %d, stats %+v, took %s: want the claim taken back at once", runs.Load(), idem.Stats(), took)
 	}
 }
 
