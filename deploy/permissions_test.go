@@ -8,6 +8,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +98,14 @@ func TestSampleServicesRunWithLeastPrivilege(t *testing.T) {
 	for _, s := range []*framework.Service{invSvc, ordSvc} {
 		if err := s.Ready(ctx); err != nil {
 			t.Fatalf("Ready: %v", err)
+		}
+	}
+	// /readyz, the stores' checks included, passes with these permissions.
+	for name, h := range map[string]http.Handler{"inventory": inv.Handler(), "order": orders.Handler()} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s /readyz with its user's permissions: %d %s", name, rec.Code, rec.Body.String())
 		}
 	}
 

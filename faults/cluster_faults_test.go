@@ -43,10 +43,12 @@ func waitPublished(t *testing.T, w *world, n int64) {
 	testenv.Eventually(t, settleTimeout, "publishers are under way", func() bool { return w.published.Load() >= n })
 }
 
-// TestKillStreamLeaderUnderLoad kills the node leading the stream while
-// publishers and the consumer group run. Publishes in flight on the dead
-// leader are resent with the same event id; the stream stores each once.
-func TestKillStreamLeaderUnderLoad(t *testing.T) {
+// TestCrashStreamLeaderUnderLoad crashes the node leading the stream
+// (testenv's Crash: no leadership handed over, the survivors wait out the
+// election timeout) while publishers and the consumer group run.
+// Publishes in flight on the dead leader are resent with the same event
+// id; the stream stores each once.
+func TestCrashStreamLeaderUnderLoad(t *testing.T) {
 	start := time.Now()
 	cl := testenv.StartCluster(t, 3)
 	w, pub := clusterWorld(t, cl)
@@ -61,14 +63,14 @@ func TestKillStreamLeaderUnderLoad(t *testing.T) {
 
 	wait := w.publishers(onLeader, publishers, perPublisher, pace)
 	waitPublished(t, w, total/3)
-	cl.Kill(leader)
-	t.Logf("%s killed", time.Since(start))
+	cl.Crash(leader)
+	t.Logf("%s crashed", time.Since(start))
 	next, err := cl.WaitStreamLeader(settleTimeout, jobsStream.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if next == leader {
-		t.Fatalf("killed node %d still leads", leader)
+		t.Fatalf("crashed node %d still leads", leader)
 	}
 	if got := w.published.Load(); got >= total {
 		t.Logf("note: all %d publishes were confirmed before the new leader was seen", got)
@@ -80,17 +82,17 @@ func TestKillStreamLeaderUnderLoad(t *testing.T) {
 	t.Logf("%s reconciled", time.Since(start))
 }
 
-// TestKillAndRestartFollowerUnderLoad kills a node that does not lead the
-// stream, keeps the load running on the two survivors, restarts it and
+// TestCrashAndRestartFollowerUnderLoad crashes a node that does not lead
+// the stream, keeps the load running on the two survivors, restarts it and
 // checks that it catches up to hold every message.
-func TestKillAndRestartFollowerUnderLoad(t *testing.T) {
+func TestCrashAndRestartFollowerUnderLoad(t *testing.T) {
 	cl := testenv.StartCluster(t, 3)
 	w, pub := clusterWorld(t, cl)
 	follower := (cl.StreamLeader(jobsStream.Name) + 1) % cl.Size()
 
 	wait := w.publishers(pub, publishers, perPublisher, pace)
 	waitPublished(t, w, total/4)
-	cl.Kill(follower)
+	cl.Crash(follower)
 	waitPublished(t, w, total/2)
 	if err := cl.Restart(follower); err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ import (
 // TestSampleSystemSurvivesNodeLoss is the README's "stop a NATS node" on
 // the in-process cluster: the order and inventory services run with their
 // streams and KV buckets replicated 3 times while clients place orders,
-// and the node leading the ORDERS stream is killed. Every order placed
+// and the node leading the ORDERS stream crashes (testenv's Crash). Every order placed
 // must be confirmed, the stock must reconcile with the confirmed orders,
 // and no reservation marker may be left behind.
 func TestSampleSystemSurvivesNodeLoss(t *testing.T) {
@@ -96,7 +96,7 @@ func TestSampleSystemSurvivesNodeLoss(t *testing.T) {
 		}()
 	}
 	testenv.Eventually(t, settleTimeout, "orders are being placed", func() bool { return placedNow.Load() >= clients*perClient/3 })
-	cl.Kill(leader)
+	cl.Crash(leader)
 	if _, err := cl.WaitStreamLeader(settleTimeout, events.OrdersStream.Name); err != nil {
 		t.Fatal(err)
 	}

@@ -86,6 +86,11 @@ type Config struct {
 
 	// AckWait is how long the server waits for an ack before redelivering.
 	AckWait time.Duration `envconfig:"ACK_WAIT" default:"30s"`
+	// MaxHandlerTime bounds how long one delivery's handler may run before
+	// its context is cancelled and the message retried (see
+	// framework.MaxHandlerTime); a negative value such as -1s turns the
+	// limit off.
+	MaxHandlerTime time.Duration `envconfig:"MAX_HANDLER_TIME" default:"5m"`
 	// MaxDeliver is how many times a message is delivered before it is
 	// dead-lettered.
 	MaxDeliver int `envconfig:"MAX_DELIVER" default:"5"`
@@ -335,6 +340,9 @@ func (c Config) Validate() error {
 	}
 	if err := validateStreamName(c.DeadLetterStream); err != nil {
 		add("DEAD_LETTER_STREAM", "%v", err)
+	}
+	if c.MaxHandlerTime >= 0 && c.MaxHandlerTime < 100*time.Millisecond {
+		add("MAX_HANDLER_TIME", "must be a duration of at least 100ms such as 5m, or negative (e.g. -1s) to turn the limit off, got %s", c.MaxHandlerTime)
 	}
 	if c.MaxDeliver < 1 {
 		add("MAX_DELIVER", "must be at least 1, got %d", c.MaxDeliver)

@@ -35,6 +35,9 @@ var (
 	// ErrClosed is returned when publishing or subscribing on a service that
 	// is shutting down or has shut down.
 	ErrClosed = errors.New("jetkit service is closed")
+	// ErrMaxHandlerTime is wrapped by the context cause and the error of a
+	// delivery whose handler ran past MaxHandlerTime.
+	ErrMaxHandlerTime = errors.New("handler ran past MaxHandlerTime")
 	// ErrPermissionDenied is wrapped (by *PermissionError) when the NATS
 	// server refused a publish or subscribe for lack of permission.
 	ErrPermissionDenied = errors.New("NATS permission denied")

@@ -80,6 +80,9 @@ type SubscriptionInfo struct {
 	AckMode AckMode
 	// MaxDeliver is the delivery limit before dead-lettering.
 	MaxDeliver int
+	// AckWait is the consumer's ack wait: a handler running longer is kept
+	// alive with InProgress heartbeats (up to MaxHandlerTime).
+	AckWait time.Duration
 }
 
 // Outcome is how the framework settled a delivery (DESIGN.md §3).
@@ -166,5 +169,6 @@ func (s *Subscription) subscriptionInfo() SubscriptionInfo {
 	return SubscriptionInfo{
 		Stream: s.stream, Consumer: s.durable, Filters: append([]string(nil), s.filters...), Subject: s.subject,
 		Concurrency: s.opts.concurrency, Prefetch: s.opts.prefetch, AckMode: s.opts.ackMode, MaxDeliver: s.opts.maxDeliver,
+		AckWait: s.opts.ackWait,
 	}
 }

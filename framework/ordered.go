@@ -410,12 +410,19 @@ func (s *Subscription) deliverOrdered(p *pull, m jetstream.Msg) {
 }
 
 // orderedWorker is a worker of an ordered subscription: it runs the next
-// message of a ready key, and settles the key when the message is done.
+// message of a ready key, and settles the key when the message is done. It
+// follows worker's protocol: at shutdown it counts itself out of
+// s.workers; abandoned past MaxHandlerTime it ends without touching slot
+// (abandon settles the key, and a new worker has the slot).
 func (s *Subscription) orderedWorker(slot *workerSlot) {
 	for {
 		select {
 		case <-s.order.wake:
 		case <-s.stopping:
+			if slot.ackCancel != nil {
+				slot.ackCancel()
+			}
+			s.workers.Done()
 			return
 		}
 		for !s.stopped() {
@@ -423,14 +430,24 @@ func (s *Subscription) orderedWorker(slot *workerSlot) {
 			if !ok {
 				break
 			}
-			st := s.process(slot, m)
-			if st.Outcome == OutcomeRetried {
-				if !s.order.retryLater(again(m), st.Delay) {
-					s.handBack(m)
-				}
-				continue
+			st, live := s.process(slot, m)
+			if !live {
+				return
 			}
-			s.order.done(m)
+			s.settleKey(m, st)
 		}
 	}
+}
+
+// settleKey lets the key of m go on once its delivery is settled as st: a
+// transient failure holds the key while m waits for its retry here; any
+// other outcome frees it.
+func (s *Subscription) settleKey(m jetstream.Msg, st Settlement) {
+	if st.Outcome == OutcomeRetried {
+		if !s.order.retryLater(again(m), st.Delay) {
+			s.handBack(m)
+		}
+		return
+	}
+	s.order.done(m)
 }

@@ -51,7 +51,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 // such as an idempotency store, joins the same way:
 //
 //	svc, err := framework.New(ctx, cfg)
-//	idem, err := middleware.NewIdempotency(ctx, svc.Conn().JS, middleware.IdempotencyConfig{})
+//	idem, err := middleware.NewIdempotency(ctx, svc, middleware.IdempotencyConfig{})
 //	svc.Use(middleware.Defaults(middleware.Options{Idempotency: idem})...)
 func (s *Service) Use(mws ...Middleware) {
 	s.mu.Lock()

@@ -68,7 +68,7 @@ func TestShutdownUnderLoadHandsBackEverythingUnfinished(t *testing.T) {
 		}
 	}()
 	newIdem := func(svc *framework.Service) *middleware.Idempotency {
-		idem, err := middleware.NewIdempotency(ctx, svc.Conn().JS, middleware.IdempotencyConfig{Logger: slog.New(slog.NewTextHandler(&idemLog, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+		idem, err := middleware.NewIdempotency(ctx, svc, middleware.IdempotencyConfig{Logger: slog.New(slog.NewTextHandler(&idemLog, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 		if err != nil {
 			t.Fatal(err)
 		}

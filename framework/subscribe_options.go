@@ -9,11 +9,14 @@ import (
 type SubscribeOption func(*subOptions)
 
 type subOptions struct {
-	concurrency    int
-	ackMode        AckMode
-	prefetch       int
-	autoPrefetch   bool // no Prefetch option: sized from measurements (prefetch.go)
-	ackWait        time.Duration
+	concurrency  int
+	ackMode      AckMode
+	prefetch     int
+	autoPrefetch bool // no Prefetch option: sized from measurements (prefetch.go)
+	ackWait      time.Duration
+	// maxHandlerTime bounds one delivery's handler (handler_limit.go);
+	// 0 after finish: no limit.
+	maxHandlerTime time.Duration
 	maxDeliver     int
 	maxAckPending  int
 	backoff        Backoff
@@ -33,6 +36,7 @@ func defaultSubOptions(cfg Config) subOptions {
 		concurrency:    cfg.Concurrency,
 		ackMode:        cfg.AckMode,
 		ackWait:        cfg.AckWait,
+		maxHandlerTime: cfg.MaxHandlerTime,
 		maxDeliver:     cfg.MaxDeliver,
 		backoff:        redeliveryBackoff(cfg),
 		defaultBackoff: redeliveryBackoff(cfg),
@@ -72,6 +76,21 @@ func Prefetch(n int) SubscribeOption { return func(o *subOptions) { o.prefetch =
 
 // AckWait sets the consumer's ack wait (default Config.AckWait).
 func AckWait(d time.Duration) SubscribeOption { return func(o *subOptions) { o.ackWait = d } }
+
+// MaxHandlerTime bounds how long one delivery's handler may run (default
+// Config.MaxHandlerTime). Until then a running handler's message is kept
+// alive with InProgress heartbeats; past it the handler's context is
+// cancelled (context.Cause wraps ErrMaxHandlerTime), heartbeats stop, and
+// the message is retried with backoff (dead-lettered on its last
+// delivery). A handler that ignores its context and is still running a
+// grace period later (a tenth of d, 100ms to 5s) is abandoned: its
+// delivery is settled without it and a new worker takes its place; its
+// goroutine runs on, counted in SubscriptionStats.Abandoned. A negative d
+// turns the limit off: a handler that never returns then holds its worker
+// and its message for good.
+func MaxHandlerTime(d time.Duration) SubscribeOption {
+	return func(o *subOptions) { o.maxHandlerTime = d }
+}
 
 // MaxDeliver sets how many deliveries a message gets before it is
 // dead-lettered (default Config.MaxDeliver).
@@ -144,6 +163,14 @@ func (o *subOptions) finish() error {
 	}
 	if o.ackWait < 100*time.Millisecond {
 		p = append(p, fmt.Sprintf("AckWait(%s): must be at least 100ms", o.ackWait))
+	}
+	switch {
+	case o.maxHandlerTime < 0:
+		o.maxHandlerTime = 0 // off
+	case o.maxHandlerTime == 0:
+		p = append(p, "MaxHandlerTime(0): must be positive, or negative to turn the limit off")
+	case o.maxHandlerTime < 100*time.Millisecond:
+		p = append(p, fmt.Sprintf("MaxHandlerTime(%s): must be at least 100ms (negative turns the limit off)", o.maxHandlerTime))
 	}
 	if o.maxDeliver < 1 {
 		p = append(p, fmt.Sprintf("MaxDeliver(%d): must be at least 1", o.maxDeliver))

@@ -52,14 +52,31 @@ type Subscription struct {
 	svc        *Service      // the owner, which Stop leaves
 }
 
-// workerSlot is what one worker is handling now, for heartbeats and for
-// handing work back at shutdown.
+// workerSlot is what one worker is handling now, for heartbeats, for the
+// handler time limit (handler_limit.go) and for handing work back at
+// shutdown.
 type workerSlot struct {
 	mu        sync.Mutex
 	msg       jetstream.Msg
 	started   time.Time // when the handler took msg
 	lastBeat  time.Time
-	abandoned bool
+	abandoned bool // handed back at shutdown
+
+	// The handler time limit. ctx is the worker's handler context (a child
+	// of handlerCtx), replaced once cancelled. m, lctx and end are the
+	// delivery's, so that a handler abandoned past the limit can be
+	// settled without it; gen changes when that happens, telling the
+	// stuck goroutine, should it ever return, that the slot is no longer
+	// its own.
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	gen      uint64
+	m        *Message
+	lctx     context.Context
+	end      ProcessEnd
+	overran  bool      // ran past AckWait (warned once)
+	expired  bool      // ran past MaxHandlerTime: ctx cancelled, no more heartbeats
+	expireAt time.Time // when it expired
 
 	// ackCtx bounds this worker's DoubleAck calls (the worker's goroutine
 	// only): one context with a deadline, renewed when less than the
@@ -94,13 +111,16 @@ type SubscriptionStats struct {
 	AckFailed        uint64 // ack could not be sent or confirmed: will be redelivered
 	DeadLetterFailed uint64 // dead-letter publish failed: retried later, not lost
 	InProgress       uint64 // InProgress heartbeats sent
+	Overran          uint64 // deliveries whose handler ran longer than AckWait
+	Abandoned        uint64 // handlers abandoned past MaxHandlerTime (their goroutines may still run)
 	// Parked counts messages an OrderedByKey subscription gave back to the
 	// server for a while because their key held too many already.
 	Parked uint64
 }
 
 type subscriptionCounters struct {
-	received, acked, retried, deadLettered, handedBack, ackFailed, deadLetterFailed, inProgress, parked atomic.Uint64
+	received, acked, retried, deadLettered, handedBack, ackFailed, deadLetterFailed, inProgress atomic.Uint64
+	overran, abandoned, parked                                                                  atomic.Uint64
 }
 
 // Stats returns the outcome counters.
@@ -109,7 +129,8 @@ func (s *Subscription) Stats() SubscriptionStats {
 	return SubscriptionStats{
 		Received: c.received.Load(), Acked: c.acked.Load(), Retried: c.retried.Load(),
 		DeadLettered: c.deadLettered.Load(), HandedBack: c.handedBack.Load(), AckFailed: c.ackFailed.Load(),
-		DeadLetterFailed: c.deadLetterFailed.Load(), InProgress: c.inProgress.Load(), Parked: c.parked.Load(),
+		DeadLetterFailed: c.deadLetterFailed.Load(), InProgress: c.inProgress.Load(),
+		Overran: c.overran.Load(), Abandoned: c.abandoned.Load(), Parked: c.parked.Load(),
 	}
 }
 
@@ -133,6 +154,9 @@ func (s *Subscription) start() error {
 	s.handlerCtx, s.cancelHandler = context.WithCancel(context.Background())
 	if s.opts.orderedByKey {
 		s.order = newKeyOrder(orderedHeldTotal(n), orderedHeldPerKey(n), max(1, s.opts.maxAckPending/4), s.parkDelay)
+	}
+	for i := range s.slots {
+		s.slots[i].ctx, s.slots[i].cancel = context.WithCancelCause(s.handlerCtx)
 	}
 	if s.conn.observer != nil {
 		s.obs = s.conn.observer.Subscribed(s.subscriptionInfo())
@@ -161,12 +185,6 @@ func (s *Subscription) handBack(m jetstream.Msg) {
 }
 
 func (s *Subscription) worker(slot *workerSlot) {
-	defer s.workers.Done()
-	defer func() {
-		if slot.ackCancel != nil {
-			slot.ackCancel()
-		}
-	}()
 	if s.order != nil {
 		s.orderedWorker(slot)
 		return
@@ -174,18 +192,32 @@ func (s *Subscription) worker(slot *workerSlot) {
 	for {
 		select {
 		case m := <-s.work:
-			s.process(slot, m)
+			if _, live := s.process(slot, m); !live {
+				// Abandoned past MaxHandlerTime: a new worker owns slot,
+				// and this goroutine no longer counts in s.workers.
+				return
+			}
 		case <-s.stopping:
+			if slot.ackCancel != nil {
+				slot.ackCancel()
+			}
+			s.workers.Done()
 			return
 		}
 	}
 }
 
-// process runs one delivery through the handler chain and settles it.
-func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) Settlement {
+// process runs one delivery through the handler chain and settles it. It
+// returns the settlement, and live false when the delivery was abandoned
+// for running past MaxHandlerTime (handler_limit.go): it was settled
+// without this worker, whose goroutine must then end without touching
+// slot again.
+func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) (_ Settlement, live bool) {
 	start := time.Now()
 	slot.mu.Lock()
 	slot.msg, slot.started, slot.lastBeat, slot.abandoned = raw, start, start, false
+	slot.overran, slot.expired = false, false
+	gen, hctx := slot.gen, slot.ctx
 	slot.mu.Unlock()
 	if n := s.stats.received.Add(1); s.opts.autoPrefetch && n == s.tuner.resizedAt.Load()+growAfter {
 		s.tuneSoon() // enough samples to judge this size: do not wait for the tick
@@ -193,9 +225,14 @@ func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) Settlement {
 
 	m, err := s.message(raw)
 	s.tuner.lastPending.Store(m.NumPending)
-	ctx, end := s.handlerCtx, ProcessEnd(nil)
+	ctx, end := hctx, ProcessEnd(nil)
 	if s.obs != nil {
 		ctx, end = s.obs.StartProcess(ctx, m)
+	}
+	if s.opts.maxHandlerTime > 0 {
+		slot.mu.Lock()
+		slot.m, slot.lctx, slot.end = m, ctx, end
+		slot.mu.Unlock()
 	}
 	if err == nil {
 		err = s.call(ctx, m)
@@ -203,21 +240,31 @@ func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) Settlement {
 	s.observe(time.Since(start), len(raw.Data()))
 
 	slot.mu.Lock()
-	abandoned := slot.abandoned
-	slot.msg = nil
+	if slot.gen != gen { // abandoned past MaxHandlerTime and settled already
+		slot.mu.Unlock()
+		return Settlement{}, false
+	}
+	abandoned, expired := slot.abandoned, slot.expired
+	slot.msg, slot.m, slot.lctx, slot.end = nil, nil, nil, nil
+	if expired { // its context was cancelled: the next delivery gets a fresh one
+		slot.ctx, slot.cancel = context.WithCancelCause(s.handlerCtx)
+	}
 	slot.mu.Unlock()
 	if abandoned { // shutdown handed it back already
 		st := Settlement{Outcome: OutcomeHandedBack, Err: err}
 		if end != nil {
 			end(st)
 		}
-		return st
+		return st, true
+	}
+	if expired && err != nil {
+		err = fmt.Errorf("%w (%s): %w", ErrMaxHandlerTime, s.opts.maxHandlerTime, err)
 	}
 	st := s.settle(ctx, slot, m, err)
 	if end != nil {
 		end(st)
 	}
-	return st
+	return st, true
 }
 
 // message builds the Message; an error here skips the handler.
@@ -347,10 +394,15 @@ func ewma(a *atomic.Int64, v int64) {
 }
 
 // heartbeatLoop sends InProgress for handlers running long, so their
-// messages are not redelivered to another worker, and checks the prefetch.
+// messages are not redelivered to another worker, until MaxHandlerTime
+// (handler_limit.go), and checks the prefetch.
 func (s *Subscription) heartbeatLoop() {
 	defer close(s.hbDone)
-	every := max(s.opts.ackWait/4, 10*time.Millisecond)
+	every := s.opts.ackWait / 4
+	if s.opts.maxHandlerTime > 0 {
+		every = min(every, limitGrace(s.opts.maxHandlerTime))
+	}
+	every = max(every, 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var tuneC <-chan time.Time // nil: fixed prefetch
@@ -381,7 +433,10 @@ func (s *Subscription) beat(now time.Time, after time.Duration) {
 	for i := range s.slots {
 		slot := &s.slots[i]
 		slot.mu.Lock()
-		if slot.msg != nil && !slot.abandoned && now.Sub(slot.lastBeat) >= after {
+		if slot.msg != nil && !slot.abandoned {
+			s.limitHandler(slot, now)
+		}
+		if slot.msg != nil && !slot.abandoned && !slot.expired && now.Sub(slot.lastBeat) >= after {
 			if err := slot.msg.InProgress(); err == nil {
 				s.stats.inProgress.Add(1)
 			}

@@ -46,6 +46,9 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	nodes []*clusterNode
+
+	proxies [][]*routeProxy // [from][to], nil on the diagonal (cluster_crash.go)
+	sink    net.Listener    // the route address every node advertises: accepts nothing
 }
 
 type clusterNode struct {
@@ -54,6 +57,7 @@ type clusterNode struct {
 	clientPort  int
 	clusterPort int
 	ns          *server.Server // nil while killed
+	crashed     bool           // cut off by Crash: its route proxies carry nothing until it restarts
 }
 
 // clusterStartTimeout bounds one node's start and the meta leader election.
@@ -90,6 +94,7 @@ func RunCluster(o ClusterOptions) (*Cluster, error) {
 			return c, nil
 		}
 		c.killAll()
+		c.closeRouteProxies()
 		for _, nd := range c.nodes {
 			_ = os.RemoveAll(nd.storeDir)
 		}
@@ -112,6 +117,9 @@ func (c *Cluster) start(root string, size int) error {
 			name: name, storeDir: filepath.Join(root, name),
 			clientPort: ports[2*i], clusterPort: ports[2*i+1],
 		})
+	}
+	if err := c.newRouteProxies(); err != nil {
+		return err
 	}
 	// Start every node before waiting for any: a lone node cannot finish
 	// starting JetStream in clustered mode until it has peers.
@@ -153,12 +161,15 @@ func freePorts(n int) ([]int, error) {
 }
 
 // options builds node i's nats-server options: its own client and cluster
-// ports, store directory and name, and routes to every node.
+// ports, store directory and name, and routes to every peer through the
+// route proxies (cluster_crash.go).
 func (c *Cluster) options(i int) *server.Options {
 	nd := c.nodes[i]
 	routes := make([]*url.URL, 0, len(c.nodes))
-	for _, peer := range c.nodes {
-		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", peer.clusterPort)})
+	for j := range c.nodes {
+		if j != i {
+			routes = append(routes, &url.URL{Scheme: "nats-route", Host: c.proxies[i][j].addr()})
+		}
 	}
 	opts := &server.Options{
 		ServerName: nd.name,
@@ -169,9 +180,10 @@ func (c *Cluster) options(i int) *server.Options {
 		NoSigs:     true,
 		NoLog:      true,
 		Cluster: server.ClusterOpts{
-			Name: c.name,
-			Host: "127.0.0.1",
-			Port: nd.clusterPort,
+			Name:      c.name,
+			Host:      "127.0.0.1",
+			Port:      nd.clusterPort,
+			Advertise: c.sink.Addr().String(),
 		},
 		Routes: routes,
 	}
@@ -195,7 +207,7 @@ func (c *Cluster) startNode(i int, wait bool) error {
 		c.mu.Unlock()
 		return fmt.Errorf("testenv: configure node %s: %w", nd.name, err)
 	}
-	nd.ns = ns
+	nd.ns, nd.crashed = ns, false
 	c.mu.Unlock()
 	go ns.Start()
 	if wait {
@@ -275,7 +287,7 @@ func (c *Cluster) Config(serviceName string) framework.Config {
 // nats-server's shutdown first hands the Raft leaderships it holds to a
 // peer (as a SIGTERM'd server does), so a killed leader is replaced at
 // once rather than after an election timeout; in-flight requests to it
-// are lost all the same.
+// are lost all the same. Crash is the fault without that courtesy.
 func (c *Cluster) Kill(i int) {
 	c.mu.Lock()
 	ns := c.nodes[i].ns
@@ -298,6 +310,7 @@ func (c *Cluster) Restart(i int) error {
 // Shutdown stops every node and removes a temporary store.
 func (c *Cluster) Shutdown() {
 	c.killAll()
+	c.closeRouteProxies()
 	if c.tempDir != "" {
 		_ = os.RemoveAll(c.tempDir)
 	}

@@ -62,7 +62,7 @@ func TestListShowReplayPurgeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idem, err := middleware.NewIdempotency(ctx, svc.Conn().JS, middleware.IdempotencyConfig{Logger: quiet()})
+	idem, err := middleware.NewIdempotency(ctx, svc, middleware.IdempotencyConfig{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

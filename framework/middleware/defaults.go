@@ -25,7 +25,7 @@ type Options struct {
 //
 //	svc, err := framework.New(ctx, cfg)
 //	...
-//	idem, err := middleware.NewIdempotency(ctx, svc.Conn().JS, middleware.IdempotencyConfig{})
+//	idem, err := middleware.NewIdempotency(ctx, svc, middleware.IdempotencyConfig{})
 //	...
 //	svc.Use(middleware.Defaults(middleware.Options{
 //		Logger:      log,

@@ -22,7 +22,7 @@ func newIdempotency(t *testing.T, svc *framework.Service, cfg middleware.Idempot
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	idem, err := middleware.NewIdempotency(ctx, svc.Conn().JS, cfg)
+	idem, err := middleware.NewIdempotency(ctx, svc, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,11 @@ func TestIdempotencyFailureReleasesClaimAndCrashedClaimIsTakenOver(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead, err := middleware.NewIdempotency(ctx, conn.JS, middleware.IdempotencyConfig{Lease: lease, TTL: time.Minute, Logger: quietLogger()})
+	doomed, err := framework.New(ctx, srv.Config("doomed"), framework.WithConn(conn), framework.WithLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := middleware.NewIdempotency(ctx, doomed, middleware.IdempotencyConfig{Lease: lease, TTL: time.Minute, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,8 @@ const (
 	MetricRedelivered    = "jetkit.messages.redelivered"         // deliveries with NumDelivered > 1
 	MetricHandedBack     = "jetkit.messages.handed_back"         // returned unfinished at shutdown
 	MetricAckFailed      = "jetkit.messages.ack_failed"          // ack not sent or not confirmed
+	MetricTimedOut       = "jetkit.handlers.timed_out"           // handler ran past MaxHandlerTime
+	MetricOverran        = "jetkit.handlers.overran"             // processing took longer than AckWait
 	MetricProcessTime    = "messaging.process.duration"          // handler chain + settle, seconds
 	MetricInFlight       = "jetkit.handlers.in_flight"           // deliveries being processed now
 	MetricConcurrency    = "jetkit.handlers.limit"               // the subscription's concurrency limit
@@ -53,6 +55,7 @@ var systemNATS = semconv.MessagingSystemKey.String("nats")
 
 type instruments struct {
 	consumed, processed, failed, retried, deadLettered, redelivered, handedBack, ackFailed metric.Int64Counter
+	timedOut, overran                                                                      metric.Int64Counter
 	processTime                                                                            metric.Float64Histogram
 	inFlight                                                                               metric.Int64UpDownCounter
 	limit                                                                                  metric.Int64Gauge
@@ -76,6 +79,8 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 		redelivered:   counter(MetricRedelivered, "Deliveries of a message delivered before."),
 		handedBack:    counter(MetricHandedBack, "Deliveries returned unfinished at shutdown."),
 		ackFailed:     counter(MetricAckFailed, "Handled deliveries whose ack failed (they are redelivered)."),
+		timedOut:      counter(MetricTimedOut, "Deliveries whose handler ran past MaxHandlerTime (cancelled, or abandoned if it ignored its context)."),
+		overran:       counter(MetricOverran, "Deliveries processed for longer than the consumer's AckWait (kept alive by InProgress heartbeats)."),
 		published:     counter(MetricPublished, "Events published (stored by the server; queued for async publishes)."),
 		publishFailed: counter(MetricPublishFailed, "Publishes that failed."),
 	}

@@ -176,3 +176,35 @@ func TestMetricsForSuccessRetryAndDeadLetter(t *testing.T) {
 		t.Errorf("%s{nowhere} = %d, want 1", telemetry.MetricPublishFailed, got)
 	}
 }
+
+// A handler that runs past MaxHandlerTime is counted as timed out and as
+// overrunning AckWait (and as failed, then retried); its retry succeeds.
+func TestMetricsCountHandlersPastMaxHandlerTime(t *testing.T) {
+	r := newRig(t)
+	var once sync.Once
+	sub, err := framework.Subscribe(t.Context(), r.svc, orderTopic, "slow", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+		stuck := false
+		once.Do(func() { stuck = true })
+		if stuck {
+			<-ctx.Done() // honours its context once it is cancelled at the limit
+			return ctx.Err()
+		}
+		return nil
+	}, framework.AckWait(200*time.Millisecond), framework.MaxHandlerTime(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := orderTopic.Publish(context.Background(), r.svc, orderCreated{ID: "slow", Qty: 1}, framework.WithKey("slow")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the message acked on its retry", func() bool { return sub.Stats().Acked == 1 })
+	labels := map[string]string{"messaging.consumer.group.name": "slow"}
+	testenv.Eventually(t, 5*time.Second, "one timed-out delivery measured", func() bool {
+		data := r.collect(t)
+		return value(data, telemetry.MetricTimedOut, labels) == 1 && value(data, telemetry.MetricOverran, labels) == 1 && value(data, telemetry.MetricRetried, labels) == 1 &&
+			value(data, telemetry.MetricProcessed, labels) == 1
+	})
+	if st := sub.Stats(); st.Overran != 1 || st.Abandoned != 0 || st.Retried != 1 {
+		t.Fatalf("stats %+v: want one overrun, nothing abandoned, one retry", st)
+	}
+}

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -161,9 +162,16 @@ func (s *subscriptionObserver) measure(start time.Time, st framework.Settlement)
 	in := s.o.inst
 	ctx := context.Background()
 	in.inFlight.Add(ctx, -1, s.add...)
-	in.processTime.Record(ctx, time.Since(start).Seconds(), s.record...)
+	took := time.Since(start)
+	in.processTime.Record(ctx, took.Seconds(), s.record...)
+	if s.info.AckWait > 0 && took > s.info.AckWait {
+		in.overran.Add(ctx, 1, s.add...)
+	}
 	if st.Err != nil {
 		in.failed.Add(ctx, 1, s.add...)
+		if errors.Is(st.Err, framework.ErrMaxHandlerTime) {
+			in.timedOut.Add(ctx, 1, s.add...)
+		}
 	}
 	switch st.Outcome {
 	case framework.OutcomeAcked:

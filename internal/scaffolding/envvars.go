@@ -45,6 +45,7 @@ var frameworkVarMeaning = map[string]string{
 	"DEAD_LETTER_STREAM":           "stream dead-lettered messages are copied to",
 	"ACK_WAIT":                     "server ack wait before redelivery",
 	"MAX_DELIVER":                  "deliveries before a message is dead-lettered",
+	"MAX_HANDLER_TIME":             "longest a handler may run before it is cancelled and the message retried",
 	"CONCURRENCY":                  "handlers running at once per subscription",
 	"ACK_MODE":                     "async or sync (wait for the server to confirm each ack)",
 	"RETRY_INITIAL":                "first redelivery delay after a failure",

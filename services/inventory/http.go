@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"github.com/jetkit/jetkit/services/events"
 	"github.com/jetkit/jetkit/services/internal/healthroutes"
 	"github.com/jetkit/jetkit/services/internal/httpjson"
+	"github.com/jetkit/jetkit/services/internal/kvstate"
 )
 
 // maxBody bounds request bodies; the API's bodies are a few bytes.
@@ -24,7 +26,7 @@ const maxBody = 4 << 10
 //	GET /stock/{sku}    one SKU's level
 //	PUT /stock/{sku}    set the level: {"available": 42}
 //	GET /livez          the process is up (framework/health)
-//	GET /readyz         connected, JetStream and the consumers answer, not shutting down
+//	GET /readyz         connected, JetStream, the consumers and both stores answer, not shutting down
 //	GET /metrics        Prometheus metrics, when probes include health.WithMetrics
 //
 // PUT bodies must be Content-Type: application/json (415 otherwise).
@@ -37,7 +39,11 @@ func (s *Service) Handler(probes ...health.Option) http.Handler {
 	mux.HandleFunc("PUT /stock/{sku}", s.putStock)
 	mux.HandleFunc("/stock", httpjson.MethodNotAllowed("GET"))
 	mux.HandleFunc("/stock/{sku}", httpjson.MethodNotAllowed("GET, PUT"))
-	healthroutes.Mount(mux, s.svc, probes...)
+	stores := []health.Option{
+		health.WithCheck("stock store", func(ctx context.Context) error { return kvstate.Writable(ctx, s.svc, s.stock) }),
+		health.WithCheck("reservations store", func(ctx context.Context) error { return kvstate.Writable(ctx, s.svc, s.reservations) }),
+	}
+	healthroutes.Mount(mux, s.svc, append(stores, probes...)...)
 	mux.HandleFunc("/", httpjson.NoRoute)
 	return httpjson.Guard(mux)
 }

@@ -235,7 +235,7 @@ func (s *Service) commit(ctx context.Context, r reservation, rev uint64) (uint64
 	if err != nil {
 		return 0, fmt.Errorf("encode reservation of order %s: %w", r.OrderID, err)
 	}
-	next, err := s.reservations.Update(ctx, r.OrderID, data, rev)
+	next, err := kvstate.Write(ctx, s.reservations, r.OrderID, data, rev)
 	if err != nil {
 		return 0, fmt.Errorf("move reservation of order %s to %s: %w", r.OrderID, r.State, err)
 	}

@@ -1,6 +1,7 @@
 package order
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/jetkit/jetkit/services/events"
 	"github.com/jetkit/jetkit/services/internal/healthroutes"
 	"github.com/jetkit/jetkit/services/internal/httpjson"
+	"github.com/jetkit/jetkit/services/internal/kvstate"
 )
 
 // maxBody bounds request bodies: enough for events.MaxLines lines.
@@ -19,7 +21,7 @@ const maxBody = 64 << 10
 //	GET  /orders/{id}         the order, its status and history
 //	POST /orders/{id}/cancel  cancel a pending or confirmed order
 //	GET  /livez               the process is up (framework/health)
-//	GET  /readyz              connected, JetStream and the consumers answer, not shutting down
+//	GET  /readyz              connected, JetStream, the consumers and the orders store answer, not shutting down
 //	GET  /metrics             Prometheus metrics, when probes include health.WithMetrics
 //
 // POST /orders takes Content-Type: application/json only (415 otherwise),
@@ -34,7 +36,8 @@ func (s *Service) Handler(probes ...health.Option) http.Handler {
 	mux.HandleFunc("/orders", httpjson.MethodNotAllowed("POST"))
 	mux.HandleFunc("/orders/{id}", httpjson.MethodNotAllowed("GET"))
 	mux.HandleFunc("/orders/{id}/cancel", httpjson.MethodNotAllowed("POST"))
-	healthroutes.Mount(mux, s.svc, probes...)
+	store := health.WithCheck("orders store", func(ctx context.Context) error { return kvstate.Writable(ctx, s.svc, s.orders) })
+	healthroutes.Mount(mux, s.svc, append([]health.Option{store}, probes...)...)
 	mux.HandleFunc("/", httpjson.NoRoute)
 	return httpjson.Guard(mux)
 }

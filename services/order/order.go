@@ -102,7 +102,7 @@ func (s *Service) Place(ctx context.Context, customerID string, items []events.L
 	if err != nil {
 		return Order{}, fmt.Errorf("encode order: %w", err)
 	}
-	if _, err := s.orders.Create(ctx, o.ID, data); err != nil {
+	if _, err := kvstate.Write(ctx, s.orders, o.ID, data, 0); err != nil {
 		return Order{}, fmt.Errorf("%w: store order: %w", ErrUnavailable, err)
 	}
 	_, err = events.OrderCreatedTopic.Publish(ctx, s.svc,

@@ -2,6 +2,7 @@ package kvstate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -11,17 +12,32 @@ import (
 
 // DeclareBucket creates the KV bucket name, or updates it to this
 // configuration: file storage, one value per key (no history), and the
-// service's configured replica count.
+// service's configured replica count. It rides out what passes in a
+// cluster (a leader election, peers not yet online for placement) with
+// the framework's provisioning retry (Service.EnsureKeyValue).
 func DeclareBucket(ctx context.Context, svc *framework.Service, name, description string) (jetstream.KeyValue, error) {
-	kv, err := svc.Conn().JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	return svc.EnsureKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      name,
 		Description: description,
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    svc.Config().Replicas,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("declare KV bucket %s: %w", name, err)
+}
+
+// Writable reports whether kv can take writes now: whether the leader of
+// its stream answers for it within ctx. A readiness check, so that a
+// service whose store has no leader (an election that does not end, a
+// cluster without quorum) stops being ready instead of failing requests.
+// A refused permission is named rather than timed out.
+func Writable(ctx context.Context, svc *framework.Service, kv jetstream.KeyValue) error {
+	ctx, done := svc.Conn().WatchPermissions(ctx)
+	_, err := kv.Status(ctx)
+	switch err = done(err); {
+	case errors.Is(err, framework.ErrPermissionDenied):
+		return fmt.Errorf("KV bucket %s: %w", kv.Bucket(), err)
+	case err != nil:
+		return fmt.Errorf("KV bucket %s cannot take writes now (its stream leader does not answer): %w", kv.Bucket(), err)
 	}
-	return kv, nil
+	return nil
 }

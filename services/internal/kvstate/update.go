@@ -28,7 +28,8 @@ type Change[T any] func(v *T, exists bool) (write bool, err error)
 
 // Update reads key, lets change edit the decoded value, and writes it back
 // only if the key still has the revision that was read (kv.Create when it
-// did not exist). On a conflict it re-reads and calls change again. It
+// did not exist). Reads and writes ride out transient failures (see
+// Write). On a conflict it re-reads and calls change again. It
 // returns the value and revision now stored; when change reports no write
 // they are the ones read (revision 0: the key does not exist). An error of
 // change is returned as is, with the value and revision read.
@@ -58,7 +59,7 @@ func update[T any](ctx context.Context, kv jetstream.KeyValue, key string, confi
 		var v T
 		var rev uint64
 		exists := false
-		entry, err := kv.Get(ctx, key)
+		entry, err := get(ctx, kv, key)
 		switch {
 		case err == nil:
 			if err := json.Unmarshal(entry.Value(), &v); err != nil {
@@ -84,19 +85,18 @@ func update[T any](ctx context.Context, kv jetstream.KeyValue, key string, confi
 		default:
 			return v, rev, nil
 		}
-		if exists {
-			rev, err = kv.Update(ctx, key, data, rev)
-		} else {
-			rev, err = kv.Create(ctx, key, data)
+		if !exists {
+			rev = 0
 		}
+		rev, err = Write(ctx, kv, key, data, rev)
 		if err == nil {
 			return v, rev, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
-			return v, 0, fmt.Errorf("write %s/%s: %w", kv.Bucket(), key, err)
+			return v, 0, err
 		}
 		if attempt >= MaxAttempts {
-			return v, 0, fmt.Errorf("write %s/%s: %d conflicting concurrent updates in a row; retry later: %w", kv.Bucket(), key, attempt, err)
+			return v, 0, fmt.Errorf("%d conflicting concurrent updates in a row; retry later: %w", attempt, err)
 		}
 		if err := backoff(ctx, attempt); err != nil {
 			return v, 0, fmt.Errorf("write %s/%s: %w", kv.Bucket(), key, err)
