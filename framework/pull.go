@@ -32,7 +32,7 @@ type pull struct {
 // startPull starts consuming with a buffer of prefetch messages.
 func (s *Subscription) startPull(prefetch int) (*pull, error) {
 	p := &pull{prefetch: prefetch, retired: make(chan struct{})}
-	cc, err := s.consumer.Consume(func(m jetstream.Msg) { s.deliver(p, m) },
+	cc, err := s.consumer.Consume(func(m jetstream.Msg) { s.deliver(p, m) }, append(s.pullOptions(),
 		jetstream.PullMaxMessages(prefetch),
 		jetstream.PullExpiry(consumePullExpiry), jetstream.PullHeartbeat(consumeHeartbeat), // failover.go
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -41,7 +41,7 @@ func (s *Subscription) startPull(prefetch int) (*pull, error) {
 				return
 			}
 			s.log.Debug("consume notice", "error", err)
-		}))
+		}))...)
 	if err != nil {
 		return nil, fmt.Errorf("start consuming %s/%s: %w", s.stream, s.durable, err)
 	}

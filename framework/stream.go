@@ -33,6 +33,10 @@ type StreamSpec struct {
 	MaxMsgSize int32
 	// Duplicates is the de-duplication window for event ids; 0 is 2 minutes.
 	Duplicates time.Duration
+	// Partitions splits the keyed subjects into this many partitions for
+	// Partitioned subscriptions (partition_stream.go); 0 does not. It
+	// cannot be changed on an existing stream.
+	Partitions int
 }
 
 const defaultDuplicates = 2 * time.Minute
@@ -66,6 +70,7 @@ func (s StreamSpec) config(defaultReplicas int) jetstream.StreamConfig {
 	if cfg.MaxMsgSize == 0 {
 		cfg.MaxMsgSize = -1
 	}
+	s.applyPartitions(&cfg)
 	return cfg
 }
 
@@ -83,6 +88,9 @@ func (s StreamSpec) validate() error {
 		if err := ValidateFilter(subj); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := s.partitionProblems(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stream %q: %w", s.Name, err)
@@ -126,6 +134,9 @@ func reconcileStream(ctx context.Context, c *Conn, spec StreamSpec) (jetstream.S
 		{"Storage", have.Storage.String(), want.Storage.String()},
 		{"Retention", have.Retention.String(), want.Retention.String()},
 	}); err != nil {
+		return nil, err
+	}
+	if err := checkPartitions(spec, have); err != nil {
 		return nil, err
 	}
 	merged := have

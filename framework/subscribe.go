@@ -87,18 +87,25 @@ func (svc *Service) subscribe(subject string, filters []string, durable string, 
 		}
 		stream = name
 	}
-	cons, err := ensureConsumer(ctx, svc.conn, stream, durable, filters, o)
-	if err != nil {
-		return nil, err
-	}
 	mws := append(svc.serviceMiddleware(), o.middleware...)
-	s := &Subscription{
-		conn: svc.conn, stream: stream, durable: durable, subject: subject, filters: filters, opts: o,
-		handler: Chain(h, mws...), consumer: cons,
-		log: svc.log.With("stream", stream, "consumer", durable),
-	}
-	if err := s.start(); err != nil {
-		return nil, err
+	var s *Subscription
+	if o.partitioned {
+		if s, err = svc.startPartitioned(ctx, stream, subject, durable, Chain(h, mws...), o); err != nil {
+			return nil, err
+		}
+	} else {
+		cons, err := ensureConsumer(ctx, svc.conn, stream, durable, filters, o)
+		if err != nil {
+			return nil, err
+		}
+		s = &Subscription{
+			conn: svc.conn, stream: stream, durable: durable, subject: subject, filters: filters, opts: o,
+			handler: Chain(h, mws...), consumer: cons,
+			log: svc.log.With("stream", stream, "consumer", durable),
+		}
+		if err := s.start(); err != nil {
+			return nil, err
+		}
 	}
 	stopNow := func() {
 		stopCtx, stopCancel := context.WithTimeout(context.Background(), svc.cfg.RequestTimeout)
@@ -130,6 +137,7 @@ func ensureConsumer(ctx context.Context, c *Conn, stream, durable string, filter
 		FilterSubjects: filters,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}
+	pinConsumer(&want, o) // a partition of a Partitioned subscription (partition.go)
 	if o.deliverNew {
 		want.DeliverPolicy = jetstream.DeliverNewPolicy
 	}

@@ -21,6 +21,8 @@ type subOptions struct {
 	stream        string
 	deliverNew    bool
 	orderedByKey  bool
+	partitioned   bool          // Partitioned (partition.go)
+	pinnedTTL     time.Duration // a partition's consumer: pinned with this PinnedTTL
 }
 
 func defaultSubOptions(cfg Config) subOptions {

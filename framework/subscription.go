@@ -40,6 +40,8 @@ type Subscription struct {
 	handlerCtx    context.Context
 	cancelHandler context.CancelFunc
 
+	group *group // Partitioned: the consumer group (partition.go); nil otherwise
+
 	order *keyOrder // OrderedByKey: the per-key scheduler (ordered.go); nil otherwise
 
 	stats      subscriptionCounters
@@ -99,6 +101,9 @@ type subscriptionCounters struct {
 
 // Stats returns the outcome counters.
 func (s *Subscription) Stats() SubscriptionStats {
+	if s.group != nil {
+		return s.group.stats()
+	}
 	c := &s.stats
 	return SubscriptionStats{
 		Received: c.received.Load(), Acked: c.acked.Load(), Retried: c.retried.Load(),
@@ -113,7 +118,8 @@ func (s *Subscription) Stream() string { return s.stream }
 // Durable is the durable consumer name.
 func (s *Subscription) Durable() string { return s.durable }
 
-// Consumer is the JetStream consumer handle (for info and lag).
+// Consumer is the JetStream consumer handle (for info and lag); nil for a
+// Partitioned subscription, which has one consumer per partition.
 func (s *Subscription) Consumer() jetstream.Consumer { return s.consumer }
 
 func (s *Subscription) start() error {
@@ -407,7 +413,13 @@ func (s *Subscription) checkPrefetch(now time.Time) {
 // hand back what they hold. It returns once every message it received is
 // settled.
 func (s *Subscription) stop(ctx context.Context) {
-	s.stopOnce.Do(func() { s.shutdown(ctx) })
+	s.stopOnce.Do(func() {
+		if s.group != nil {
+			s.group.stop(ctx)
+			return
+		}
+		s.shutdown(ctx)
+	})
 }
 
 // handlerUnwindGrace bounds the wait for cancelled handlers to return
