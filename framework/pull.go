@@ -55,6 +55,10 @@ func (s *Subscription) startPull(prefetch int) (*pull, error) {
 func (s *Subscription) deliver(p *pull, m jetstream.Msg) {
 	p.delivering.Add(1)
 	defer p.delivering.Add(-1)
+	if s.reorder != nil {
+		s.deliverPartition(p, m)
+		return
+	}
 	if s.order != nil {
 		s.deliverOrdered(p, m)
 		return

@@ -42,6 +42,8 @@ type Subscription struct {
 
 	group *group // Partitioned: the consumer group (partition.go); nil otherwise
 
+	reorder *reorderWindow // a partition taken over: its first redeliveries put in order (partition_reorder.go)
+
 	order *keyOrder // OrderedByKey: the per-key scheduler (ordered.go); nil otherwise
 
 	stats      subscriptionCounters
@@ -483,6 +485,7 @@ func (s *Subscription) shutdown(ctx context.Context) {
 		}
 	}
 	<-s.hbDone
+	s.handBackReordered()
 	if s.order != nil { // after the workers' messages: each key in order
 		for _, m := range s.order.close() {
 			s.handBack(m)
