@@ -252,7 +252,7 @@ func TestPartitionedGroupSurvivesACrash(t *testing.T) {
 	base := shopHandler(check, 5*time.Millisecond)
 	fast := func(c *framework.Config) { c.AckWait = time.Second }
 	a := startInstance(t, srv, "a", func(ctx context.Context, ev keyedEvent, m *framework.Message) error {
-		ran.Add(1) // before looking at crashed: see the wait below
+		ran.Add(1)          // before looking at crashed: see the wait below
 		if crashed.Load() { // the crashed process does nothing any more
 			hung.Add(1)
 			<-ctx.Done()
