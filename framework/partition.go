@@ -308,7 +308,7 @@ func (g *group) startPartition(ctx context.Context, p int) (*Subscription, error
 	s := &Subscription{conn: g.svc.conn, stream: name, durable: durable, subject: g.subject, filters: filters, opts: o,
 		handler: g.handler, consumer: cons, log: g.svc.log.With("stream", name, "consumer", durable, "partition", p)}
 	if n := cons.CachedInfo().NumAckPending; n > 0 { // left by the previous owner
-		s.reorder = newReorderWindow(n, o.ackWait, func(ms []jetstream.Msg) {
+		s.reorder = newReorderWindow(n, o.ackWait/3, func(ms []jetstream.Msg) {
 			p := &pull{retired: make(chan struct{})} // never retired: ordered pulls are not resized
 			for _, m := range ms {                   // the window timed out: deliver what it held
 				s.deliverOrdered(p, m)

@@ -15,8 +15,9 @@ import (
 // different times). The new owner knows how many there are (the
 // consumer's NumAckPending when it takes the partition): it holds the
 // first redeliveries until it has them all, a first delivery arrives (the
-// redeliveries are over), or AckWait passes, and then hands them to the
-// key scheduler sorted by stream sequence.
+// redeliveries are over), or a third of AckWait passes (they are not kept
+// alive meanwhile), and then hands them to the key scheduler sorted by
+// stream sequence.
 type reorderWindow struct {
 	mu    sync.Mutex
 	want  int // redeliveries expected
