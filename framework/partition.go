@@ -106,6 +106,9 @@ type group struct {
 // startPartitioned starts the group of a Partitioned subscription.
 func (svc *Service) startPartitioned(ctx context.Context, streamName, subject, durable string, h Handler, o subOptions) (*Subscription, error) {
 	what := fmt.Sprintf("subscribe %s as %q", subject, durable)
+	if strings.ContainsAny(subject, "*>") {
+		return nil, fmt.Errorf("%s: Partitioned needs a keyed topic (framework.Subscribe with a topic declared Keyed), not a wildcard filter", what)
+	}
 	st, err := retryTransient(ctx, svc.conn, "stream "+streamName, func(ctx context.Context) (jetstream.Stream, error) {
 		return svc.conn.JS.Stream(ctx, streamName)
 	})

@@ -304,3 +304,22 @@ func TestPartitionedGroupSurvivesACrash(t *testing.T) {
 		t.Fatalf("acked %d in all, want %d; a %+v; b %+v", got, keys*perKey, a.sub.Stats(), b.sub.Stats())
 	}
 }
+
+// Partitioned refuses a stream that is not partitioned and an untyped
+// wildcard filter, saying what to do.
+func TestPartitionedNeedsAPartitionedStreamAndAKeyedTopic(t *testing.T) {
+	srv := testenv.Start(t)
+	svc := newService(t, srv, "pneeds")
+	_, err := framework.Subscribe(svc, keyedEvents, "p", func(context.Context, keyedEvent, *framework.Message) error { return nil }, framework.Partitioned())
+	if err == nil || !strings.Contains(err.Error(), "StreamSpec.Partitions") {
+		t.Fatalf("unpartitioned stream: err = %v", err)
+	}
+	ensureShop(t, svc)
+	_, err = framework.SubscribeHandler(svc, "shop.>", "p", framework.HandlerFunc(func(context.Context, *framework.Message) error { return nil }), framework.Partitioned())
+	if err == nil || !strings.Contains(err.Error(), "not a wildcard filter") {
+		t.Fatalf("wildcard filter: err = %v", err)
+	}
+	if n := len(svc.Subscriptions()); n != 0 {
+		t.Fatalf("%d subscriptions left running", n)
+	}
+}

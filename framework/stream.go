@@ -34,7 +34,8 @@ type StreamSpec struct {
 	// Duplicates is the de-duplication window for event ids; 0 is 2 minutes.
 	Duplicates time.Duration
 	// Partitions splits the keyed subjects into this many partitions for
-	// Partitioned subscriptions (partition_stream.go); 0 does not. It
+	// Partitioned subscriptions: the server stores orders.created.v1.<key>
+	// as orders.created.v1.<partition>.<key>. 0 does not partition. It
 	// cannot be changed on an existing stream.
 	Partitions int
 }
