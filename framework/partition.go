@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -83,7 +84,7 @@ func (s *Subscription) pullOptions() []jetstream.PullConsumeOpt {
 // Subscription.
 type group struct {
 	svc     *Service
-	log     interface{ Warn(string, ...any) }
+	log     *slog.Logger
 	stream  jetstream.Stream
 	subject string
 	durable string
@@ -134,7 +135,7 @@ func (svc *Service) startPartitioned(ctx context.Context, streamName, subject, d
 		prefix: kvKeyToken(streamName) + "." + kvKeyToken(durable) + ".", id: nuid.Next(),
 		owned: map[int]*Subscription{}, quit: make(chan struct{}), done: make(chan struct{}),
 	}
-	g.log = svc.log
+	g.log = svc.log.With("stream", streamName, "consumer", durable)
 	s := &Subscription{conn: svc.conn, stream: streamName, durable: durable, subject: subject,
 		filters: []string{subject + ".*.*"}, opts: o, handler: h, group: g,
 		log: svc.log.With("stream", streamName, "consumer", durable)}
