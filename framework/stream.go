@@ -43,6 +43,11 @@ type StreamSpec struct {
 	// stores. Empty means the calling service. See EnsureStream for what
 	// owning allows.
 	Owner string
+	// Partitions splits the keyed subjects into this many partitions for
+	// Partitioned subscriptions: the server stores orders.created.v1.<key>
+	// as orders.created.v1.<partition>.<key>. 0 does not partition. It
+	// cannot be changed on an existing stream.
+	Partitions int
 }
 
 const defaultDuplicates = 2 * time.Minute
@@ -76,6 +81,7 @@ func (s StreamSpec) config(defaultReplicas int) jetstream.StreamConfig {
 	if cfg.MaxMsgSize == 0 {
 		cfg.MaxMsgSize = -1
 	}
+	s.applyPartitions(&cfg)
 	return cfg
 }
 
@@ -91,6 +97,9 @@ func (s StreamSpec) validate() error {
 		if err := wire.ValidateFilter(subj); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := s.partitionProblems(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stream %q: %w", s.Name, err)
@@ -170,6 +179,9 @@ func reconcileStream(ctx context.Context, c *Conn, spec StreamSpec, owner string
 			return nil, err
 		}
 		return st, nil
+	}
+	if err := checkPartitions(spec, have); err != nil {
+		return nil, err
 	}
 	if len(diffs) == 0 && recorded == owner {
 		return st, nil

@@ -94,19 +94,27 @@ func (svc *Service) subscribe(ctx context.Context, subject string, filters []str
 		}
 		stream = name
 	}
-	cons, err := ensureConsumer(ctx, svc.conn, stream, durable, filters, o)
-	if err != nil {
-		return nil, err
-	}
 	mws := append(svc.serviceMiddleware(), o.middleware...)
-	s := &Subscription{
-		conn: svc.conn, stream: stream, durable: durable, subject: subject, filters: filters, opts: o,
-		handler: Chain(h, mws...), consumer: cons, svc: svc, stopDone: make(chan struct{}),
-		log: svc.log.With("stream", stream, "consumer", durable),
-	}
-	s.sizePull(ctx) // the first pull's depth and byte cap (pull_limits.go)
-	if err := s.start(); err != nil {
-		return nil, err
+	var s *Subscription
+	if o.partitioned {
+		if s, err = svc.startPartitioned(ctx, stream, subject, durable, Chain(h, mws...), o); err != nil {
+			return nil, err
+		}
+		s.svc = svc
+	} else {
+		cons, err := ensureConsumer(ctx, svc.conn, stream, durable, filters, o)
+		if err != nil {
+			return nil, err
+		}
+		s = &Subscription{
+			conn: svc.conn, stream: stream, durable: durable, subject: subject, filters: filters, opts: o,
+			handler: Chain(h, mws...), consumer: cons, svc: svc, stopDone: make(chan struct{}),
+			log: svc.log.With("stream", stream, "consumer", durable),
+		}
+		s.sizePull(ctx) // the first pull's depth and byte cap (pull_limits.go)
+		if err := s.start(); err != nil {
+			return nil, err
+		}
 	}
 	stopNow := func() {
 		stopCtx, stopCancel := context.WithTimeout(context.Background(), svc.cfg.RequestTimeout)
@@ -139,6 +147,7 @@ func ensureConsumer(ctx context.Context, c *Conn, stream, durable string, filter
 		FilterSubjects: filters,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}
+	pinConsumer(&want, o) // a partition of a Partitioned subscription (partition.go)
 	if o.deliverNew {
 		want.DeliverPolicy = jetstream.DeliverNewPolicy
 	}

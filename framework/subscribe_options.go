@@ -29,6 +29,8 @@ type subOptions struct {
 	// (content_mode.go); eventType is set by Subscribe to the topic's.
 	allowMissingEnvelope bool
 	eventType            string
+	partitioned          bool          // Partitioned (partition.go)
+	pinnedTTL            time.Duration // a partition's consumer: pinned with this PinnedTTL
 }
 
 func defaultSubOptions(cfg Config) subOptions {

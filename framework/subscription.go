@@ -41,6 +41,10 @@ type Subscription struct {
 	handlerCtx    context.Context
 	cancelHandler context.CancelFunc
 
+	group *group // Partitioned: the consumer group (partition.go); nil otherwise
+
+	reorder *reorderWindow // a partition taken over: its first redeliveries put in order (partition_reorder.go)
+
 	order *keyOrder // OrderedByKey: the per-key scheduler (ordered.go); nil otherwise
 
 	stats      subscriptionCounters
@@ -125,6 +129,9 @@ type subscriptionCounters struct {
 
 // Stats returns the outcome counters.
 func (s *Subscription) Stats() SubscriptionStats {
+	if s.group != nil {
+		return s.group.stats()
+	}
 	c := &s.stats
 	return SubscriptionStats{
 		Received: c.received.Load(), Acked: c.acked.Load(), Retried: c.retried.Load(),
@@ -140,7 +147,8 @@ func (s *Subscription) Stream() string { return s.stream }
 // Durable is the durable consumer name.
 func (s *Subscription) Durable() string { return s.durable }
 
-// Consumer is the JetStream consumer handle (for info and lag).
+// Consumer is the JetStream consumer handle (for info and lag); nil for a
+// Partitioned subscription, which has one consumer per partition.
 func (s *Subscription) Consumer() jetstream.Consumer { return s.consumer }
 
 func (s *Subscription) start() error {
@@ -487,7 +495,14 @@ func (s *Subscription) Stop(ctx context.Context) {
 // hand back what they hold. It returns once every message it received is
 // settled.
 func (s *Subscription) stop(ctx context.Context) {
-	s.stopOnce.Do(func() { s.shutdown(ctx); close(s.stopDone) })
+	s.stopOnce.Do(func() {
+		if s.group != nil {
+			s.group.stop(ctx)
+		} else {
+			s.shutdown(ctx)
+		}
+		close(s.stopDone)
+	})
 	<-s.stopDone
 }
 
@@ -552,6 +567,7 @@ func (s *Subscription) shutdown(ctx context.Context) {
 		}
 	}
 	<-s.hbDone
+	s.handBackReordered()
 	if s.order != nil { // after the workers' messages: each key in order
 		for _, m := range s.order.close() {
 			s.handBack(m)

@@ -121,7 +121,11 @@ func (h *Handler) Check(ctx context.Context) []string {
 	}
 	var problems []string
 	for _, sub := range h.svc.Subscriptions() {
-		if _, err := sub.Consumer().Info(ctx); err != nil {
+		cons := sub.Consumer()
+		if cons == nil { // Partitioned: its partitions come and go
+			continue
+		}
+		if _, err := cons.Info(ctx); err != nil {
 			problems = append(problems, fmt.Sprintf("consumer %s/%s not bound: %v", sub.Stream(), sub.Durable(), err))
 		}
 	}
