@@ -138,7 +138,10 @@ func ensureStream(ctx context.Context, c *Conn, spec StreamSpec, owner string) (
 
 func reconcileStream(ctx context.Context, c *Conn, spec StreamSpec, owner string) (jetstream.Stream, error) {
 	want := spec.config(c.cfg.Replicas)
-	want.Metadata = map[string]string{ownerMetadataKey: owner}
+	if want.Metadata == nil {
+		want.Metadata = map[string]string{}
+	}
+	want.Metadata[ownerMetadataKey] = owner
 	st, err := c.JS.Stream(ctx, spec.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		st, err = c.JS.CreateStream(ctx, want)
@@ -156,6 +159,9 @@ func reconcileStream(ctx context.Context, c *Conn, spec StreamSpec, owner string
 		{"Storage", have.Storage.String(), want.Storage.String()},
 		{"Retention", have.Retention.String(), want.Retention.String()},
 	}); err != nil {
+		return nil, err
+	}
+	if err := checkPartitions(spec, have); err != nil { // whoever declares it
 		return nil, err
 	}
 	recorded := have.Metadata[ownerMetadataKey]
@@ -179,9 +185,6 @@ func reconcileStream(ctx context.Context, c *Conn, spec StreamSpec, owner string
 			return nil, err
 		}
 		return st, nil
-	}
-	if err := checkPartitions(spec, have); err != nil {
-		return nil, err
 	}
 	if len(diffs) == 0 && recorded == owner {
 		return st, nil

@@ -17,7 +17,7 @@ import (
 // the consumer has nothing pending and has delivered nothing, so a healthy
 // subscription costs no request; failures to look are logged at debug.
 func (svc *Service) warnIfMatchesNothing(ctx context.Context, s *Subscription) {
-	if len(s.filters) != 1 {
+	if len(s.filters) != 1 || s.consumer == nil { // a partitioned group has a consumer per partition
 		return
 	}
 	info := s.consumer.CachedInfo()
