@@ -20,7 +20,6 @@ const (
 	orderedKeys        = 1000
 	orderedConcurrency = 16
 	hotKey             = "hot"
-	hotKeyWork         = time.Millisecond
 )
 
 // keyedBacklog creates a stream filled with n events over keys keys
@@ -121,8 +120,9 @@ func (e *env) jetkitKeyedConsume(ctx context.Context, r keyedRun) (measurement, 
 }
 
 // ordered measures OrderedByKey's price over 1,000 keys at concurrency 16
-// in both ack modes, and what a hot key (half the traffic) costs the
-// other keys.
+// in both ack modes. (What a hot key costs the other keys is bounded by
+// what a key may hold and park; TestOrderedByKeyHotKeyDoesNotHoldOthers
+// shows the behaviour within those bounds.)
 func (e *env) ordered(ctx context.Context, progress func(Result)) ([]Result, error) {
 	n := e.opts.ConsumeCount
 	stream, subject, _, err := e.keyedBacklog(ctx, "ordered", n, orderedKeys, false)
@@ -155,33 +155,5 @@ func (e *env) ordered(ctx context.Context, progress func(Result)) ([]Result, err
 		out = append(out, r)
 	}
 
-	// The other keys' throughput: the same n/2 events over 999 keys, once
-	// alone and once interleaved with as many events of one hot key.
-	hotStream, hotSubject, others, err := e.keyedBacklog(ctx, "ordered-hot", n, orderedKeys-1, true)
-	if err != nil {
-		return out, err
-	}
-	defer e.deleteStream(hotStream)
-	coldStream, coldSubject, _, err := e.keyedBacklog(ctx, "ordered-cold", others, orderedKeys-1, false)
-	if err != nil {
-		return out, err
-	}
-	defer e.deleteStream(coldStream)
-	// Handlers take hotKeyWork: with no-op handlers on two cores the hot
-	// key's own events take the CPU the others would use, whatever the
-	// scheduler does; with a service time the row shows what ordering
-	// costs the others (the hot key may have one worker at a time).
-	cold := keyedRun{stream: coldStream, subject: coldSubject, ordered: true, count: others, work: hotKeyWork}
-	hot := keyedRun{stream: hotStream, subject: hotSubject, ordered: true, count: others, work: hotKeyWork}
-	ms, err := e.compare(ctx, e.opts.Rounds,
-		side{"no hot key", func(ctx context.Context) (measurement, error) { return e.jetkitKeyedConsume(ctx, cold) }},
-		side{"hot key", func(ctx context.Context) (measurement, error) { return e.jetkitKeyedConsume(ctx, hot) }})
-	if err != nil {
-		return out, err
-	}
-	r := throughputResult(ScenarioOrdered, "hot key 50%", ms[0], ms[1], ratioAtLeast(0.8),
-		fmt.Sprintf("OrderedByKey c=%d, handlers take %s; rate of the %d other keys' %d events: raw column alone, jetkit column with as many events of one hot key interleaved", orderedConcurrency, hotKeyWork, orderedKeys-1, others))
-	progress(r)
-	out = append(out, r)
 	return out, nil
 }
