@@ -32,7 +32,7 @@ type pull struct {
 // startPull starts consuming with a buffer of prefetch messages.
 func (s *Subscription) startPull(prefetch int) (*pull, error) {
 	p := &pull{prefetch: prefetch, retired: make(chan struct{})}
-	opts := append(append(s.pullOptions(), pullLimits(prefetch, s.tuner.maxMsg)...), // capped in bytes too (pull_limits.go)
+	opts := append(append(s.pullOptions(), pullLimits(prefetch, s.pullMsgBound())...), // capped in bytes too (pull_limits.go)
 		jetstream.PullExpiry(consumePullExpiry), jetstream.PullHeartbeat(consumeHeartbeat), // failover.go
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConsumerDeleted) {

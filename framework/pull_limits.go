@@ -99,3 +99,16 @@ func (s *Subscription) sizePull(ctx context.Context) {
 	}
 	s.opts.prefetch = max(1, min(s.opts.prefetch, int(autoPrefetchMaxBytes/mean)))
 }
+
+// pullMsgBound is the message size a new pull is bounded for: the largest
+// message the server takes, or, once the mean payload is known (from the
+// stream or from deliveries), twice that mean when it is smaller. Bounding
+// every pull for the largest possible message would make a pull of small
+// messages refill only when nearly empty, a pause per refill.
+func (s *Subscription) pullMsgBound() int64 {
+	maxMsg := s.tuner.maxMsg
+	if avg := s.tuner.avgBytes.Load(); avg > 0 && (maxMsg <= 0 || 2*avg < maxMsg) {
+		return 2 * avg
+	}
+	return maxMsg
+}
