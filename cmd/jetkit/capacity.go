@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 
 	"os"
 	"strings"
@@ -159,7 +160,7 @@ func runCapacity(ctx context.Context, out, errOut io.Writer, o capacityOpts) err
 		UtilisationTarget: o.rho, RateSamples: o.rateSamples,
 	})
 	if o.once {
-		return capacityOnce(ctx, out, sampler, est, o)
+		return capacityOnce(ctx, out, errOut, sampler, est, o)
 	}
 	if o.web != "" {
 		stop, err := serveCapacityWeb(o.web, sampler, est, errOut)
@@ -171,12 +172,16 @@ func runCapacity(ctx context.Context, out, errOut io.Writer, o capacityOpts) err
 	return capacityLive(ctx, out, sampler, est, o)
 }
 
-func capacityOnce(ctx context.Context, out io.Writer, s *capacity.Sampler, est *capacity.Estimator, o capacityOpts) error {
+func capacityOnce(ctx context.Context, out, progress io.Writer, s *capacity.Sampler, est *capacity.Estimator, o capacityOpts) error {
 	t := time.NewTicker(o.interval)
 	defer t.Stop()
 	for i := range o.onceSamples {
 		if _, err := s.Sample(ctx); err != nil {
 			return err
+		}
+		fmt.Fprintf(progress, "\rsampling %s/%s: %d of %d every %s", o.stream, o.consumer, i+1, o.onceSamples, o.interval)
+		if i == o.onceSamples-1 {
+			fmt.Fprintln(progress)
 		}
 		if i == o.onceSamples-1 {
 			break
@@ -275,9 +280,16 @@ func capacityView(e capacity.Estimate, samples []capacity.Sample, o capacityOpts
 
 // capacityLine is one line per interval when the output is not a terminal.
 func capacityLine(e capacity.Estimate, sampleErr error) string {
-	line := fmt.Sprintf("%s %-5s backlog=%.0f lag=%s λ=%.1f/s processed=%.1f/s μ=%.1f/s[%s] ρ=%.2f recommend=%d needed=%d",
+	mu, rho := "unknown", "unknown"
+	if e.ServiceSource != capacity.SourceUnknown {
+		mu = fmt.Sprintf("%.1f/s[%s]", e.ServiceRate.PerSecond, e.ServiceSource)
+	}
+	if e.Utilisation >= 0 && e.ServiceSource != capacity.SourceUnknown {
+		rho = fmt.Sprintf("%.2f", e.Utilisation)
+	}
+	line := fmt.Sprintf("%s %-5s backlog=%.0f lag=%s λ=%.1f/s processed=%.1f/s μ=%s ρ=%s recommend=%s needed=%s",
 		e.At.Format("15:04:05"), e.Status, e.Backlog, capacity.HumanDuration(time.Duration(e.TimeLag)), e.Arrival.PerSecond,
-		e.Processed.PerSecond, e.ServiceRate.PerSecond, e.ServiceSource, e.Utilisation, e.Plan.Total, e.ReplicasNeeded)
+		e.Processed.PerSecond, mu, rho, countOrUnknown(e.Plan.Total), countOrUnknown(e.ReplicasNeeded))
 	if sampleErr != nil {
 		line += " sample_error=" + fmt.Sprintf("%q", sampleErr.Error())
 	}
@@ -313,4 +325,13 @@ func serveCapacityWeb(addr string, s *capacity.Sampler, est *capacity.Estimator,
 		_ = srv.Shutdown(ctx)
 		_ = shutdown(ctx)
 	}, nil
+}
+
+// countOrUnknown shows a replica count, or "unknown" for the estimator's
+// negative "cannot tell".
+func countOrUnknown(n int) string {
+	if n < 0 {
+		return "unknown"
+	}
+	return strconv.Itoa(n)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/capacity"
 	"github.com/jetkit/jetkit/testenv"
 )
 
@@ -139,5 +140,16 @@ func TestCapacityLiveWeb(t *testing.T) {
 	}
 	if !strings.Contains(out, "STOP  backlog=100") {
 		t.Errorf("live output (not a terminal: one line per interval) lacks the STOP line:\n%s", out)
+	}
+}
+
+// Unknown values are words in the line output, never -1 sentinels.
+func TestCapacityLineSaysUnknownInWords(t *testing.T) {
+	e := capacity.Estimate{Status: "OK", ServiceSource: capacity.SourceUnknown, Utilisation: -1, ReplicasNeeded: -1,
+		Plan: capacity.ScalePlan{Total: -1, Needed: -1}}
+	line := capacityLine(e, nil)
+	if strings.Contains(line, "-1") || !strings.Contains(line, "μ=unknown") || !strings.Contains(line, "ρ=unknown") ||
+		!strings.Contains(line, "recommend=unknown") || !strings.Contains(line, "needed=unknown") {
+		t.Fatalf("line %q: want unknowns in words, no -1", line)
 	}
 }
