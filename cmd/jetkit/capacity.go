@@ -203,10 +203,22 @@ func capacityOnce(ctx context.Context, out, progress io.Writer, s *capacity.Samp
 		if pr, ok := e.Predict(o.add); ok {
 			whatIf = &pr
 		}
-		return enc.Encode(struct {
-			capacity.Estimate
-			WhatIf *capacity.Prediction `json:"what_if,omitempty"`
-		}{e, whatIf})
+		// The estimate's own MarshalJSON (nulls for unknowns) plus what_if:
+		// embedding Estimate would promote its MarshalJSON and drop what_if.
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(b, &fields); err != nil {
+			return err
+		}
+		if whatIf != nil {
+			if fields["what_if"], err = json.Marshal(whatIf); err != nil {
+				return err
+			}
+		}
+		return enc.Encode(fields)
 	}
 	_, err = io.WriteString(out, capacityView(e, s.Samples(), o, nil))
 	return err

@@ -1,6 +1,7 @@
 package capacity
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"sync"
@@ -152,6 +153,22 @@ type Estimate struct {
 	UtilisationTarget float64 `json:"utilisation_target"`
 	// Predicted is B(t) after the recommended scale-up.
 	Predicted []Point `json:"predicted,omitempty"`
+}
+
+// MarshalJSON writes what the estimate cannot tell (a negative
+// Utilisation, ReplicasNeeded or SteadyReplicas) as null, not a sentinel.
+func (e Estimate) MarshalJSON() ([]byte, error) {
+	type plain Estimate
+	var rho *float64
+	if e.Utilisation >= 0 {
+		rho = &e.Utilisation
+	}
+	return json.Marshal(struct {
+		plain
+		Utilisation    *float64 `json:"utilisation"`
+		ReplicasNeeded *int     `json:"replicas_needed"`
+		SteadyReplicas *int     `json:"steady_replicas"`
+	}{plain(e), rho, knownCount(e.ReplicasNeeded), knownCount(e.SteadyReplicas)})
 }
 
 // Estimator turns windows of samples into estimates. It remembers the last

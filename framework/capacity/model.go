@@ -276,14 +276,25 @@ type ScalePlan struct {
 	Reason string `json:"reason"`
 }
 
-// MarshalJSON writes the durations in seconds (drain_s, earliest_s).
+// MarshalJSON writes the durations in seconds (drain_s, earliest_s), and
+// an unknown Total or Needed (μ unknown) as null.
 func (p ScalePlan) MarshalJSON() ([]byte, error) {
 	type plain ScalePlan
 	return json.Marshal(struct {
 		plain
+		Total    *int    `json:"total"`
+		Needed   *int    `json:"needed"`
 		Drain    Seconds `json:"drain_s"`
 		Earliest Seconds `json:"earliest_s"`
-	}{plain(p), Seconds(p.Drain), Seconds(p.Earliest)})
+	}{plain(p), knownCount(p.Total), knownCount(p.Needed), Seconds(p.Drain), Seconds(p.Earliest)})
+}
+
+// knownCount is n, or nil (JSON null) for a negative "unknown".
+func knownCount(n int) *int {
+	if n < 0 {
+		return nil
+	}
+	return &n
 }
 
 // Model is the backlog model of the plan: the current instances now and

@@ -1,6 +1,8 @@
 package capacity
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +54,28 @@ func TestStatus(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s: %s (%s), want %s", c.name, got, why, c.want)
 		}
+	}
+}
+
+// What the estimator cannot tell is null in JSON, never a -1 sentinel.
+func TestEstimateJSONSaysNullForUnknown(t *testing.T) {
+	e := Estimate{Utilisation: -1, ReplicasNeeded: -1, SteadyReplicas: -1, Plan: ScalePlan{Total: -1, Needed: -1}}
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	plan := m["plan"].(map[string]any)
+	for k, v := range map[string]any{"utilisation": m["utilisation"], "replicas_needed": m["replicas_needed"],
+		"steady_replicas": m["steady_replicas"], "plan.total": plan["total"], "plan.needed": plan["needed"]} {
+		if v != nil {
+			t.Errorf("%s = %v, want null", k, v)
+		}
+	}
+	if strings.Contains(string(b), "-1") {
+		t.Errorf("JSON carries a -1 sentinel: %s", b)
 	}
 }
