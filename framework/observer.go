@@ -85,7 +85,7 @@ type SubscriptionInfo struct {
 	AckWait time.Duration
 }
 
-// Outcome is how the framework settled a delivery (DESIGN.md §3).
+// Outcome is how the framework settled a delivery (docs/design.md, section 2).
 type Outcome uint8
 
 // Delivery outcomes.

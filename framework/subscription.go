@@ -334,7 +334,7 @@ func (s *Subscription) call(ctx context.Context, m *Message) (err error) {
 	return s.handler.Handle(ctx, m)
 }
 
-// settle decides the outcome of a delivery: DESIGN.md §3. lctx is the
+// settle decides the outcome of a delivery (docs/design.md, section 2). lctx is the
 // delivery's context: log lines about it carry its trace span.
 func (s *Subscription) settle(lctx context.Context, slot *workerSlot, m *Message, err error) Settlement {
 	raw := m.raw
