@@ -2,7 +2,11 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test vet lint fmt-check unit bench build compose-up compose-down
+.PHONY: help run test vet lint fmt-check unit bench build compose-up compose-down
+
+## help: list the targets
+help:
+	@sed -n 's/^## \([a-z-]*\): /\1\t/p' $(MAKEFILE_LIST) | awk -F'\t' '{printf "  %-13s %s\n", $$1, $$2}'
 
 ## run: the sample system on an embedded NATS server (Ctrl-C to stop).
 ## It builds bin/jetkit and runs it (go run would turn Ctrl-C into exit 1).
