@@ -229,7 +229,7 @@ func (w *world) reconcile(js jetstream.JetStream, total int) {
 	for _, n := range w.deliver {
 		runs += n
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // streamMsgs bounds each wait itself
 	defer cancel()
 	stored := streamMsgs(w.t, ctx, js, jobsStream.Name)
 	dead := streamMsgs(w.t, ctx, js, "DEADLETTER")
@@ -258,12 +258,16 @@ func (w *world) reconcile(js jetstream.JetStream, total int) {
 func streamMsgs(t *testing.T, ctx context.Context, js jetstream.JetStream, name string) uint64 {
 	t.Helper()
 	var n uint64
-	err := testenv.WaitFor(ctx, 10*time.Second, func() bool {
-		st, err := js.Stream(ctx, name)
+	// After a crash the stream may need a new leader (or the restarted
+	// node may still be catching up): ask again, each try bounded.
+	err := testenv.WaitFor(ctx, 60*time.Second, func() bool {
+		try, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		st, err := js.Stream(try, name)
 		if err != nil {
 			return false
 		}
-		info, err := st.Info(ctx)
+		info, err := st.Info(try)
 		if err != nil {
 			return false
 		}
