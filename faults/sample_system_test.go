@@ -19,7 +19,7 @@ import (
 	"github.com/jetkit/jetkit/testenv"
 )
 
-// TestSampleSystemSurvivesNodeLoss is the README's "stop a NATS node" on
+// TestSampleSystemSurvivesNodeLoss is docs/local-cluster.md's "stop a NATS node" on
 // the in-process cluster: the order and inventory services run with their
 // streams and KV buckets replicated 3 times while clients place orders,
 // and the node leading the ORDERS stream crashes (testenv's Crash). Every order placed

@@ -49,7 +49,7 @@ var errStillPinned = errors.New("partition still pinned by its previous owner")
 // service, partition by partition, on a stream declared with
 // StreamSpec.Partitions: each key's events are handled by one instance at
 // a time, in stream order (it implies OrderedByKey). Partitions move when
-// instances start, shut down or crash; see the README for the guarantees
+// instances start, shut down or crash; see docs/partitions.md for the guarantees
 // and the time a move takes. Subscription.Partitions lists the partitions
 // an instance owns.
 func Partitioned() SubscribeOption {

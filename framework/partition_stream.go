@@ -83,7 +83,7 @@ func streamPartitions(cfg jetstream.StreamConfig) int {
 func checkPartitions(spec StreamSpec, have jetstream.StreamConfig) error {
 	if n := streamPartitions(have); n != spec.Partitions {
 		return fmt.Errorf("%w: stream %s field Partitions: server has %d, code declares %d; changing the partition count moves keys between partitions: "+
-			"declare %d, or migrate to a new stream with the new count (see the README, Partitioned consumer groups)",
+			"declare %d, or migrate to a new stream with the new count (see docs/partitions.md)",
 			ErrIncompatibleChange, spec.Name, n, spec.Partitions, n)
 	}
 	return nil

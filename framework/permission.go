@@ -25,7 +25,7 @@ type PermissionError struct {
 
 // Error names the subject and the permission to grant.
 func (e *PermissionError) Error() string {
-	return fmt.Sprintf("%s: the NATS server refused to let this user %s %q; grant %s permission on it in the user's authorization (see README, Security)",
+	return fmt.Sprintf("%s: the NATS server refused to let this user %s %q; grant %s permission on it in the user's authorization (see docs/security.md)",
 		ErrPermissionDenied, e.Operation, e.Subject, e.Operation)
 }
 

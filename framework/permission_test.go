@@ -17,7 +17,7 @@ import (
 // servicePermissions are the least privileges of a jetkit service that
 // declares stream ORDERS, publishes to orders.created.v1(.key), consumes
 // it with durable consumer "inventory" and dead-letters into DEADLETTER.
-// The README (## Security) and deploy/nats-permissions.conf list the same.
+// docs/security.md and deploy/nats-permissions.conf list the same.
 func servicePermissions() *testenv.Permissions {
 	return &testenv.Permissions{
 		Publish: []string{

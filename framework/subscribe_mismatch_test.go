@@ -39,7 +39,7 @@ func TestSubscriptionMatchingNothingWarns(t *testing.T) {
 	t.Cleanup(func() { _ = sub.Shutdown(context.Background()) })
 	noop := func(context.Context, orderCreated, *framework.Message) error { return nil }
 
-	// Unkeyed subscriber, keyed producer: the README's scaffolded example.
+	// Unkeyed subscriber, keyed producer: the scaffolding guide's example.
 	if _, err := framework.Subscribe(ctx, sub, created, "payments-created", noop); err != nil {
 		t.Fatal(err)
 	}

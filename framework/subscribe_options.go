@@ -121,7 +121,7 @@ func Wrap(mws ...Middleware) SubscribeOption {
 // with its next message. Messages waiting behind a busy key are kept
 // alive with InProgress; past a bound (a key, or all keys together,
 // holding too many) the pull waits. At shutdown what is held is handed
-// back key by key in order. See the README for where the guarantee ends.
+// back key by key in order. See docs/ordering.md for where the guarantee ends.
 func OrderedByKey() SubscribeOption { return func(o *subOptions) { o.orderedByKey = true } }
 
 // FromStream names the stream to consume; by default it is the stream that
@@ -139,7 +139,7 @@ func DeliverNew() SubscribeOption { return func(o *subOptions) { o.deliverNew = 
 // the topic's event type (the subject for SubscribeHandler), the time is
 // when the stream stored the message, and Envelope.SpecVersion is empty.
 // A message with an incomplete envelope is still dead-lettered. Meant for
-// migrating existing producers; see the README.
+// migrating existing producers; see docs/topics.md.
 func AllowMissingEnvelope() SubscribeOption {
 	return func(o *subOptions) { o.allowMissingEnvelope = true }
 }

@@ -47,7 +47,7 @@ const (
 // drain the backlog within the target drain time, new ones counted only
 // after the start-up delay, and at least the steady-state count for the
 // utilisation target. It goes down as well as up, so an autoscaler can
-// follow it directly instead of raw lag (see the README's KEDA example).
+// follow it directly instead of raw lag (see the KEDA example in docs/capacity.md).
 func RegisterMetrics(meter metric.Meter, streams ...NamedEstimator) (metric.Registration, error) {
 	type gauge struct {
 		name, unit, desc string

@@ -1,7 +1,7 @@
 // Command inventory runs the sample inventory service. It is configured only by
 // environment variables (its one flag, -healthcheck, probes a running
 // instance's /readyz for container health checks): the framework's with the prefix INVENTORY_ (INVENTORY_NATS_URL,
-// INVENTORY_CONCURRENCY, ... see the README), OpenTelemetry's OTEL_* (e.g.
+// INVENTORY_CONCURRENCY, ... see services/README.md), OpenTelemetry's OTEL_* (e.g.
 // OTEL_METRICS_EXPORTER=prometheus serves /metrics), and its own:
 //
 //	INVENTORY_HTTP_ADDR   address of the HTTP API (default :8082)

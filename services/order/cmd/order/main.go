@@ -1,7 +1,7 @@
 // Command order runs the sample order service. It is configured only by
 // environment variables (its one flag, -healthcheck, probes a running
 // instance's /readyz for container health checks): the framework's with the prefix ORDER_ (ORDER_NATS_URL,
-// ORDER_CONCURRENCY, ... see the README), OpenTelemetry's OTEL_* (e.g.
+// ORDER_CONCURRENCY, ... see services/README.md), OpenTelemetry's OTEL_* (e.g.
 // OTEL_METRICS_EXPORTER=prometheus serves /metrics), and its own:
 //
 //	ORDER_HTTP_ADDR   address of the HTTP API (default :8081)
