@@ -129,3 +129,22 @@ func TestDeleteConsumerErrors(t *testing.T) {
 		t.Fatalf("after Shutdown: %v, want ErrClosed", err)
 	}
 }
+
+// A delete the server's permissions refuse fails at once with a
+// *PermissionError naming the API subject, and the consumer stays.
+func TestDeleteConsumerRefusedByPermissions(t *testing.T) {
+	srv, user, admin := leastPrivilegeServer(t, servicePermissions())
+	svc := newService(t, srv, "order", func(c *framework.Config) { *c = slowTimeoutConfig(srv, user) })
+	sub, err := framework.Subscribe(t.Context(), svc, created, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Stop(t.Context())
+	start := time.Now()
+	err = svc.DeleteConsumer(t.Context(), "ORDERS", "inventory")
+	assertPermissionError(t, err, start, "publish", "$JS.API.CONSUMER.DELETE.ORDERS.inventory")
+	adminSvc := newService(t, srv, "admin", func(c *framework.Config) { *c = admin.Credentials().Apply(srv.Config("admin")) })
+	if consumerGone(t, adminSvc.Conn().JS, "ORDERS", "inventory") {
+		t.Fatal("the refused delete deleted the consumer")
+	}
+}

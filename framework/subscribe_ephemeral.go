@@ -73,7 +73,10 @@ func (s *Subscription) deleteEphemeral(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.conn.cfg.RequestTimeout)
 	defer cancel()
-	if err := s.conn.JS.DeleteConsumer(ctx, s.stream, s.durable); err != nil {
+	ctx, perm := s.conn.watchPermissions(ctx, s.conn.jsPrefixes()...) // a refused delete fails at once
+	err := perm.explain(s.conn.JS.DeleteConsumer(ctx, s.stream, s.durable))
+	perm.done()
+	if err != nil {
 		s.log.Warn("could not delete the ephemeral consumer; the server deletes it once inactive",
 			"inactive_threshold", ephemeralInactiveThreshold, "error", err)
 		return

@@ -201,3 +201,50 @@ func consumerCount(t *testing.T, js jetstream.JetStream, stream string) int {
 	}
 	return info.State.Consumers
 }
+
+// ephemeralPermissions are servicePermissions plus what an ephemeral
+// subscription on ORDERS needs (docs/subscribing.md), without or with
+// deleting its consumer.
+func ephemeralPermissions(canDelete bool) *testenv.Permissions {
+	p := *servicePermissions()
+	p.Publish = append(append([]string{}, p.Publish...),
+		"$JS.API.CONSUMER.CREATE.ORDERS.>", "$JS.API.CONSUMER.INFO.ORDERS.*", "$JS.API.CONSUMER.MSG.NEXT.ORDERS.*",
+		"$JS.ACK.ORDERS.>", "jetkit.deadletter.ORDERS.*")
+	if canDelete {
+		p.Publish = append(p.Publish, "$JS.API.CONSUMER.DELETE.ORDERS.*")
+	}
+	return &p
+}
+
+// With the permissions docs/subscribing.md lists, an ephemeral
+// subscription works and Stop deletes its consumer; without the delete
+// permission Stop still returns at once (not after the request timeout),
+// and the consumer is left for the server's inactivity threshold.
+func TestEphemeralSubscriptionWithLeastPrivilege(t *testing.T) {
+	for _, canDelete := range []bool{true, false} {
+		t.Run(fmt.Sprintf("delete=%v", canDelete), func(t *testing.T) {
+			srv, user, admin := leastPrivilegeServer(t, ephemeralPermissions(canDelete))
+			svc := newService(t, srv, "order", func(c *framework.Config) { *c = slowTimeoutConfig(srv, user) })
+			adminSvc := newService(t, srv, "admin", func(c *framework.Config) { *c = admin.Credentials().Apply(srv.Config("admin")) })
+			got := &effects{n: map[int]int{}}
+			sub, err := framework.Subscribe(t.Context(), svc, created, "", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
+				got.add(ev.Index)
+				return nil
+			}, framework.Ephemeral())
+			if err != nil {
+				t.Fatal(err)
+			}
+			publishN(t, adminSvc, 5)
+			testenv.Eventually(t, 10*time.Second, "every event handled", func() bool { return got.distinct() == 5 })
+			testenv.WaitConsumerIdle(t, adminSvc.Conn().JS, "ORDERS", sub.Durable(), 10*time.Second)
+			start := time.Now()
+			sub.Stop(t.Context())
+			if el := time.Since(start); el > 20*time.Second {
+				t.Fatalf("Stop took %s: it waited for a timeout", el)
+			}
+			if gone := consumerGone(t, adminSvc.Conn().JS, "ORDERS", sub.Durable()); gone != canDelete {
+				t.Fatalf("consumer gone after Stop: %v, want %v", gone, canDelete)
+			}
+		})
+	}
+}
