@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,12 +57,13 @@ func SubscribeHandler(ctx context.Context, svc *Service, filter, durable string,
 // subscribe creates the subscription. subject labels it (logs, metrics,
 // span names): the topic's base subject, or an untyped filter.
 func (svc *Service) subscribe(ctx context.Context, subject string, filters []string, durable string, h Handler, opts []SubscribeOption) (_ *Subscription, err error) {
-	if err := wire.ValidateToken(durable); err != nil {
-		return nil, fmt.Errorf("subscribe %v: durable name: %w", filters, err)
-	}
 	o := defaultSubOptions(svc.cfg)
 	for _, opt := range opts {
 		opt(&o)
+	}
+	o.owner = svc.cfg.ServiceName
+	if durable, err = consumerName(svc.cfg.ServiceName, durable, o.ephemeral); err != nil {
+		return nil, fmt.Errorf("subscribe %v: %w", filters, err)
 	}
 	if err := o.finish(); err != nil {
 		return nil, fmt.Errorf("subscribe %v as %q: %w", filters, durable, err)
@@ -113,6 +115,7 @@ func (svc *Service) subscribe(ctx context.Context, subject string, filters []str
 		}
 		s.sizePull(ctx) // the first pull's depth and byte cap (pull_limits.go)
 		if err := s.start(); err != nil {
+			s.deleteEphemeral(context.WithoutCancel(ctx))
 			return nil, err
 		}
 	}
@@ -134,12 +137,16 @@ func (svc *Service) subscribe(ctx context.Context, subject string, filters []str
 	return s, nil
 }
 
-// ensureConsumer creates or updates the durable pull consumer, refusing
-// changes JetStream cannot make in place.
+// ensureConsumer creates or updates the pull consumer (durable, or an
+// Ephemeral subscription's), refusing changes JetStream cannot make in
+// place. A durable's metadata records the service that created it, its
+// owner (DeleteConsumer); another service subscribing with the same
+// name does not take it over.
 func ensureConsumer(ctx context.Context, c *Conn, stream, durable string, filters []string, o subOptions) (jetstream.Consumer, error) {
 	want := jetstream.ConsumerConfig{
 		Durable:        durable,
 		Description:    "jetkit consumer " + durable,
+		Metadata:       map[string]string{ownerMetadataKey: o.owner},
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        o.ackWait,
 		MaxDeliver:     -1, // jetkit enforces MaxDeliver itself so nothing is dropped unseen
@@ -150,6 +157,10 @@ func ensureConsumer(ctx context.Context, c *Conn, stream, durable string, filter
 	pinConsumer(&want, o) // a partition of a Partitioned subscription (partition.go)
 	if o.deliverNew {
 		want.DeliverPolicy = jetstream.DeliverNewPolicy
+	}
+	if o.ephemeral { // a fresh name: nothing to compare with (subscribe_ephemeral.go)
+		ephemeralConfig(&want, o.owner)
+		return createConsumer(ctx, c, stream, want, filters)
 	}
 	existing, err := retryTransient(ctx, c, "consumer "+stream+"/"+durable, func(ctx context.Context) (jetstream.Consumer, error) {
 		return c.JS.Consumer(ctx, stream, durable)
@@ -166,12 +177,19 @@ func ensureConsumer(ctx context.Context, c *Conn, stream, durable string, filter
 		}); err != nil {
 			return nil, err
 		}
+		want.Metadata = keepMetadata(have.Metadata, o.owner)
 	}
-	cons, err := retryTransient(ctx, c, "consumer "+stream+"/"+durable, func(ctx context.Context) (jetstream.Consumer, error) {
+	return createConsumer(ctx, c, stream, want, filters)
+}
+
+// createConsumer creates the consumer, or updates it to want.
+func createConsumer(ctx context.Context, c *Conn, stream string, want jetstream.ConsumerConfig, filters []string) (jetstream.Consumer, error) {
+	name := cmp.Or(want.Durable, want.Name)
+	cons, err := retryTransient(ctx, c, "consumer "+stream+"/"+name, func(ctx context.Context) (jetstream.Consumer, error) {
 		return c.JS.CreateOrUpdateConsumer(ctx, stream, want)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create or update consumer %s/%s (filters %v): %w", stream, durable, filters, err)
+		return nil, fmt.Errorf("create or update consumer %s/%s (filters %v): %w", stream, name, filters, err)
 	}
 	return cons, nil
 }

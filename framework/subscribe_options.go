@@ -31,6 +31,10 @@ type subOptions struct {
 	eventType            string
 	partitioned          bool          // Partitioned (partition.go)
 	pinnedTTL            time.Duration // a partition's consumer: pinned with this PinnedTTL
+	ephemeral            bool          // Ephemeral (subscribe_ephemeral.go)
+	// owner is the subscribing service, recorded in the consumer's
+	// metadata (DeleteConsumer checks it); set by subscribe.
+	owner string
 }
 
 func defaultSubOptions(cfg Config) subOptions {
@@ -128,6 +132,21 @@ func OrderedByKey() SubscribeOption { return func(o *subOptions) { o.orderedByKe
 // stores the topic's subject.
 func FromStream(name string) SubscribeOption { return func(o *subOptions) { o.stream = name } }
 
+// Ephemeral makes the subscription use a consumer of its own that no
+// other subscription shares and that is deleted when the subscription
+// stops (Subscription.Stop or Service.Shutdown): a fan-out reader, such as
+// a process pushing events to its websocket clients, in which every
+// instance gets every event. Pass "" as the durable name with it; jetkit
+// names the consumer (Subscription.Durable). Acks, retries and dead
+// letters work as for a durable consumer, but the position dies with the
+// consumer: what is unfinished at Stop is handed back to nobody, and a
+// new ephemeral subscription starts again from the beginning of the
+// stream (with DeliverNew, from what is published after it starts). If the
+// process dies without stopping it, the server deletes the consumer once
+// it has seen no pull and no ack for a while (see docs/subscribing.md).
+// Partitioned subscriptions cannot be ephemeral.
+func Ephemeral() SubscribeOption { return func(o *subOptions) { o.ephemeral = true } }
+
 // DeliverNew makes a newly created consumer start with messages published
 // after it is created, instead of the whole stream.
 func DeliverNew() SubscribeOption { return func(o *subOptions) { o.deliverNew = true } }
@@ -146,6 +165,9 @@ func AllowMissingEnvelope() SubscribeOption {
 
 func (o *subOptions) finish() error {
 	var p []string
+	if o.ephemeral && o.partitioned {
+		p = append(p, "Ephemeral with Partitioned: a partition's consumer must outlive one process (it is pinned to an instance and taken over when that instance stops); use a durable name")
+	}
 	if o.concurrency < 1 || o.concurrency > 4096 {
 		p = append(p, fmt.Sprintf("Concurrency(%d): must be between 1 and 4096", o.concurrency))
 	}

@@ -13,8 +13,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Subscription is one durable pull consumer feeding a bounded pool of
-// handlers. Create it with Subscribe; the owning Service stops it.
+// Subscription is one pull consumer (durable, or Ephemeral) feeding a
+// bounded pool of handlers. Create it with Subscribe; Stop or the owning
+// Service's Shutdown stops it.
 type Subscription struct {
 	conn     *Conn
 	log      *slog.Logger
@@ -144,7 +145,8 @@ func (s *Subscription) Stats() SubscriptionStats {
 // Stream is the stream consumed.
 func (s *Subscription) Stream() string { return s.stream }
 
-// Durable is the durable consumer name.
+// Durable is the consumer's name: the durable name, or the name jetkit
+// gave an Ephemeral subscription's consumer.
 func (s *Subscription) Durable() string { return s.durable }
 
 // Consumer is the JetStream consumer handle (for info and lag); nil for a
@@ -480,9 +482,10 @@ func (s *Subscription) checkPrefetch(now time.Time) {
 // subscription: it stops pulling, hands back what is buffered, lets the
 // running handlers finish until ctx ends, then hands back what they hold
 // (Nak, so another instance takes it at once). The durable consumer stays
-// on the server with its position; subscribing again resumes it. Stop
-// returns once every message the subscription received is settled, and
-// may be called more than once.
+// on the server with its position; subscribing again resumes it
+// (Service.DeleteConsumer removes it). An Ephemeral subscription's
+// consumer is deleted. Stop returns once every message the subscription
+// received is settled, and may be called more than once.
 func (s *Subscription) Stop(ctx context.Context) {
 	s.stop(ctx)
 	if s.svc != nil {
@@ -500,6 +503,7 @@ func (s *Subscription) stop(ctx context.Context) {
 			s.group.stop(ctx)
 		} else {
 			s.shutdown(ctx)
+			s.deleteEphemeral(ctx) // subscribe_ephemeral.go
 		}
 		close(s.stopDone)
 	})

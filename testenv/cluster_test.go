@@ -13,6 +13,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/testenv"
+	"github.com/jetkit/jetkit/testenv/embedded"
 )
 
 type ping struct {
@@ -137,7 +138,7 @@ func TestClusterStreamSurvivesLeaderKillAndRestart(t *testing.T) {
 }
 
 func TestRunClusterRejectsOneNode(t *testing.T) {
-	if _, err := testenv.RunCluster(testenv.ClusterOptions{Size: 1}); err == nil {
+	if _, err := embedded.RunCluster(embedded.ClusterOptions{Size: 1}); err == nil {
 		t.Fatal("a one-node cluster should be refused")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/testenv/embedded"
 )
 
 // Start runs an embedded server for the test and shuts it down at cleanup.
@@ -19,7 +21,7 @@ func Start(t testing.TB, opts ...Options) *Server {
 	if o.StoreDir == "" {
 		o.StoreDir = t.TempDir()
 	}
-	s, err := Run(o)
+	s, err := embedded.Run(o)
 	if err != nil {
 		t.Fatalf("testenv.Start: %v", err)
 	}
@@ -79,4 +81,30 @@ func WaitConsumerIdle(t testing.TB, js jetstream.JetStream, stream, consumer str
 	if err != nil {
 		t.Fatalf("consumer %s/%s not idle after %s: %s", stream, consumer, timeout, last)
 	}
+}
+
+// StartCluster runs an embedded JetStream cluster of size nodes for the
+// test (stores under t.TempDir()) and shuts it down at cleanup. It returns
+// once the meta leader is elected.
+//
+//	cl := testenv.StartCluster(t, 3)
+//	svc, _ := framework.New(ctx, cl.Config("order")) // streams get 3 replicas
+//	leader, _ := cl.WaitStreamLeader(30*time.Second, "ORDERS")
+//	cl.Kill(leader)
+func StartCluster(t testing.TB, size int, opts ...ClusterOptions) *Cluster {
+	t.Helper()
+	var o ClusterOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.Size = size
+	if o.StoreDir == "" {
+		o.StoreDir = t.TempDir()
+	}
+	c, err := embedded.RunCluster(o)
+	if err != nil {
+		t.Fatalf("testenv.StartCluster: %v", err)
+	}
+	t.Cleanup(c.Shutdown)
+	return c
 }

@@ -22,7 +22,7 @@ import (
 	"github.com/jetkit/jetkit/internal/svcenv"
 	"github.com/jetkit/jetkit/services/inventory"
 	"github.com/jetkit/jetkit/services/order"
-	"github.com/jetkit/jetkit/testenv"
+	"github.com/jetkit/jetkit/testenv/embedded"
 )
 
 // devOptions are the flags of jetkit dev.
@@ -179,7 +179,7 @@ func devNATS(ctx context.Context, out io.Writer, o devOptions) (framework.Config
 	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
 		return framework.Config{}, "", nil, fmt.Errorf("create data directory %s: %w", o.dataDir, err)
 	}
-	srv, err := testenv.Run(testenv.Options{Port: o.natsPort, StoreDir: o.dataDir, ServerName: "jetkit-dev"})
+	srv, err := embedded.Run(embedded.Options{Port: o.natsPort, StoreDir: o.dataDir, ServerName: "jetkit-dev"})
 	if err != nil {
 		return framework.Config{}, "", nil, fmt.Errorf("embedded NATS on port %d: %w (is another server using it? try --nats-port 0, or set JETKIT_NATS_URL)", o.natsPort, err)
 	}

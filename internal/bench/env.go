@@ -17,7 +17,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/internal/wire"
-	"github.com/jetkit/jetkit/testenv"
+	"github.com/jetkit/jetkit/testenv/embedded"
 )
 
 // Event is the jetkit event the bench publishes: a send time for latency
@@ -42,7 +42,7 @@ const asyncMaxPending = 4000
 type env struct {
 	opts    Options
 	url     string
-	srv     *testenv.Server
+	srv     *embedded.Server
 	log     *slog.Logger
 	id      string // unique per run: stream and subject names
 	storage jetstream.StorageType
@@ -69,7 +69,7 @@ func newEnv(ctx context.Context, o Options) (*env, error) {
 	}
 	e.pad = strings.Repeat("x", o.MsgSize-jsonOverhead)
 	if e.url == "" {
-		srv, err := testenv.Run(testenv.Options{})
+		srv, err := embedded.Run(embedded.Options{})
 		if err != nil {
 			return nil, fmt.Errorf("start the embedded server: %w", err)
 		}

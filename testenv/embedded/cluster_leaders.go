@@ -1,4 +1,4 @@
-package testenv
+package embedded
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func (c *Cluster) ConsumerLeader(stream, consumer string) int {
 // fails with "no suitable peers for placement"), and returns its index.
 func (c *Cluster) WaitMetaLeader(timeout time.Duration) (int, error) {
 	leader := -1
-	err := WaitFor(context.Background(), timeout, func() bool {
+	err := waitFor(timeout, func() bool {
 		leader = c.MetaLeader()
 		if leader < 0 || c.find(func(s *server.Server) bool { return !s.JetStreamIsCurrent() }) >= 0 {
 			return false
@@ -63,7 +63,7 @@ func (c *Cluster) WaitMetaLeader(timeout time.Duration) (int, error) {
 		return true
 	})
 	if err != nil {
-		return -1, fmt.Errorf("testenv: cluster %s: no JetStream meta leader seeing all running nodes online and current within %s", c.name, timeout)
+		return -1, fmt.Errorf("embedded: cluster %s: no JetStream meta leader seeing all running nodes online and current within %s", c.name, timeout)
 	}
 	return leader, nil
 }
@@ -74,12 +74,12 @@ func (c *Cluster) WaitMetaLeader(timeout time.Duration) (int, error) {
 // stream.
 func (c *Cluster) WaitStreamLeader(timeout time.Duration, stream string) (int, error) {
 	leader := -1
-	err := WaitFor(context.Background(), timeout, func() bool {
+	err := waitFor(timeout, func() bool {
 		leader = c.StreamLeader(stream)
 		return leader >= 0 && c.streamReplicasCurrent(leader, stream)
 	})
 	if err != nil {
-		return -1, fmt.Errorf("testenv: cluster %s: stream %s has no leader with current replicas within %s", c.name, stream, timeout)
+		return -1, fmt.Errorf("embedded: cluster %s: stream %s has no leader with current replicas within %s", c.name, stream, timeout)
 	}
 	return leader, nil
 }
@@ -135,12 +135,30 @@ func StreamDetail(ns *server.Server, stream string) (detail server.StreamDetail,
 // returns its index.
 func (c *Cluster) WaitConsumerLeader(timeout time.Duration, stream, consumer string) (int, error) {
 	leader := -1
-	err := WaitFor(context.Background(), timeout, func() bool {
+	err := waitFor(timeout, func() bool {
 		leader = c.ConsumerLeader(stream, consumer)
 		return leader >= 0
 	})
 	if err != nil {
-		return -1, fmt.Errorf("testenv: cluster %s: consumer %s/%s has no leader within %s", c.name, stream, consumer, timeout)
+		return -1, fmt.Errorf("embedded: cluster %s: consumer %s/%s has no leader within %s", c.name, stream, consumer, timeout)
 	}
 	return leader, nil
+}
+
+// waitFor polls cond until it holds or timeout passes.
+func waitFor(timeout time.Duration, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
 }

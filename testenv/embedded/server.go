@@ -1,6 +1,21 @@
-// Package testenv runs an embedded nats-server with JetStream for tests and
-// local runs: Start(t) in tests, Run in programs.
-package testenv
+// Package embedded runs nats-servers with JetStream inside the process:
+// one server (Run) or a cluster of them (RunCluster), listening on
+// 127.0.0.1, for local development (jetkit dev) and for tests. It does not
+// import package testing, so a program can link it; tests use the
+// t-helpers of package testenv, which start these servers and stop them
+// at the test's cleanup.
+//
+// It is meant for development and tests, not production: the servers
+// listen on the loopback address only, with no authentication unless
+// Options.Configure adds it.
+//
+//	srv, err := embedded.Run(embedded.Options{})
+//	if err != nil {
+//		return err
+//	}
+//	defer srv.Shutdown()
+//	svc, err := framework.New(ctx, srv.Config("order"))
+package embedded
 
 import (
 	"errors"
@@ -59,7 +74,7 @@ func Run(o Options) (*Server, error) {
 	if opts.StoreDir == "" {
 		dir, err := os.MkdirTemp("", "jetkit-js-")
 		if err != nil {
-			return nil, fmt.Errorf("testenv: temporary store: %w", err)
+			return nil, fmt.Errorf("embedded: temporary store: %w", err)
 		}
 		opts.StoreDir, s.tempDir = dir, dir
 	}
@@ -69,13 +84,13 @@ func Run(o Options) (*Server, error) {
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		s.cleanup()
-		return nil, fmt.Errorf("testenv: configure nats-server: %w", err)
+		return nil, fmt.Errorf("embedded: configure nats-server: %w", err)
 	}
 	go ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
 		s.cleanup()
-		return nil, errors.New("testenv: nats-server not ready for connections within 10s")
+		return nil, errors.New("embedded: nats-server not ready for connections within 10s")
 	}
 	s.NS = ns
 	return s, nil

@@ -1,4 +1,4 @@
-package testenv
+package embedded
 
 import (
 	"fmt"
@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -65,14 +64,14 @@ const clusterStartTimeout = 30 * time.Second
 
 // RunCluster starts the nodes, waits until each accepts connections and
 // the JetStream meta leader is elected, and returns the running cluster.
-// Stop it with Shutdown. Tests use StartCluster instead.
+// Stop it with Shutdown. Tests use testenv.StartCluster instead.
 func RunCluster(o ClusterOptions) (*Cluster, error) {
 	size := o.Size
 	if size == 0 {
 		size = 3
 	}
 	if size < 2 {
-		return nil, fmt.Errorf("testenv: cluster size %d: a cluster needs at least 2 nodes (3 to survive losing one); use Run for a single server", size)
+		return nil, fmt.Errorf("embedded: cluster size %d: a cluster needs at least 2 nodes (3 to survive losing one); use Run for a single server", size)
 	}
 	c := &Cluster{name: o.Name, configure: o.Configure}
 	if c.name == "" {
@@ -82,7 +81,7 @@ func RunCluster(o ClusterOptions) (*Cluster, error) {
 	if root == "" {
 		dir, err := os.MkdirTemp("", "jetkit-cluster-")
 		if err != nil {
-			return nil, fmt.Errorf("testenv: temporary cluster store: %w", err)
+			return nil, fmt.Errorf("embedded: temporary cluster store: %w", err)
 		}
 		root, c.tempDir = dir, dir
 	}
@@ -152,7 +151,7 @@ func freePorts(n int) ([]int, error) {
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, fmt.Errorf("testenv: find a free cluster port on 127.0.0.1: %w", err)
+			return nil, fmt.Errorf("embedded: find a free cluster port on 127.0.0.1: %w", err)
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
@@ -200,12 +199,12 @@ func (c *Cluster) startNode(i int, wait bool) error {
 	nd := c.nodes[i]
 	if nd.ns != nil {
 		c.mu.Unlock()
-		return fmt.Errorf("testenv: node %s is already running", nd.name)
+		return fmt.Errorf("embedded: node %s is already running", nd.name)
 	}
 	ns, err := server.NewServer(c.options(i))
 	if err != nil {
 		c.mu.Unlock()
-		return fmt.Errorf("testenv: configure node %s: %w", nd.name, err)
+		return fmt.Errorf("embedded: configure node %s: %w", nd.name, err)
 	}
 	nd.ns, nd.crashed = ns, false
 	c.mu.Unlock()
@@ -220,10 +219,10 @@ func (c *Cluster) startNode(i int, wait bool) error {
 func (c *Cluster) waitReady(i int) error {
 	ns := c.Server(i)
 	if ns == nil {
-		return fmt.Errorf("testenv: node %d is not running", i)
+		return fmt.Errorf("embedded: node %d is not running", i)
 	}
 	if !ns.ReadyForConnections(clusterStartTimeout) {
-		return fmt.Errorf("testenv: node %s not ready for connections within %s", ns.Name(), clusterStartTimeout)
+		return fmt.Errorf("embedded: node %s not ready for connections within %s", ns.Name(), clusterStartTimeout)
 	}
 	return nil
 }
@@ -323,30 +322,4 @@ func (c *Cluster) killAll() {
 		go func() { defer wg.Done(); c.Kill(i) }()
 	}
 	wg.Wait()
-}
-
-// StartCluster runs an embedded JetStream cluster of size nodes for the
-// test (stores under t.TempDir()) and shuts it down at cleanup. It returns
-// once the meta leader is elected.
-//
-//	cl := testenv.StartCluster(t, 3)
-//	svc, _ := framework.New(ctx, cl.Config("order")) // streams get 3 replicas
-//	leader, _ := cl.WaitStreamLeader(30*time.Second, "ORDERS")
-//	cl.Kill(leader)
-func StartCluster(t testing.TB, size int, opts ...ClusterOptions) *Cluster {
-	t.Helper()
-	var o ClusterOptions
-	if len(opts) > 0 {
-		o = opts[0]
-	}
-	o.Size = size
-	if o.StoreDir == "" {
-		o.StoreDir = t.TempDir()
-	}
-	c, err := RunCluster(o)
-	if err != nil {
-		t.Fatalf("testenv.StartCluster: %v", err)
-	}
-	t.Cleanup(c.Shutdown)
-	return c
 }

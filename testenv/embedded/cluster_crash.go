@@ -1,4 +1,4 @@
-package testenv
+package embedded
 
 import (
 	"fmt"
@@ -37,7 +37,7 @@ func (c *Cluster) newRouteProxies() error {
 			}
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
-				return fmt.Errorf("testenv: route proxy %s→%s: %w", c.nodes[i].name, c.nodes[j].name, err)
+				return fmt.Errorf("embedded: route proxy %s→%s: %w", c.nodes[i].name, c.nodes[j].name, err)
 			}
 			p := &routeProxy{c: c, from: i, to: j, ln: ln, conns: map[net.Conn]struct{}{}}
 			c.proxies[i][j] = p
@@ -46,7 +46,7 @@ func (c *Cluster) newRouteProxies() error {
 	}
 	sink, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("testenv: route sink: %w", err)
+		return fmt.Errorf("embedded: route sink: %w", err)
 	}
 	c.sink = sink
 	go func() {
