@@ -26,8 +26,11 @@ type Params struct {
 	StartupDelay time.Duration
 	// UtilisationTarget is ρ* for the steady-state replica count (default 0.8).
 	UtilisationTarget float64
-	// RateSamples is how many of the newest samples rates come from
-	// (default 0: the whole window).
+	// RateSamples is the long window: at most how many of the newest
+	// samples the arrival rate λ is averaged over while it holds steady
+	// (default 30). A change of level is followed within two samples
+	// whatever this is (see docs/capacity.md); the processed rate is
+	// measured over this window.
 	RateSamples int
 	// StatusSamples is how many of the newest samples the status looks at
 	// (default 5): a stopped consumer is reported within that many intervals.
@@ -47,6 +50,9 @@ func (p Params) withDefaults() Params {
 	}
 	if p.UtilisationTarget <= 0 || p.UtilisationTarget > 1 {
 		p.UtilisationTarget = 0.8
+	}
+	if p.RateSamples < 2 {
+		p.RateSamples = defaultRateSamples
 	}
 	if p.StatusSamples < 2 {
 		p.StatusSamples = 5
@@ -217,7 +223,8 @@ func (e *Estimator) Estimate(stream, consumer string, samples []Sample) (Estimat
 	if p.RateSamples >= 2 && len(rw) > p.RateSamples {
 		rw = rw[len(rw)-p.RateSamples:]
 	}
-	est.Arrival, est.Processed = rates(rw)
+	_, est.Processed = rates(rw)
+	est.Arrival = arrivalRate(samples, p.RateSamples-1)
 
 	est.Instances, est.InstancesSource = p.Instances, "given"
 	if est.Instances <= 0 {
@@ -256,7 +263,7 @@ func (e *Estimator) Estimate(stream, consumer string, samples []Sample) (Estimat
 	if len(sw) > p.StatusSamples {
 		sw = sw[len(sw)-p.StatusSamples:]
 	}
-	est.Status, est.StatusReason = status(sw, rw)
+	est.Status, est.StatusReason = status(sw, rw, len(sw) >= p.StatusSamples)
 
 	e.mu.Lock()
 	c := est

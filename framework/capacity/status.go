@@ -42,7 +42,10 @@ const growthShare = 0.05
 
 // status classifies the consumer from the status window sw (the newest
 // few samples) and the rate window rw (longer, for the growth trend).
-func status(sw, rw []Sample) (Status, string) {
+//
+// A warning needs a full status window (full): with fewer samples one
+// burst looks like a trend.
+func status(sw, rw []Sample, full bool) (Status, string) {
 	if len(sw) < 2 {
 		return StatusOK, "needs two samples"
 	}
@@ -80,7 +83,7 @@ func status(sw, rw []Sample) (Status, string) {
 			rises++
 		}
 	}
-	if growth > 0 && growth >= growthShare*in && 2*rises > len(sw)-1 {
+	if full && growth > 0 && growth >= growthShare*in && 2*rises > len(sw)-1 {
 		return StatusWarn, fmt.Sprintf("backlog grew by %.0f over %s and rose in %d of the last %d intervals", growth, b.At.Sub(a.At).Round(100*time.Millisecond), rises, len(sw)-1)
 	}
 	return StatusOK, "keeping up"

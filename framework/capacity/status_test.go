@@ -50,7 +50,7 @@ func TestStatus(t *testing.T) {
 		}(), StatusStall},
 	}
 	for _, c := range cases {
-		got, why := status(c.samples, c.samples)
+		got, why := status(c.samples, c.samples, true)
 		if got != c.want {
 			t.Errorf("%s: %s (%s), want %s", c.name, got, why, c.want)
 		}
