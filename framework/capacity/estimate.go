@@ -26,12 +26,24 @@ type Params struct {
 	StartupDelay time.Duration
 	// UtilisationTarget is ρ* for the steady-state replica count (default 0.8).
 	UtilisationTarget float64
-	// RateSamples is how many of the newest samples rates come from
-	// (default 0: the whole window).
+	// RateSamples is the long window: at most how many of the newest
+	// samples the arrival rate λ is averaged over while it holds steady
+	// (default 30). A change of level is followed within two samples
+	// whatever this is (see docs/capacity.md); the processed rate is
+	// measured over this window.
 	RateSamples int
 	// StatusSamples is how many of the newest samples the status looks at
 	// (default 5): a stopped consumer is reported within that many intervals.
 	StatusSamples int
+	// ScaleDownHold is how long a lower replica count must be enough before
+	// ReplicasNeeded goes down to it: the recommendation is the largest
+	// count needed within the hold (default 5m, like KEDA's cooldown;
+	// negative: no hold). Scale-up is never held.
+	ScaleDownHold time.Duration
+	// Partitions is the stream's partition count when the consumer is
+	// partitioned (0: not partitioned). Instances beyond it get no
+	// partition and add nothing, so ReplicasNeeded is capped at it.
+	Partitions int
 	// MinLocalReceived is how many deliveries local subscriptions must have
 	// handled before their handler timing is trusted (default 100; the
 	// moving average starts at zero).
@@ -48,8 +60,14 @@ func (p Params) withDefaults() Params {
 	if p.UtilisationTarget <= 0 || p.UtilisationTarget > 1 {
 		p.UtilisationTarget = 0.8
 	}
+	if p.RateSamples < 2 {
+		p.RateSamples = defaultRateSamples
+	}
 	if p.StatusSamples < 2 {
 		p.StatusSamples = 5
+	}
+	if p.ScaleDownHold == 0 {
+		p.ScaleDownHold = 5 * time.Minute
 	}
 	if p.MinLocalReceived == 0 {
 		p.MinLocalReceived = 100
@@ -125,7 +143,8 @@ type Estimate struct {
 	// Instances is c; InstancesSource says where it came from.
 	Instances       int    `json:"instances"`
 	InstancesSource string `json:"instances_source"`
-	// Capacity is P = c·μ (0 when μ is unknown).
+	// Capacity is P = c·μ (0 when μ is unknown, and when the status is
+	// STALL or STOP: instances that complete nothing add no capacity).
 	Capacity float64 `json:"capacity"`
 	// Utilisation is ρ = λ/P; -1 when something arrives and P is 0 or unknown.
 	Utilisation float64 `json:"utilisation"`
@@ -144,10 +163,21 @@ type Estimate struct {
 	// Plan is the scale-up recommendation for the target drain time.
 	Plan ScalePlan `json:"plan"`
 	// ReplicasNeeded is the instance count to run: max(Plan.Needed,
-	// SteadyReplicas), which may be below Instances (scale down). It is
-	// what the replicas_needed gauge exports for autoscalers; -1 when μ is
-	// unknown.
+	// SteadyReplicas), never below Instances while a backlog drains, never
+	// below any count needed within the last Params.ScaleDownHold, and at
+	// most Params.Partitions when set (ReplicasNote says which rule
+	// applied). It may be below Instances (scale down). It is what the
+	// replicas_needed gauge exports for autoscalers; -1 when μ is unknown.
 	ReplicasNeeded int `json:"replicas_needed"`
+	// ReplicasNote says in words which safety rule, if any, moved
+	// ReplicasNeeded away from the formula's answer max(Plan.Needed,
+	// SteadyReplicas): kept at the running count while a backlog drains,
+	// a scale-down held (Params.ScaleDownHold), capped at the partition
+	// count, or no instance working.
+	ReplicasNote string `json:"replicas_note,omitempty"`
+	// Partitions is the stream's partition count (Params.Partitions; 0
+	// when not partitioned).
+	Partitions int `json:"partitions,omitempty"`
 	// SteadyReplicas is ⌈λ/(μ·ρ*)⌉ for UtilisationTarget ρ*; -1 when unknown.
 	SteadyReplicas    int     `json:"steady_replicas"`
 	UtilisationTarget float64 `json:"utilisation_target"`
@@ -180,6 +210,7 @@ type Estimator struct {
 	mu          sync.Mutex
 	lastSatRate float64
 	last        *Estimate
+	needed      []neededAt // raw replica counts within the scale-down hold
 }
 
 // NewEstimator returns an estimator with p (zero fields take defaults).
@@ -217,7 +248,8 @@ func (e *Estimator) Estimate(stream, consumer string, samples []Sample) (Estimat
 	if p.RateSamples >= 2 && len(rw) > p.RateSamples {
 		rw = rw[len(rw)-p.RateSamples:]
 	}
-	est.Arrival, est.Processed = rates(rw)
+	_, est.Processed = rates(rw)
+	est.Arrival = arrivalRate(samples, p.RateSamples-1)
 
 	est.Instances, est.InstancesSource = p.Instances, "given"
 	if est.Instances <= 0 {
@@ -232,31 +264,33 @@ func (e *Estimator) Estimate(stream, consumer string, samples []Sample) (Estimat
 	}
 	e.serviceRate(&est, rw, last)
 
-	mu := est.ServiceRate.PerSecond
-	lambda := est.Arrival.PerSecond
-	est.Capacity = mu * float64(est.Instances)
-	est.Utilisation = jsonFloat(Utilisation(lambda, est.Capacity))
-	if mu > 0 {
-		d, ok := TimeToDrain(est.Backlog, lambda, est.Capacity)
-		est.Drain, est.Drains = Seconds(d), ok
-	}
-	in := ScaleInput{Backlog: est.Backlog, Lambda: lambda, Mu: mu, Current: est.Instances, Target: p.TargetDrain, Startup: p.StartupDelay}
-	est.Plan = ReplicasNeeded(in)
-	est.SteadyReplicas = SteadyReplicas(lambda, mu, p.UtilisationTarget)
-	est.ReplicasNeeded = -1
-	if est.Plan.Total >= 0 && est.SteadyReplicas >= 0 {
-		est.ReplicasNeeded = max(est.Plan.Needed, est.SteadyReplicas)
-	}
-	if pr, ok := est.Predict(est.Plan.Add); ok {
-		est.Predicted = pr.Curve
-	}
-	est.TimeLag, est.TimeLagSource = timeLag(samples)
-
 	sw := samples
 	if len(sw) > p.StatusSamples {
 		sw = sw[len(sw)-p.StatusSamples:]
 	}
-	est.Status, est.StatusReason = status(sw, rw)
+	est.Status, est.StatusReason = status(sw, rw, len(sw) >= p.StatusSamples)
+	working := est.working()
+	if working < est.Instances {
+		est.ServiceRate.Note += fmt.Sprintf("; the %d running instance(s) complete nothing now (%s): they count as 0 in the prediction", est.Instances, est.Status)
+	}
+
+	mu := est.ServiceRate.PerSecond
+	lambda := est.Arrival.PerSecond
+	est.Capacity = mu * float64(working)
+	est.Utilisation = jsonFloat(Utilisation(lambda, est.Capacity))
+	if mu > 0 || working == 0 {
+		d, ok := TimeToDrain(est.Backlog, lambda, est.Capacity)
+		est.Drain, est.Drains = Seconds(d), ok
+	}
+	in := ScaleInput{Backlog: est.Backlog, Lambda: lambda, Mu: mu, Current: working, Target: p.TargetDrain, Startup: p.StartupDelay}
+	est.Plan = ReplicasNeeded(in)
+	est.SteadyReplicas = SteadyReplicas(lambda, mu, p.UtilisationTarget)
+	est.Partitions = max(p.Partitions, 0)
+	est.ReplicasNeeded, est.ReplicasNote = e.replicas(est, working)
+	if pr, ok := est.Predict(est.Plan.Add); ok {
+		est.Predicted = pr.Curve
+	}
+	est.TimeLag, est.TimeLagSource = timeLag(samples)
 
 	e.mu.Lock()
 	c := est
@@ -334,15 +368,16 @@ type Prediction struct {
 	Curve []Point `json:"curve"`
 }
 
-// Predict runs the model from this estimate's backlog, λ, μ and instances
-// with add more instances started now, each working after StartupDelay.
-// ok is false when μ is unknown.
+// Predict runs the model from this estimate's backlog, λ, μ and working
+// instances (none when the status is STALL or STOP) with add more
+// instances started now, each working after StartupDelay. ok is false
+// when μ is unknown.
 func (e Estimate) Predict(add int) (Prediction, bool) {
 	mu := e.ServiceRate.PerSecond
 	if mu <= 0 || add < 0 {
 		return Prediction{}, false
 	}
-	in := ScaleInput{Backlog: e.Backlog, Lambda: e.Arrival.PerSecond, Mu: mu, Current: e.Instances,
+	in := ScaleInput{Backlog: e.Backlog, Lambda: e.Arrival.PerSecond, Mu: mu, Current: e.working(),
 		Target: time.Duration(e.TargetDrain), Startup: time.Duration(e.StartupDelay)}
 	m := in.Model(add)
 	d, ok := m.DrainTime()

@@ -38,7 +38,12 @@ func TestStatus(t *testing.T) {
 			[6]uint64{100, 10, 100, 100, 90, 0}, [6]uint64{150, 10, 150, 150, 140, 0}, [6]uint64{200, 10, 200, 200, 190, 0},
 			[6]uint64{250, 10, 250, 250, 240, 0}, [6]uint64{300, 10, 300, 300, 290, 0}), StatusWarn},
 		{"nobody consumes", seqs(
-			[6]uint64{100, 10, 100, 100, 90, 0}, [6]uint64{150, 10, 100, 100, 90, 0}, [6]uint64{200, 10, 100, 100, 90, 0}), StatusStop},
+			[6]uint64{100, 0, 100, 100, 100, 0}, [6]uint64{150, 0, 100, 100, 100, 0}, [6]uint64{200, 0, 100, 100, 100, 0}), StatusStop},
+		{"hung handlers hold messages, no pull requests", seqs(
+			[6]uint64{100, 10, 100, 100, 90, 0}, [6]uint64{150, 10, 100, 100, 90, 0}, [6]uint64{200, 10, 100, 100, 90, 0}), StatusStall},
+		{"progress earlier, none in the last two intervals", seqs(
+			[6]uint64{0, 10, 100, 100, 90, 1}, [6]uint64{0, 10, 150, 150, 140, 1}, [6]uint64{0, 10, 200, 200, 190, 1},
+			[6]uint64{10, 10, 200, 200, 190, 0}, [6]uint64{20, 10, 200, 200, 190, 0}), StatusStall},
 		{"pull requests open but nothing acked", seqs(
 			[6]uint64{100, 10, 100, 100, 90, 2}, [6]uint64{100, 10, 100, 100, 90, 2}, [6]uint64{100, 10, 100, 100, 90, 2}), StatusStall},
 		{"redelivering the same messages, nothing acked", func() []Sample {
@@ -50,7 +55,7 @@ func TestStatus(t *testing.T) {
 		}(), StatusStall},
 	}
 	for _, c := range cases {
-		got, why := status(c.samples, c.samples)
+		got, why := status(c.samples, c.samples, true)
 		if got != c.want {
 			t.Errorf("%s: %s (%s), want %s", c.name, got, why, c.want)
 		}
