@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/framework/internal/observe"
 )
 
 // Service owns a connection, its subscriptions and their shutdown. Create
@@ -22,7 +24,7 @@ type Service struct {
 	conn       *Conn
 	ownsConn   bool
 	middleware []Middleware
-	observer   Observer
+	observer   observe.Observer
 
 	mu         sync.Mutex
 	subs       []*Subscription
