@@ -20,13 +20,6 @@ import (
 // maxDLQErrorHeaderLen bounds the handler error copied to a dead letter.
 const maxDLQErrorHeaderLen = 1024
 
-// Dead-letter reasons, the value of wire.HeaderDLQReason.
-const (
-	ReasonDecode     = "decode"
-	ReasonPermanent  = "permanent"
-	ReasonMaxDeliver = "max-deliver"
-)
-
 // ensureDeadLetterStream creates the dead-letter stream named in the config
 // if it does not exist. An existing one is left as it is: it is shared by
 // every service, and its limits, age and replicas are the operator's to tune,
@@ -58,13 +51,13 @@ func deadLetterReason(err error) string {
 	var me *maxDeliverError
 	switch {
 	case errors.Is(err, ErrDecode):
-		return ReasonDecode
+		return wire.ReasonDecode
 	case errors.As(err, &me):
-		return ReasonMaxDeliver
+		return wire.ReasonMaxDeliver
 	case IsPermanent(err):
-		return ReasonPermanent
+		return wire.ReasonPermanent
 	default:
-		return ReasonMaxDeliver
+		return wire.ReasonMaxDeliver
 	}
 }
 

@@ -46,7 +46,7 @@ type publishOptions struct {
 	keySet  bool
 	at      time.Time
 	headers map[string]string
-	retry   *PublishRetry // nil: DefaultPublishRetry (publish_retry.go)
+	retry   *PublishRetry // nil: the zero PublishRetry, the defaults (publish_retry.go)
 }
 
 // WithEventID sets the event id (default: a new unique id). Publishing the
