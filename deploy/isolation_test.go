@@ -22,6 +22,7 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/health"
+	"github.com/jetkit/jetkit/internal/rawperm"
 	"github.com/jetkit/jetkit/services/events"
 	"github.com/jetkit/jetkit/services/inventory"
 	"github.com/jetkit/jetkit/services/order"
@@ -111,7 +112,7 @@ func TestServiceCannotReconfigureOthersStreams(t *testing.T) {
 		t.Helper()
 		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		wctx, done := conn.WatchPermissions(cctx)
+		wctx, done := rawperm.Watch(cctx, conn)
 		err := done(call(wctx))
 		if !errors.Is(err, framework.ErrPermissionDenied) {
 			t.Errorf("order %s: want a permission error, got %v", what, err)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/jetkit/jetkit/framework/internal/observe"
 	"github.com/jetkit/jetkit/framework/internal/testhook"
 	"log/slog"
 	"os"
@@ -26,7 +27,7 @@ type Conn struct {
 	cfg       Config
 	log       *slog.Logger
 	asyncErrs *asyncErrors
-	observer  Observer // instrumentation hooks; nil costs nothing (observer.go)
+	observer  observe.Observer // instrumentation hooks; nil costs nothing (observer.go)
 
 	perms permissionWatch // permission violations for waiting calls (permission.go)
 

@@ -105,8 +105,8 @@ func TestAllowMissingEnvelope(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, err := framework.SubscribeHandler(t.Context(), svc, "orders.>", "bare-raw", framework.HandlerFunc(func(_ context.Context, m *framework.Message) error {
-		var ev orderCreated
-		if err := framework.Decode(framework.JSON, m, &ev); err != nil {
+		ev, err := created.Decode(m)
+		if err != nil {
 			return err
 		}
 		untyped.add(ev, m)

@@ -13,18 +13,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetkit/jetkit/framework/internal/observe"
 	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // maxDLQErrorHeaderLen bounds the handler error copied to a dead letter.
 const maxDLQErrorHeaderLen = 1024
-
-// Dead-letter reasons, the value of wire.HeaderDLQReason.
-const (
-	ReasonDecode     = "decode"
-	ReasonPermanent  = "permanent"
-	ReasonMaxDeliver = "max-deliver"
-)
 
 // ensureDeadLetterStream creates the dead-letter stream named in the config
 // if it does not exist. An existing one is left as it is: it is shared by
@@ -57,13 +51,13 @@ func deadLetterReason(err error) string {
 	var me *maxDeliverError
 	switch {
 	case errors.Is(err, ErrDecode):
-		return ReasonDecode
+		return wire.ReasonDecode
 	case errors.As(err, &me):
-		return ReasonMaxDeliver
+		return wire.ReasonMaxDeliver
 	case IsPermanent(err):
-		return ReasonPermanent
+		return wire.ReasonPermanent
 	default:
-		return ReasonMaxDeliver
+		return wire.ReasonMaxDeliver
 	}
 }
 
@@ -84,7 +78,7 @@ func oneLine(s string, limit int) string {
 // deadLetter copies m with reason headers to the dead-letter stream, then
 // terminates it. If the copy cannot be stored the message is retried later
 // instead: it is never dropped. lctx is the delivery's context, for logs.
-func (s *Subscription) deadLetter(lctx context.Context, m *Message, cause error) Settlement {
+func (s *Subscription) deadLetter(lctx context.Context, m *Message, cause error) observe.Settlement {
 	reason := deadLetterReason(cause)
 	errText := oneLine(cause.Error(), maxDLQErrorHeaderLen)
 	h := make(nats.Header, len(m.Header)+9)
@@ -121,7 +115,7 @@ func (s *Subscription) deadLetter(lctx context.Context, m *Message, cause error)
 			"event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "dead_letter_stream", s.conn.cfg.DeadLetterStream,
 			"dead_letter_subject", wire.DeadLetterSubject(m.Stream, m.Consumer), "reason", reason, "cause", errText,
 			"failed_copies", failures, "retry_in", delay, "error", err)
-		return Settlement{Outcome: OutcomeDeadLetterFailed, Err: cause, Delay: delay, Reason: reason, SettleErr: err}
+		return observe.Settlement{Outcome: observe.DeadLetterFailed, Err: cause, Delay: delay, Reason: reason, SettleErr: err}
 	}
 	s.conn.deadLetters.stored(m.Stream, m.Consumer)
 	if terr := m.raw.TermWithReason(oneLine(reason+": "+errText, 200)); terr != nil {
@@ -132,7 +126,7 @@ func (s *Subscription) deadLetter(lctx context.Context, m *Message, cause error)
 	s.stats.deadLettered.Add(1)
 	s.log.WarnContext(lctx, "dead-lettered", "event_id", m.Envelope.ID, "type", m.Envelope.Type, "subject", m.Subject,
 		"stream_seq", m.StreamSeq, "delivery", m.NumDelivered, "reason", reason, "error", errText)
-	return Settlement{Outcome: OutcomeDeadLettered, Err: cause, Reason: reason}
+	return observe.Settlement{Outcome: observe.DeadLettered, Err: cause, Reason: reason}
 }
 
 // deadLetterHealth tracks consumers whose dead-letter copies fail (a

@@ -78,14 +78,14 @@ func FuzzEnvelopeDecode(f *testing.F) {
 				t.Fatalf("decode error is not a permanent decode error: %v", derr)
 			}
 			var anything any
-			_ = decodeEvent(LimitCodec(JSON, DecodeLimits{MaxDepth: 4, MaxValues: 16}), env, payload, &anything)
+			_ = decodeEvent(limitedCodec{Codec: JSON, limits: DecodeLimits{MaxDepth: 4, MaxValues: 16}.withDefaults()}, env, payload, &anything)
 		}
 		// The dead-letter copy fits max_payload whenever our own headers do.
 		dh := nats.Header{}
 		for k, v := range h {
 			dh[k] = v
 		}
-		dh[wire.HeaderDLQReason] = []string{ReasonDecode}
+		dh[wire.HeaderDLQReason] = []string{wire.ReasonDecode}
 		dh[wire.HeaderDLQError] = []string{oneLine(headerText, maxDLQErrorHeaderLen)}
 		own := nats.Msg{Header: nats.Header{wire.HeaderDLQReason: dh[wire.HeaderDLQReason], wire.HeaderDLQError: dh[wire.HeaderDLQError],
 			wire.HeaderDLQHeadersDropped: {"999999"}, wire.HeaderDLQTruncated: {"99999999"}}}
@@ -98,7 +98,7 @@ func FuzzEnvelopeDecode(f *testing.F) {
 		if len(data) > len(payload) || string(payload[:len(data)]) != string(data) {
 			t.Fatalf("dead-letter payload is not a prefix of the original")
 		}
-		if dh.Get(wire.HeaderDLQReason) != ReasonDecode {
+		if dh.Get(wire.HeaderDLQReason) != wire.ReasonDecode {
 			t.Fatalf("dead-letter copy lost its reason")
 		}
 	})

@@ -17,29 +17,27 @@ import (
 )
 
 // DecodeLimits bound the work and memory one payload may cost to decode.
-// Attach them to a topic's codec with LimitCodec; without them the
-// DefaultDecodeLimits apply to every typed subscription.
+// Set them on a topic with WithDecodeLimits; a zero field (and a topic
+// without them) takes the default: 8 MiB (the largest max_payload NATS
+// recommends), depth 64, one million values.
 type DecodeLimits struct {
 	// MaxBytes is the largest payload decoded (it is also bounded by the
-	// server's max_payload). 0 means DefaultDecodeLimits().MaxBytes.
+	// server's max_payload). 0 means 8 MiB.
 	MaxBytes int
 	// MaxDepth is the deepest nesting of JSON objects and arrays.
-	// 0 means DefaultDecodeLimits().MaxDepth.
+	// 0 means 64.
 	MaxDepth int
 	// MaxValues bounds the JSON values (array elements and object members)
 	// in one payload, which bounds the allocations decoding makes.
-	// 0 means DefaultDecodeLimits().MaxValues.
+	// 0 means one million (1<<20).
 	MaxValues int
 }
 
-// DefaultDecodeLimits are applied when a codec names no limits: 8 MiB (the
-// largest max_payload NATS recommends), depth 64, one million values.
-func DefaultDecodeLimits() DecodeLimits {
-	return DecodeLimits{MaxBytes: 8 << 20, MaxDepth: 64, MaxValues: 1 << 20}
-}
+// defaultDecodeLimits apply where a topic sets no limits.
+var defaultDecodeLimits = DecodeLimits{MaxBytes: 8 << 20, MaxDepth: 64, MaxValues: 1 << 20}
 
 func (l DecodeLimits) withDefaults() DecodeLimits {
-	d := DefaultDecodeLimits()
+	d := defaultDecodeLimits
 	if l.MaxBytes <= 0 {
 		l.MaxBytes = d.MaxBytes
 	}
@@ -52,29 +50,13 @@ func (l DecodeLimits) withDefaults() DecodeLimits {
 	return l
 }
 
-// LimitCodec returns c with decode limits other than the defaults, e.g.
-// for a topic whose events are legitimately large:
-//
-//	framework.MustNewTopic[Report]("reports.ready.v1",
-//		framework.WithCodec(framework.LimitCodec(framework.JSON, framework.DecodeLimits{MaxBytes: 32 << 20})))
-func LimitCodec(c Codec, l DecodeLimits) Codec {
-	return limitedCodec{Codec: c, limits: l.withDefaults()}
-}
-
+// limitedCodec is a topic's codec with its decode limits (WithDecodeLimits).
 type limitedCodec struct {
 	Codec
 	limits DecodeLimits
 }
 
 func (c limitedCodec) decodeLimits() DecodeLimits { return c.limits }
-
-// Decode decodes m's event data into v the way a typed Subscribe does:
-// the content type (ce-datacontenttype, else content-type) must match c
-// and the data must keep within c's decode limits (LimitCodec, else
-// DefaultDecodeLimits). Use it in handlers given to SubscribeHandler;
-// return its error as is, it is permanent (the message is dead-lettered,
-// reason "decode").
-func Decode(c Codec, m *Message, v any) error { return decodeEvent(c, m.Envelope, m.Data, v) }
 
 // decodeEvent checks an untrusted payload against the envelope's content
 // type and the codec's limits, then decodes it into v. Every failure is a
@@ -86,12 +68,12 @@ func decodeEvent(c Codec, env Envelope, data []byte, v any) error {
 			return decodeError("content-type %q of %s event %s; this subscription decodes %q", env.ContentType, env.Type, env.ID, c.ContentType())
 		}
 	}
-	limits := DefaultDecodeLimits()
+	limits := defaultDecodeLimits
 	if lc, ok := c.(interface{ decodeLimits() DecodeLimits }); ok {
 		limits = lc.decodeLimits()
 	}
 	if len(data) > limits.MaxBytes {
-		return decodeError("payload of %s event %s is %d bytes, over the decode limit of %d (raise it with LimitCodec)", env.Type, env.ID, len(data), limits.MaxBytes)
+		return decodeError("payload of %s event %s is %d bytes, over the decode limit of %d (raise it with WithDecodeLimits)", env.Type, env.ID, len(data), limits.MaxBytes)
 	}
 	if want == "application/json" || strings.HasSuffix(want, "+json") {
 		if err := checkJSON(data, limits); err != nil {

@@ -108,8 +108,8 @@ func TestBoundedDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	var calls atomic.Int64
-	defaults := framework.MustNewTopic[blob]("blobs.default.v1", framework.WithCodec(framework.LimitCodec(countingCodec{&calls}, framework.DecodeLimits{})))
-	tight := framework.MustNewTopic[blob]("blobs.tight.v1", framework.WithCodec(framework.LimitCodec(countingCodec{&calls}, framework.DecodeLimits{MaxBytes: 4096, MaxDepth: 8, MaxValues: 100})))
+	defaults := framework.MustNewTopic[blob]("blobs.default.v1", framework.WithCodec(countingCodec{&calls}), framework.WithDecodeLimits(framework.DecodeLimits{}))
+	tight := framework.MustNewTopic[blob]("blobs.tight.v1", framework.WithCodec(countingCodec{&calls}), framework.WithDecodeLimits(framework.DecodeLimits{MaxBytes: 4096, MaxDepth: 8, MaxValues: 100}))
 	var handled atomic.Int64
 	h := func(context.Context, blob, *framework.Message) error { handled.Add(1); return nil }
 	subA, err := framework.Subscribe(ctx, svc, defaults, "a", h)
@@ -212,7 +212,7 @@ func TestDeadLetterOfAMessageAtMaxPayloadFits(t *testing.T) {
 	}
 	got := map[string]*nats.Msg{}
 	for _, dl := range deadLetters(t, svc) {
-		if dl.Header.Get(wire.HeaderDLQReason) != framework.ReasonPermanent || !strings.Contains(dl.Header.Get(wire.HeaderDLQError), "rejected") {
+		if dl.Header.Get(wire.HeaderDLQReason) != wire.ReasonPermanent || !strings.Contains(dl.Header.Get(wire.HeaderDLQError), "rejected") {
 			t.Errorf("dead letter lost its reason: %v", dl.Header)
 		}
 		got[dl.Header.Get("ce-id")] = dl
@@ -230,13 +230,12 @@ func TestDeadLetterOfAMessageAtMaxPayloadFits(t *testing.T) {
 	}
 }
 
-func TestDecodeGivesUntypedHandlersTheSameChecks(t *testing.T) {
+func TestTopicDecodeGivesUntypedHandlersTheSameChecks(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "order")
 	var decoded atomic.Int64
 	sub, err := framework.SubscribeHandler(t.Context(), svc, "orders.>", "raw", framework.HandlerFunc(func(_ context.Context, m *framework.Message) error {
-		var ev orderCreated
-		if err := framework.Decode(framework.JSON, m, &ev); err != nil {
+		if _, err := created.Decode(m); err != nil {
 			return err
 		}
 		decoded.Add(1)
@@ -261,7 +260,7 @@ func TestDecodeGivesUntypedHandlersTheSameChecks(t *testing.T) {
 		t.Fatalf("stats %+v, decoded %d", st, decoded.Load())
 	}
 	for _, dl := range deadLetters(t, svc) {
-		if dl.Header.Get(wire.HeaderDLQReason) != framework.ReasonDecode {
+		if dl.Header.Get(wire.HeaderDLQReason) != wire.ReasonDecode {
 			t.Errorf("reason %q: %s", dl.Header.Get(wire.HeaderDLQReason), dl.Header.Get(wire.HeaderDLQError))
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/framework/internal/observe"
 )
 
 // Ordering by key (OrderedByKey). A subscription that orders by key
@@ -442,8 +444,8 @@ func (s *Subscription) orderedWorker(slot *workerSlot) {
 // settleKey lets the key of m go on once its delivery is settled as st: a
 // transient failure holds the key while m waits for its retry here; any
 // other outcome frees it.
-func (s *Subscription) settleKey(m jetstream.Msg, st Settlement) {
-	if st.Outcome == OutcomeRetried {
+func (s *Subscription) settleKey(m jetstream.Msg, st observe.Settlement) {
+	if st.Outcome == observe.Retried {
 		if !s.order.retryLater(again(m), st.Delay) {
 			s.handBack(m)
 		}

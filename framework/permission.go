@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/jetkit/jetkit/internal/rawperm"
 )
 
 // PermissionError is a NATS permissions violation: the server refused to
@@ -173,26 +175,24 @@ func (g *permissionGuard) refused() <-chan struct{} {
 	return g.refuse
 }
 
-// WatchPermissions makes calls your code makes on the raw connection (a
-// KV bucket, a JetStream API call) fail at once on a permission violation,
-// as jetkit's own calls do, instead of timing out. The returned ctx ends
-// when the server refuses a subject starting with one of prefixes (default:
-// the JetStream API, KV and reply subjects); pass the call's error to done,
-// which returns it wrapped with the *PermissionError that caused it:
-//
-//	ctx, done := svc.Conn().WatchPermissions(ctx)
-//	kv, err := svc.Conn().JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "orders"})
-//	if err = done(err); err != nil { ... } // names e.g. $JS.API.STREAM.CREATE.KV_orders
-func (c *Conn) WatchPermissions(ctx context.Context, prefixes ...string) (context.Context, func(error) error) {
-	if len(prefixes) == 0 {
-		prefixes = c.jsPrefixes()
-	}
+// watchCall watches one call made on the raw connection: the returned ctx
+// ends when the server refuses a subject starting with one of prefixes;
+// done returns the call's error wrapped with the *PermissionError that
+// caused it. jetkit's own programs reach it through internal/rawperm.
+func (c *Conn) watchCall(ctx context.Context, prefixes ...string) (context.Context, func(error) error) {
 	ctx, g := c.watchPermissions(ctx, prefixes...)
 	return ctx, func(err error) error {
 		err = g.explain(err)
 		g.done()
 		return err
 	}
+}
+
+func init() {
+	rawperm.Register(func(ctx context.Context, conn any) (context.Context, func(error) error) {
+		c := conn.(*Conn)
+		return c.watchCall(ctx, c.jsPrefixes()...)
+	})
 }
 
 // jsPrefixes are the subjects JetStream API calls and their replies use.

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/rawperm"
 	"github.com/jetkit/jetkit/testenv"
 )
 
@@ -235,7 +236,7 @@ func TestPublishDeniedFailsAtOnceNamingTheSubject(t *testing.T) {
 	}
 }
 
-func TestWatchPermissionsForRawKVCalls(t *testing.T) {
+func TestRawPermWatchForRawKVCalls(t *testing.T) {
 	perms := servicePermissions()
 	perms.Publish = append(perms.Publish, "$JS.API.STREAM.CREATE.KV_orders", "$JS.API.STREAM.UPDATE.KV_orders",
 		"$JS.API.DIRECT.GET.KV_orders.>") // but not $KV.orders.> (writes)
@@ -244,18 +245,18 @@ func TestWatchPermissionsForRawKVCalls(t *testing.T) {
 	conn := svc.Conn()
 	ctx := context.Background()
 
-	wctx, done := conn.WatchPermissions(ctx)
+	wctx, done := rawperm.Watch(ctx, conn)
 	kv, err := conn.JS.CreateOrUpdateKeyValue(wctx, jetstream.KeyValueConfig{Bucket: "orders"})
 	if err = done(err); err != nil {
 		t.Fatalf("allowed bucket: %v", err)
 	}
 	start := time.Now()
-	wctx, done = conn.WatchPermissions(ctx)
+	wctx, done = rawperm.Watch(ctx, conn)
 	_, err = kv.Put(wctx, "o-1", []byte("{}"))
 	assertPermissionError(t, done(err), start, "publish", "$KV.orders.o-1")
 
 	start = time.Now()
-	wctx, done = conn.WatchPermissions(ctx)
+	wctx, done = rawperm.Watch(ctx, conn)
 	_, err = conn.JS.CreateOrUpdateKeyValue(wctx, jetstream.KeyValueConfig{Bucket: "stock"})
 	assertPermissionError(t, done(err), start, "publish", "$JS.API.STREAM.UPDATE.KV_stock") // CreateOrUpdate tries the update first
 }

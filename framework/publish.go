@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/jetkit/jetkit/framework/internal/observe"
 	"github.com/jetkit/jetkit/internal/wire"
 )
 
@@ -45,7 +46,7 @@ type publishOptions struct {
 	keySet  bool
 	at      time.Time
 	headers map[string]string
-	retry   *PublishRetry // nil: DefaultPublishRetry (publish_retry.go)
+	retry   *PublishRetry // nil: the zero PublishRetry, the defaults (publish_retry.go)
 }
 
 // WithEventID sets the event id (default: a new unique id). Publishing the
@@ -84,9 +85,9 @@ func (t *Topic[T]) Publish(ctx context.Context, p Publisher, ev T, opts ...Publi
 		return PubAck{}, fmt.Errorf("publish %s: %w", t.eventType, err)
 	}
 	o := applyPublishOptions(opts)
-	var end PublishEnd
+	var end observe.PublishEnd
 	if c.observer != nil {
-		ctx, end = c.observer.StartPublish(ctx, PublishInfo{Subject: t.subject, EventType: t.eventType})
+		ctx, end = c.observer.StartPublish(ctx, observe.PublishInfo{Subject: t.subject, EventType: t.eventType})
 	}
 	msg, env, err := t.message(ctx, c, ev, o)
 	if err != nil {
@@ -123,9 +124,9 @@ func (t *Topic[T]) PublishAsync(ctx context.Context, p Publisher, ev T, opts ...
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", t.eventType, err)
 	}
-	var end PublishEnd
+	var end observe.PublishEnd
 	if c.observer != nil {
-		ctx, end = c.observer.StartPublish(ctx, PublishInfo{Subject: t.subject, EventType: t.eventType, Async: true})
+		ctx, end = c.observer.StartPublish(ctx, observe.PublishInfo{Subject: t.subject, EventType: t.eventType, Async: true})
 	}
 	msg, env, err := t.message(ctx, c, ev, applyPublishOptions(opts))
 	if err != nil {
@@ -248,7 +249,7 @@ func (t *Topic[T]) message(ctx context.Context, c *Conn, ev T, o *publishOptions
 		h[k] = []string{v}
 	}
 	writeEnvelope(h, env)
-	c.propagator().Inject(ctx, HeaderCarrier(h))
+	c.propagator().Inject(ctx, observe.HeaderCarrier(h))
 	msg := &nats.Msg{Subject: subject, Data: data, Header: h}
 	if outgoingFits(c, msg) {
 		return msg, env, nil

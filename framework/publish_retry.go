@@ -27,7 +27,7 @@ import (
 // it.
 type PublishRetry struct {
 	// Attempts is the total number of sends, the first included; 1 sends
-	// once and never retries.
+	// once and never retries. 0 means 8.
 	Attempts int
 	// Backoff paces the resends; zero fields take 100ms, 2s, ×2 and no
 	// jitter.
@@ -37,16 +37,11 @@ type PublishRetry struct {
 	AttemptTimeout time.Duration
 }
 
-// DefaultPublishRetry is the policy Publish uses unless WithPublishRetry
-// says otherwise: 8 sends with pauses of 100ms doubling to 2s, about 7s of
-// pauses, enough to ride out a JetStream leader election or a client
-// reconnecting to another node.
-func DefaultPublishRetry() PublishRetry {
-	return PublishRetry{Attempts: 8, Backoff: publishBackoff}
-}
-
 // WithPublishRetry sets the retry policy of one synchronous publish.
-// PublishRetry{Attempts: 1} disables retrying. It has no effect on
+// Without it (or with the zero PublishRetry) Publish sends up to 8 times
+// with pauses of 100ms doubling to 2s, about 7s of pauses, enough to ride
+// out a JetStream leader election or a client reconnecting to another
+// node. PublishRetry{Attempts: 1} disables retrying. It has no effect on
 // PublishAsync, whose failures are reported by Conn.FlushAsync.
 //
 //	_, err := topic.Publish(ctx, svc, ev, framework.WithPublishRetry(framework.PublishRetry{
@@ -59,9 +54,12 @@ func WithPublishRetry(r PublishRetry) PublishOption {
 // publishBackoff is what a PublishRetry's zero Backoff fields take.
 var publishBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: -1}
 
+// publishAttempts is what a PublishRetry's zero Attempts takes.
+const publishAttempts = 8
+
 func (r PublishRetry) validate() error {
 	if r.Attempts < 1 || r.AttemptTimeout < 0 {
-		return fmt.Errorf("publish retry %+v: Attempts must be at least 1 and AttemptTimeout not negative", r)
+		return fmt.Errorf("publish retry %+v: Attempts must not be negative, nor AttemptTimeout", r)
 	}
 	return r.Backoff.or(publishBackoff).validate("publish retry")
 }
@@ -78,9 +76,12 @@ func (r PublishRetry) pause(n int) time.Duration {
 // ends at the attempt timeout or at once when the server refuses the
 // subject; a refused publish is never resent.
 func (c *Conn) publishRetrying(ctx context.Context, msg *nats.Msg, o *publishOptions, perm *permissionGuard) (*jetstream.PubAck, error) {
-	policy := DefaultPublishRetry()
+	var policy PublishRetry
 	if o != nil && o.retry != nil {
 		policy = *o.retry
+	}
+	if policy.Attempts == 0 {
+		policy.Attempts = publishAttempts
 	}
 	if err := policy.validate(); err != nil {
 		return nil, err

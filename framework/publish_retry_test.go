@@ -102,6 +102,14 @@ func TestPublishRetryIsBounded(t *testing.T) {
 	if n := resends.Load(); n != 0 {
 		t.Fatalf("%d resends with Attempts 1", n)
 	}
+	// Zero Attempts means the default, 8 sends.
+	resends.Store(0)
+	if _, err := topic.Publish(ctx, svc, orderCreated{}, framework.WithPublishRetry(framework.PublishRetry{Backoff: framework.Backoff{Initial: time.Millisecond, Max: time.Millisecond}})); !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		t.Fatalf("zero Attempts: err = %v, want ErrNoStreamResponse", err)
+	}
+	if n := resends.Load(); n != 7 {
+		t.Fatalf("%d resends with zero Attempts, want 7 (8 sends)", n)
+	}
 	// The caller's deadline ends the retry early.
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
@@ -111,7 +119,7 @@ func TestPublishRetryIsBounded(t *testing.T) {
 		t.Fatalf("err = %v after %s, want the caller's deadline", err, time.Since(start))
 	}
 	// An invalid policy is refused before anything is sent.
-	if _, err := topic.Publish(ctx, svc, orderCreated{}, framework.WithPublishRetry(framework.PublishRetry{Attempts: 0})); err == nil || !strings.Contains(err.Error(), "Attempts") {
+	if _, err := topic.Publish(ctx, svc, orderCreated{}, framework.WithPublishRetry(framework.PublishRetry{Attempts: -1})); err == nil || !strings.Contains(err.Error(), "Attempts") {
 		t.Fatalf("invalid policy: err = %v", err)
 	}
 }

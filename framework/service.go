@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/framework/internal/observe"
 )
 
 // Service owns a connection, its subscriptions and their shutdown. Create
@@ -22,7 +24,7 @@ type Service struct {
 	conn       *Conn
 	ownsConn   bool
 	middleware []Middleware
-	observer   Observer
+	observer   observe.Observer
 
 	mu         sync.Mutex
 	subs       []*Subscription
@@ -191,9 +193,6 @@ func (s *Service) track(sub *Subscription) (tracked bool) {
 	return true
 }
 
-// Draining reports whether shutdown has begun (readiness should fail).
-func (s *Service) Draining() bool { return s.draining.Load() }
-
 // Ready reports whether the service can do its work: connected, JetStream
 // reachable, dead-letter copies stored (not failing) and not shutting
 // down. The error says why not.
@@ -201,8 +200,8 @@ func (s *Service) Ready(ctx context.Context) error {
 	if s.draining.Load() {
 		return errors.New("shutting down")
 	}
-	if h := s.conn.Health(ctx); !h.OK() {
-		return errors.New(h.Problem)
+	if err := s.conn.health(ctx); err != nil {
+		return err
 	}
 	return s.conn.deadLetters.problem(s.cfg.DeadLetterStream)
 }

@@ -55,7 +55,7 @@ var structuredAttrs = [...]string{"specversion", "id", "type", "source", "time",
 // the bytes of data_base64). Attribute names are case-sensitive and
 // appear once; errNotStructured means there is no specversion member.
 func parseStructured(payload []byte) (Envelope, []byte, error) {
-	limits := DefaultDecodeLimits()
+	limits := defaultDecodeLimits
 	limits.MaxDepth++ // the data sits one level down
 	if err := checkJSON(payload, limits); err != nil {
 		return Envelope{}, nil, decodeError("structured event: %v", err)

@@ -221,7 +221,7 @@ func TestPermanentErrorIsDeadLetteredOnceWithReason(t *testing.T) {
 	}
 	h := dl[0].Header
 	want := map[string]string{
-		wire.HeaderDLQReason:    framework.ReasonPermanent,
+		wire.HeaderDLQReason:    wire.ReasonPermanent,
 		wire.HeaderDLQSubject:   "orders.created.v1",
 		wire.HeaderDLQStream:    "ORDERS",
 		wire.HeaderDLQConsumer:  "strict",
@@ -259,7 +259,7 @@ func TestAttemptsExhaustedAreDeadLettered(t *testing.T) {
 		t.Fatalf("handler ran %d times, want 3 deliveries x 2 messages", c)
 	}
 	for _, m := range deadLetters(t, svc) {
-		if m.Header.Get(wire.HeaderDLQReason) != framework.ReasonMaxDeliver || m.Header.Get(wire.HeaderDLQDelivered) != "3" ||
+		if m.Header.Get(wire.HeaderDLQReason) != wire.ReasonMaxDeliver || m.Header.Get(wire.HeaderDLQDelivered) != "3" ||
 			!strings.Contains(m.Header.Get(wire.HeaderDLQError), "panicked: boom") {
 			t.Errorf("dead letter headers %v", m.Header)
 		}
@@ -310,7 +310,7 @@ func TestMalformedPayloadIsDeadLetteredAtOnce(t *testing.T) {
 		t.Fatalf("handler ran %d times, want only for the valid message", c)
 	}
 	for _, m := range deadLetters(t, svc) {
-		if m.Header.Get(wire.HeaderDLQReason) != framework.ReasonDecode || m.Header.Get(wire.HeaderDLQDelivered) != "1" {
+		if m.Header.Get(wire.HeaderDLQReason) != wire.ReasonDecode || m.Header.Get(wire.HeaderDLQDelivered) != "1" {
 			t.Errorf("dead letter reason %q after %s deliveries: %s", m.Header.Get(wire.HeaderDLQReason),
 				m.Header.Get(wire.HeaderDLQDelivered), m.Header.Get(wire.HeaderDLQError))
 		}

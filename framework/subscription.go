@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/framework/internal/observe"
 )
 
 // Subscription is one pull consumer (durable, or Ephemeral) feeding a
@@ -26,7 +28,7 @@ type Subscription struct {
 	opts     subOptions
 	handler  Handler
 	consumer jetstream.Consumer
-	obs      SubscriptionObserver // nil: not observed (observer.go)
+	obs      observe.SubscriptionObserver // nil: not observed (observer.go)
 
 	pullMu   sync.Mutex // guards pull; held while resize replaces it
 	pull     *pull      // the running Consume (pull.go); nil after a failed restart
@@ -78,7 +80,7 @@ type workerSlot struct {
 	gen      uint64
 	m        *Message
 	lctx     context.Context
-	end      ProcessEnd
+	end      observe.ProcessEnd
 	overran  bool      // ran past AckWait (warned once)
 	expired  bool      // ran past MaxHandlerTime: ctx cancelled, no more heartbeats
 	expireAt time.Time // when it expired
@@ -222,7 +224,7 @@ func (s *Subscription) worker(slot *workerSlot) {
 // for running past MaxHandlerTime (handler_limit.go): it was settled
 // without this worker, whose goroutine must then end without touching
 // slot again.
-func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) (_ Settlement, live bool) {
+func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) (_ observe.Settlement, live bool) {
 	start := time.Now()
 	slot.mu.Lock()
 	slot.msg, slot.started, slot.lastBeat, slot.abandoned = raw, start, start, false
@@ -235,9 +237,9 @@ func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) (_ Settlemen
 
 	m, err := s.message(raw)
 	s.tuner.lastPending.Store(m.NumPending)
-	ctx, end := hctx, ProcessEnd(nil)
+	ctx, end := hctx, observe.ProcessEnd(nil)
 	if s.obs != nil {
-		ctx, end = s.obs.StartProcess(ctx, m)
+		ctx, end = s.obs.StartProcess(ctx, delivery(m))
 	}
 	if s.opts.maxHandlerTime > 0 {
 		slot.mu.Lock()
@@ -252,7 +254,7 @@ func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) (_ Settlemen
 	slot.mu.Lock()
 	if slot.gen != gen { // abandoned past MaxHandlerTime and settled already
 		slot.mu.Unlock()
-		return Settlement{}, false
+		return observe.Settlement{}, false
 	}
 	abandoned, expired := slot.abandoned, slot.expired
 	slot.msg, slot.m, slot.lctx, slot.end = nil, nil, nil, nil
@@ -261,7 +263,7 @@ func (s *Subscription) process(slot *workerSlot, raw jetstream.Msg) (_ Settlemen
 	}
 	slot.mu.Unlock()
 	if abandoned { // shutdown handed it back already
-		st := Settlement{Outcome: OutcomeHandedBack, Err: err}
+		st := observe.Settlement{Outcome: observe.HandedBack, Err: err}
 		if end != nil {
 			end(st)
 		}
@@ -338,14 +340,14 @@ func (s *Subscription) call(ctx context.Context, m *Message) (err error) {
 
 // settle decides the outcome of a delivery (docs/design.md, section 2). lctx is the
 // delivery's context: log lines about it carry its trace span.
-func (s *Subscription) settle(lctx context.Context, slot *workerSlot, m *Message, err error) Settlement {
+func (s *Subscription) settle(lctx context.Context, slot *workerSlot, m *Message, err error) observe.Settlement {
 	raw := m.raw
 	switch {
 	case err == nil:
 		return s.ack(lctx, slot, m)
 	case s.handlerCtx.Err() != nil:
 		s.handBack(raw)
-		return Settlement{Outcome: OutcomeHandedBack, Err: err}
+		return observe.Settlement{Outcome: observe.HandedBack, Err: err}
 	case IsPermanent(err) || isMaxDeliver(err) || m.NumDelivered >= uint64(s.opts.maxDeliver):
 		return s.deadLetter(lctx, m, err)
 	default:
@@ -361,11 +363,11 @@ func (s *Subscription) settle(lctx context.Context, slot *workerSlot, m *Message
 		s.log.WarnContext(lctx, "handler failed; will retry", "event_id", m.Envelope.ID, "type", m.Envelope.Type,
 			"subject", m.Subject, "stream_seq", m.StreamSeq, "delivery", m.NumDelivered,
 			"max_deliver", s.opts.maxDeliver, "retry_in", delay, "error", err)
-		return Settlement{Outcome: OutcomeRetried, Err: err, Delay: delay, SettleErr: nerr}
+		return observe.Settlement{Outcome: observe.Retried, Err: err, Delay: delay, SettleErr: nerr}
 	}
 }
 
-func (s *Subscription) ack(lctx context.Context, slot *workerSlot, m *Message) Settlement {
+func (s *Subscription) ack(lctx context.Context, slot *workerSlot, m *Message) observe.Settlement {
 	var err error
 	if s.opts.ackMode == AckModeSync {
 		err = m.raw.DoubleAck(slot.ackContext(s.conn.cfg.RequestTimeout))
@@ -375,13 +377,13 @@ func (s *Subscription) ack(lctx context.Context, slot *workerSlot, m *Message) S
 	if err != nil {
 		s.stats.ackFailed.Add(1)
 		s.log.WarnContext(lctx, "ack failed; the message will be redelivered", "event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq, "error", err)
-		return Settlement{Outcome: OutcomeAckFailed, SettleErr: err}
+		return observe.Settlement{Outcome: observe.AckFailed, SettleErr: err}
 	}
 	s.stats.acked.Add(1)
 	if s.log.Enabled(lctx, slog.LevelDebug) {
 		s.log.DebugContext(lctx, "handled", "event_id", m.Envelope.ID, "subject", m.Subject, "stream_seq", m.StreamSeq)
 	}
-	return Settlement{Outcome: OutcomeAcked}
+	return observe.Settlement{Outcome: observe.Acked}
 }
 
 // observe folds a handler time and a payload size into the moving

@@ -30,6 +30,7 @@ type topicConfig struct {
 	eventType string
 	codec     Codec
 	keyed     bool
+	limits    *DecodeLimits
 }
 
 // EventType sets the CloudEvents type; it defaults to the subject.
@@ -37,6 +38,16 @@ func EventType(t string) TopicOption { return func(c *topicConfig) { c.eventType
 
 // WithCodec sets the payload codec; JSON is the default.
 func WithCodec(c Codec) TopicOption { return func(tc *topicConfig) { tc.codec = c } }
+
+// WithDecodeLimits sets the bounds a payload of the topic must keep within
+// to be decoded, instead of the defaults (see DecodeLimits), e.g. for a
+// topic whose events are legitimately large:
+//
+//	framework.MustNewTopic[Report]("reports.ready.v1",
+//		framework.WithDecodeLimits(framework.DecodeLimits{MaxBytes: 32 << 20}))
+func WithDecodeLimits(l DecodeLimits) TopicOption {
+	return func(tc *topicConfig) { tc.limits = &l }
+}
 
 // Keyed declares that every event of the topic is published with a key
 // (WithKey), one subject per key: orders.created.v1.<order id>. Each
@@ -88,13 +99,17 @@ func NewTopic[T any](subject string, opts ...TopicOption) (*Topic[T], error) {
 	if err := checkEnvelopeValue(tc.codec.ContentType()); err != nil { // travels as ce-datacontenttype
 		return nil, fmt.Errorf("topic %q: codec content type: %w", subject, err)
 	}
+	if tc.limits != nil {
+		tc.codec = limitedCodec{Codec: tc.codec, limits: tc.limits.withDefaults()}
+	}
 	return &Topic[T]{subject: subject, eventType: tc.eventType, codec: tc.codec, keyed: tc.keyed}, nil
 }
 
 // Decode decodes m's payload as an event of this topic, as a typed
 // Subscribe does before calling its handler: the event type must be the
 // topic's, the content type its codec's, and the payload within the
-// codec's decode limits. Its errors are permanent (the message is
+// topic's decode limits (WithDecodeLimits). Use it in handlers given to
+// SubscribeHandler. Its errors are permanent (the message is
 // dead-lettered with reason "decode"); return them as they are.
 func (t *Topic[T]) Decode(m *Message) (T, error) {
 	var ev T

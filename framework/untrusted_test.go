@@ -160,7 +160,7 @@ func TestUntrustedInputIsDeadLetteredAndTheWorkerKeepsGoing(t *testing.T) {
 			continue
 		}
 		delete(wantErr, seq)
-		if r := dl.Header.Get(wire.HeaderDLQReason); r != framework.ReasonDecode {
+		if r := dl.Header.Get(wire.HeaderDLQReason); r != wire.ReasonDecode {
 			t.Errorf("%s: reason %q, want decode", c.name, r)
 		}
 		if e := dl.Header.Get(wire.HeaderDLQError); !strings.Contains(e, c.wantErr) {

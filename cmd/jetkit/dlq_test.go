@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/dlq"
 	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/jetkit/jetkit/testenv"
 )
@@ -47,7 +48,7 @@ func TestDLQCommandsRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i, reason := range []string{framework.ReasonMaxDeliver, framework.ReasonPermanent, framework.ReasonMaxDeliver} {
+	for i, reason := range []string{dlq.ReasonMaxDeliver, dlq.ReasonPermanent, dlq.ReasonMaxDeliver} {
 		h := nats.Header{}
 		h.Set("ce-id", "evt-"+string(rune('a'+i)))
 		h.Set(wire.HeaderDLQReason, reason)

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/dlq"
 	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/jetkit/jetkit/testenv"
 )
@@ -52,7 +53,7 @@ func untrustedDLQ(t *testing.T, entries ...nats.Header) (string, *framework.Conn
 
 func deadLetterHeader(subject string, extra map[string]string) nats.Header {
 	h := nats.Header{}
-	h.Set(wire.HeaderDLQReason, framework.ReasonPermanent)
+	h.Set(wire.HeaderDLQReason, dlq.ReasonPermanent)
 	h.Set(wire.HeaderDLQSubject, subject)
 	h.Set(wire.HeaderDLQStream, "ORDERS")
 	h.Set(wire.HeaderDLQConsumer, "billing")

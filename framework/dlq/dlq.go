@@ -3,7 +3,7 @@
 // purge them. The jetkit dlq CLI is a thin shell over it.
 //
 //	store, err := dlq.Open(ctx, svc.Conn().JS, svc.Config().DeadLetterStream)
-//	entries, err := store.List(ctx, dlq.Filter{Consumer: "billing", Reason: framework.ReasonMaxDeliver}, 100)
+//	entries, err := store.List(ctx, dlq.Filter{Consumer: "billing", Reason: dlq.ReasonMaxDeliver}, 100)
 //	res, err := store.Replay(ctx, dlq.Filter{Consumer: "billing"}, dlq.ReplayOptions{})
 //
 // Entries are addressed by their sequence in the dead-letter stream.
@@ -21,7 +21,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/internal/wire"
 )
 
@@ -36,7 +35,7 @@ type Entry struct {
 	Seq uint64 `json:"seq"`
 	// Stored is when the dead-letter stream stored the copy.
 	Stored time.Time `json:"stored"`
-	// Reason is decode, permanent or max-deliver (framework.Reason*).
+	// Reason is decode, permanent or max-deliver (ReasonDecode, ...).
 	Reason string `json:"reason"`
 	// Error is the handler's error, one line.
 	Error string `json:"error"`
@@ -98,7 +97,18 @@ func (f Filter) Validate() error {
 // never writes.
 var ErrUnknownReason = errors.New("unknown dead-letter reason")
 
-var reasons = []string{framework.ReasonDecode, framework.ReasonPermanent, framework.ReasonMaxDeliver}
+// Dead-letter reasons, the values of Entry.Reason and Filter.Reason.
+const (
+	// ReasonDecode: the message could not be decoded (envelope, content
+	// type, limits or payload); retrying cannot help.
+	ReasonDecode = wire.ReasonDecode
+	// ReasonPermanent: the handler returned a permanent error.
+	ReasonPermanent = wire.ReasonPermanent
+	// ReasonMaxDeliver: the message failed on its last allowed delivery.
+	ReasonMaxDeliver = wire.ReasonMaxDeliver
+)
+
+var reasons = []string{ReasonDecode, ReasonPermanent, ReasonMaxDeliver}
 
 // subject is the dead-letter subject filter for the stream and consumer.
 func (f Filter) subject() (string, error) {

@@ -103,7 +103,7 @@ func TestListShowReplayPurgeRoundTrip(t *testing.T) {
 	if err != nil || len(all) != 7 {
 		t.Fatalf("list all: %d entries, %v; want 7", len(all), err)
 	}
-	permanent := dlq.Filter{Stream: "JOBS", Consumer: "billing", Reason: framework.ReasonPermanent}
+	permanent := dlq.Filter{Stream: "JOBS", Consumer: "billing", Reason: dlq.ReasonPermanent}
 	list, err := store.List(ctx, permanent, 0)
 	if err != nil || len(list) != 5 {
 		t.Fatalf("list billing/permanent: %d entries, %v; want 5", len(list), err)
@@ -116,7 +116,7 @@ func TestListShowReplayPurgeRoundTrip(t *testing.T) {
 	if mid, _ := store.List(ctx, ranged, 0); len(mid) != 3 || mid[0].Seq != list[1].Seq || mid[2].Seq != list[3].Seq {
 		t.Fatalf("sequence range %d..%d gave %+v", ranged.FromSeq, ranged.ToSeq, mid)
 	}
-	if decode, _ := store.List(ctx, dlq.Filter{Reason: framework.ReasonDecode}, 0); len(decode) != 2 {
+	if decode, _ := store.List(ctx, dlq.Filter{Reason: dlq.ReasonDecode}, 0); len(decode) != 2 {
 		t.Fatalf("decode entries: %d, want 2", len(decode))
 	}
 
@@ -124,7 +124,7 @@ func TestListShowReplayPurgeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Subject != jobs.Subject() || e.Stream != "JOBS" || e.Consumer != "billing" || e.Reason != framework.ReasonPermanent ||
+	if e.Subject != jobs.Subject() || e.Stream != "JOBS" || e.Consumer != "billing" || e.Reason != dlq.ReasonPermanent ||
 		e.Delivered != 1 || e.StreamSeq == 0 || !ids[e.EventID] || !strings.Contains(e.Error, "billing backend rejected") ||
 		e.DeadLettered.IsZero() || string(e.Data) != `{"n":0}` {
 		t.Fatalf("entry %+v", e)
@@ -180,7 +180,7 @@ func TestListShowReplayPurgeRoundTrip(t *testing.T) {
 		t.Fatalf("billing stats after replay %+v", st)
 	}
 
-	n, err := store.Purge(ctx, dlq.Filter{Reason: framework.ReasonDecode})
+	n, err := store.Purge(ctx, dlq.Filter{Reason: dlq.ReasonDecode})
 	if err != nil || n != 2 {
 		t.Fatalf("purge decode: %d, %v", n, err)
 	}
@@ -202,7 +202,7 @@ func TestPurgeEverythingAndBadFilter(t *testing.T) {
 	}
 	for _, c := range []string{"a", "b", "b"} {
 		h := nats.Header{}
-		h.Set(wire.HeaderDLQReason, framework.ReasonMaxDeliver)
+		h.Set(wire.HeaderDLQReason, dlq.ReasonMaxDeliver)
 		h.Set(wire.HeaderDLQSubject, "x.y")
 		if _, err := conn.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("S", c), Header: h}); err != nil {
 			t.Fatal(err)

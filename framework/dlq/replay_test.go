@@ -104,7 +104,7 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 		if e.stream == "" {
 			e.stream, e.consumer = "ORDERS", "inventory-reserve"
 		}
-		for k, v := range map[string]string{wire.HeaderDLQReason: framework.ReasonPermanent, wire.HeaderDLQSubject: e.subject,
+		for k, v := range map[string]string{wire.HeaderDLQReason: dlq.ReasonPermanent, wire.HeaderDLQSubject: e.subject,
 			wire.HeaderDLQStream: e.stream, wire.HeaderDLQConsumer: e.consumer, wire.HeaderDLQStreamSeq: e.seq} {
 			if v != "" {
 				h.Set(k, v)

@@ -14,6 +14,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/internal/observe"
 	"github.com/jetkit/jetkit/framework/telemetry"
 	"github.com/jetkit/jetkit/testenv"
 )
@@ -33,7 +34,7 @@ func (discardExporter) Shutdown(context.Context) error                          
 // observer; "off" is the observer over the global providers with nothing
 // configured (no exporter: the "off" the 5% budget is about); "on" records
 // every span and metric with the SDK (spans dropped at export).
-func observers(b *testing.B) map[string]framework.Observer {
+func observers(b *testing.B) map[string]observe.Observer {
 	off, err := telemetry.NewObserver()
 	if err != nil {
 		b.Fatal(err)
@@ -45,7 +46,7 @@ func observers(b *testing.B) map[string]framework.Observer {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return map[string]framework.Observer{"none": nil, "off": off, "on": on}
+	return map[string]observe.Observer{"none": nil, "off": off, "on": on}
 }
 
 // BenchmarkConsume compares the consume path per message without an
@@ -99,7 +100,7 @@ var benchRun atomic.Int64
 
 // consumeRound stores n events, then measures the wall and CPU time one
 // subscription takes to handle them all.
-func consumeRound(b *testing.B, srv *testenv.Server, obs framework.Observer, conc, n int) (wall, cpu time.Duration) {
+func consumeRound(b *testing.B, srv *testenv.Server, obs observe.Observer, conc, n int) (wall, cpu time.Duration) {
 	b.StopTimer()
 	defer b.StartTimer()
 	var opts []framework.Option
@@ -179,9 +180,8 @@ func cpuTime() time.Duration {
 //	go test -run '^$' -bench BenchmarkObserverOverhead ./framework/telemetry/
 func BenchmarkObserverOverhead(b *testing.B) {
 	obs := observers(b)
-	info := framework.SubscriptionInfo{Stream: "BENCH", Consumer: "bench", Subject: "bench.event.v1", Filters: []string{"bench.event.v1"}, Concurrency: 1, MaxDeliver: 5}
-	msg := &framework.Message{Subject: "bench.event.v1", Data: make([]byte, 64), Stream: "BENCH", Consumer: "bench",
-		NumDelivered: 1, StreamSeq: 1, Envelope: framework.Envelope{ID: "evt", Type: "bench.event.v1"}}
+	info := observe.SubscriptionInfo{Stream: "BENCH", Consumer: "bench", Subject: "bench.event.v1", Filters: []string{"bench.event.v1"}, Concurrency: 1, MaxDeliver: 5}
+	msg := observe.Delivery{Subject: "bench.event.v1", Size: 64, NumDelivered: 1, StreamSeq: 1, EventID: "evt", EventType: "bench.event.v1"}
 	msg.Header = map[string][]string{"ce-id": {"evt"}, "ce-type": {"bench.event.v1"}, "ce-source": {"bench"}, "ce-specversion": {"1.0"}, "content-type": {"application/json"}, "Nats-Msg-Id": {"evt"}}
 	for _, name := range []string{"off", "on"} {
 		so := obs[name].Subscribed(info)
@@ -191,14 +191,14 @@ func BenchmarkObserverOverhead(b *testing.B) {
 			cpu0 := cpuTime()
 			for b.Loop() {
 				_, end := so.StartProcess(ctx, msg)
-				end(framework.Settlement{Outcome: framework.OutcomeAcked})
+				end(observe.Settlement{Outcome: observe.Acked})
 			}
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 		b.Run("publish/observer="+name, func(b *testing.B) {
 			b.ReportAllocs()
 			ctx := context.Background()
-			pi := framework.PublishInfo{Subject: "bench.event.v1", EventType: "bench.event.v1"}
+			pi := observe.PublishInfo{Subject: "bench.event.v1", EventType: "bench.event.v1"}
 			cpu0 := cpuTime()
 			for b.Loop() {
 				_, end := obs[name].StartPublish(ctx, pi)

@@ -5,7 +5,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/internal/observe"
 	"github.com/jetkit/jetkit/internal/wire"
 )
 
@@ -61,4 +61,4 @@ func (f *headerFields) Get(key string) string {
 func (f *headerFields) Set(string, string) {}
 
 // Keys implements propagation.TextMapCarrier.
-func (f *headerFields) Keys() []string { return framework.HeaderCarrier(f.h).Keys() }
+func (f *headerFields) Keys() []string { return observe.HeaderCarrier(f.h).Keys() }

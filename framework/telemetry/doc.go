@@ -18,6 +18,6 @@
 // <subject> is the topic's base subject (or the subscription filter), never
 // the per-message key, so span names and metric labels stay bounded.
 //
-// The framework package does not import this one: it calls the small
-// framework.Observer interface, which Observer implements.
+// The framework package does not import this one: it calls internal
+// hooks that Observer implements; framework.WithObserver takes it.
 package telemetry

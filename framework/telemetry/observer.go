@@ -14,9 +14,10 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/internal/observe"
 )
 
-// Observer is jetkit's OpenTelemetry instrumentation: a framework.Observer
+// Observer is jetkit's OpenTelemetry instrumentation: an observer
 // that traces and measures every publish and every delivery. Give it to a
 // service with framework.WithObserver. It is safe for concurrent use.
 type Observer struct {
@@ -30,7 +31,7 @@ type Observer struct {
 	pubLabels sync.Map // string -> *publishLabels
 }
 
-var _ framework.Observer = (*Observer)(nil)
+var _ observe.Observer = (*Observer)(nil)
 
 // Option configures an Observer.
 type Option func(*observerConfig)

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/internal/observe"
 	"github.com/jetkit/jetkit/internal/wire"
 )
 
@@ -31,7 +32,7 @@ const (
 // not vary per message is computed here, once.
 type subscriptionObserver struct {
 	o        *Observer
-	info     framework.SubscriptionInfo
+	info     observe.SubscriptionInfo
 	spanName string
 	base     []attribute.KeyValue // span attributes common to every delivery
 	// Prebuilt option slices: passing them with ... allocates nothing.
@@ -41,9 +42,9 @@ type subscriptionObserver struct {
 	pool   sync.Pool // *processState
 }
 
-// Subscribed implements framework.Observer.
-func (o *Observer) Subscribed(info framework.SubscriptionInfo) framework.SubscriptionObserver {
-	if o == nil { // a typed nil in the framework.Observer interface
+// Subscribed implements observe.Observer.
+func (o *Observer) Subscribed(info observe.SubscriptionInfo) observe.SubscriptionObserver {
+	if o == nil { // a typed nil in the observe.Observer interface
 		return nil
 	}
 	labels := attrSet(systemNATS, semconv.MessagingDestinationName(info.Subject),
@@ -75,36 +76,36 @@ func (o *Observer) Subscribed(info framework.SubscriptionInfo) framework.Subscri
 // a request crossing several services over JetStream is one trace, and it
 // carries a link to that same context for back-ends that follow links.
 // A delivery without trace headers starts a new trace.
-func (s *subscriptionObserver) StartProcess(ctx context.Context, m *framework.Message) (context.Context, framework.ProcessEnd) {
+func (s *subscriptionObserver) StartProcess(ctx context.Context, d observe.Delivery) (context.Context, observe.ProcessEnd) {
 	p := s.pool.Get().(*processState)
-	p.s, p.m = s, m
+	p.s, p.d = s, d
 	in := s.o.inst
 	// One check for all instruments: they share a provider. Remembered so
 	// that end matches what start recorded (in-flight stays balanced).
 	if p.metrics = in.consumed.Enabled(ctx); p.metrics {
 		p.start = time.Now()
 		in.consumed.Add(ctx, 1, s.add...)
-		if m.NumDelivered > 1 {
+		if d.NumDelivered > 1 {
 			in.redelivered.Add(ctx, 1, s.add...)
 		}
 		in.inFlight.Add(ctx, 1, s.add...)
 	}
 
-	p.fields = readHeaderFields(m.Header)
+	p.fields = readHeaderFields(d.Header)
 	ctx = s.o.prop.Extract(ctx, &p.fields)
 	p.span = noSpan
 	if s.o.spansOn() {
 		producer := trace.SpanContextFromContext(ctx)
 		ctx, p.span = s.o.tracer.Start(ctx, s.spanName, s.start...)
 		if p.span.IsRecording() {
-			s.describe(p.span, producer, m)
+			s.describe(p.span, producer, &p.d)
 		}
 	}
 	return ctx, p.endFn
 }
 
 // describe sets the attributes of a recording process span.
-func (s *subscriptionObserver) describe(span trace.Span, producer trace.SpanContext, m *framework.Message) {
+func (s *subscriptionObserver) describe(span trace.Span, producer trace.SpanContext, d *observe.Delivery) {
 	// Added after the start so that a no-op tracer costs no allocation;
 	// samplers therefore see the parent but not the link.
 	if producer.IsValid() {
@@ -113,15 +114,15 @@ func (s *subscriptionObserver) describe(span trace.Span, producer trace.SpanCont
 	attrs := make([]attribute.KeyValue, 0, len(s.base)+8)
 	attrs = append(attrs, s.base...)
 	attrs = append(attrs,
-		semconv.MessagingDestinationName(m.Subject),
-		semconv.MessagingMessageBodySize(len(m.Data)),
-		AttrDeliveryCount.Int64(int64(m.NumDelivered)),
-		AttrStreamSeq.Int64(int64(m.StreamSeq)))
-	if m.Subject != s.info.Subject {
+		semconv.MessagingDestinationName(d.Subject),
+		semconv.MessagingMessageBodySize(d.Size),
+		AttrDeliveryCount.Int64(int64(d.NumDelivered)),
+		AttrStreamSeq.Int64(int64(d.StreamSeq)))
+	if d.Subject != s.info.Subject {
 		attrs = append(attrs, semconv.MessagingDestinationTemplate(s.info.Subject))
 	}
-	if m.Envelope.ID != "" {
-		attrs = append(attrs, semconv.MessagingMessageID(m.Envelope.ID), AttrEventType.String(m.Envelope.Type))
+	if d.EventID != "" {
+		attrs = append(attrs, semconv.MessagingMessageID(d.EventID), AttrEventType.String(d.EventType))
 	}
 	span.SetAttributes(attrs...)
 }
@@ -131,12 +132,12 @@ func (s *subscriptionObserver) describe(span trace.Span, producer trace.SpanCont
 // of its own; the framework calls end exactly once.
 type processState struct {
 	s       *subscriptionObserver
-	m       *framework.Message
+	d       observe.Delivery
 	span    trace.Span
 	start   time.Time
 	metrics bool
 	fields  headerFields
-	endFn   framework.ProcessEnd
+	endFn   observe.ProcessEnd
 }
 
 func newProcessState() any {
@@ -145,20 +146,20 @@ func newProcessState() any {
 	return p
 }
 
-func (p *processState) end(st framework.Settlement) {
-	s, m, span := p.s, p.m, p.span
+func (p *processState) end(st observe.Settlement) {
+	s, span := p.s, p.span
 	if p.metrics {
 		s.measure(p.start, st)
 	}
 	if span.IsRecording() {
-		s.annotate(span, m, st)
+		s.annotate(span, p.d.NumDelivered, st)
 	}
 	span.End()
 	*p = processState{endFn: p.endFn}
 	s.pool.Put(p)
 }
 
-func (s *subscriptionObserver) measure(start time.Time, st framework.Settlement) {
+func (s *subscriptionObserver) measure(start time.Time, st observe.Settlement) {
 	in := s.o.inst
 	ctx := context.Background()
 	in.inFlight.Add(ctx, -1, s.add...)
@@ -174,42 +175,42 @@ func (s *subscriptionObserver) measure(start time.Time, st framework.Settlement)
 		}
 	}
 	switch st.Outcome {
-	case framework.OutcomeAcked:
+	case observe.Acked:
 		in.processed.Add(ctx, 1, s.add...)
-	case framework.OutcomeRetried, framework.OutcomeDeadLetterFailed:
+	case observe.Retried, observe.DeadLetterFailed:
 		in.retried.Add(ctx, 1, s.add...)
-	case framework.OutcomeDeadLettered:
+	case observe.DeadLettered:
 		in.deadLettered.Add(ctx, 1, s.add...)
-	case framework.OutcomeHandedBack:
+	case observe.HandedBack:
 		in.handedBack.Add(ctx, 1, s.add...)
-	case framework.OutcomeAckFailed:
+	case observe.AckFailed:
 		in.ackFailed.Add(ctx, 1, s.add...)
 	}
 }
 
 // annotate records the outcome on the span: the error, and retries and
 // dead-letters as span events.
-func (s *subscriptionObserver) annotate(span trace.Span, m *framework.Message, st framework.Settlement) {
+func (s *subscriptionObserver) annotate(span trace.Span, numDelivered uint64, st observe.Settlement) {
 	span.SetAttributes(AttrOutcome.String(st.Outcome.String()))
 	if st.Err != nil {
 		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(st.Err)))
 		span.RecordError(st.Err)
 		span.SetStatus(codes.Error, truncate(st.Err.Error(), maxStatusErrorLen))
 	}
-	delivery := AttrDeliveryCount.Int64(int64(m.NumDelivered))
+	delivery := AttrDeliveryCount.Int64(int64(numDelivered))
 	switch st.Outcome {
-	case framework.OutcomeRetried:
+	case observe.Retried:
 		span.AddEvent(EventRetry, trace.WithAttributes(delivery, AttrMaxDeliver.Int(s.info.MaxDeliver),
 			AttrRetryDelay.Int64(st.Delay.Milliseconds())))
-	case framework.OutcomeDeadLettered:
+	case observe.DeadLettered:
 		span.AddEvent(EventDeadLetter, trace.WithAttributes(delivery, AttrDLQReason.String(st.Reason),
 			attribute.String("jetkit.dead_letter.subject", wire.DeadLetterSubject(s.info.Stream, s.info.Consumer))))
-	case framework.OutcomeDeadLetterFailed:
+	case observe.DeadLetterFailed:
 		span.AddEvent(EventDLQFailed, trace.WithAttributes(delivery, AttrDLQReason.String(st.Reason),
 			AttrRetryDelay.Int64(st.Delay.Milliseconds())))
-	case framework.OutcomeHandedBack:
+	case observe.HandedBack:
 		span.AddEvent(EventHandedBack, trace.WithAttributes(delivery))
-	case framework.OutcomeAckFailed:
+	case observe.AckFailed:
 		span.AddEvent(EventAckFailed, trace.WithAttributes(delivery))
 	}
 	if st.SettleErr != nil {

@@ -11,7 +11,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/internal/observe"
 	"github.com/jetkit/jetkit/internal/wire"
 )
 
@@ -43,8 +43,8 @@ func (o *Observer) publishLabels(subject string) *publishLabels {
 // StartPublish starts a PRODUCER span "publish <subject>" whose context the
 // framework injects into the message headers (W3C traceparent), so the
 // consumer's process span continues this trace.
-func (o *Observer) StartPublish(ctx context.Context, info framework.PublishInfo) (context.Context, framework.PublishEnd) {
-	if o == nil { // a typed nil in the framework.Observer interface
+func (o *Observer) StartPublish(ctx context.Context, info observe.PublishInfo) (context.Context, observe.PublishEnd) {
+	if o == nil { // a typed nil in the observe.Observer interface
 		return ctx, nil
 	}
 	spans := o.spansOn()

@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/internal/observe"
 	"github.com/jetkit/jetkit/framework/telemetry"
 )
 
@@ -84,7 +84,7 @@ func TestPublishMetricsStartWhenTheProviderDoes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := framework.PublishInfo{Subject: "orders.created.v1", EventType: "orders.created.v1"}
+	info := observe.PublishInfo{Subject: "orders.created.v1", EventType: "orders.created.v1"}
 	publish := func(n int) {
 		for range n {
 			_, end := obs.StartPublish(context.Background(), info)

@@ -22,7 +22,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/internal/observe"
 )
 
 // SetupOptions are what Setup cannot read from OTEL_* variables.
@@ -173,7 +173,7 @@ func (t *Telemetry) setupMetrics(ctx context.Context, res *resource.Resource, no
 
 // Observer is the instrumentation to pass to framework.WithObserver; nil
 // when tracing and metrics are both off.
-func (t *Telemetry) Observer() framework.Observer {
+func (t *Telemetry) Observer() observe.Observer {
 	if t == nil || t.observer == nil {
 		return nil
 	}

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/dlq"
 	"github.com/jetkit/jetkit/framework/telemetry"
 	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/jetkit/jetkit/testenv"
@@ -344,7 +345,7 @@ func TestFailuresAreSpanEvents(t *testing.T) {
 	}
 
 	wantAttrs(t, dead, map[string]any{"error.type": "permanent"})
-	wantEvent(t, dead, telemetry.EventDeadLetter, map[string]any{"jetkit.dead_letter.reason": framework.ReasonPermanent,
+	wantEvent(t, dead, telemetry.EventDeadLetter, map[string]any{"jetkit.dead_letter.reason": dlq.ReasonPermanent,
 		"jetkit.dead_letter.subject": wire.DeadLetterSubject("ORDERS", "inventory")})
 	if dead.Status.Code != codes.Error {
 		t.Errorf("dead-lettered span status %v", dead.Status)

@@ -22,7 +22,7 @@ func DefaultMiddleware() ([]framework.Middleware, []string) {
 // DefaultObserver is jetkit's telemetry observer over the global
 // OpenTelemetry providers: tracing and metrics instrumented, no exporter
 // configured, as a service runs until it sets one up.
-func DefaultObserver() (framework.Observer, string, error) {
+func DefaultObserver() (*telemetry.Observer, string, error) {
 	o, err := telemetry.NewObserver()
 	if err != nil {
 		return nil, "", fmt.Errorf("telemetry observer: %w", err)

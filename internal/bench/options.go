@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/framework/telemetry"
 )
 
 // Scenario names, usable in Options.Scenarios.
@@ -79,7 +80,7 @@ type Options struct {
 	MiddlewareNames []string
 	// Observer, if not nil, instruments jetkit publishes and deliveries
 	// (see DefaultObserver); ObserverName describes it in the report.
-	Observer     framework.Observer
+	Observer     *telemetry.Observer
 	ObserverName string
 	// Timeout bounds each single run; a run that does not finish fails the bench.
 	Timeout time.Duration

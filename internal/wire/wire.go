@@ -71,6 +71,13 @@ const (
 	HeaderDLQTime      = "Jetkit-Dlq-Time"       // when it was dead-lettered (RFC 3339)
 )
 
+// Dead-letter reasons, the values of HeaderDLQReason.
+const (
+	ReasonDecode     = "decode"
+	ReasonPermanent  = "permanent"
+	ReasonMaxDeliver = "max-deliver"
+)
+
 // Dead-letter headers added when the copy had to be cut to fit max_payload.
 const (
 	// HeaderDLQHeadersDropped counts original header values left out of the copy.

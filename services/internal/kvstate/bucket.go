@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/rawperm"
 )
 
 // DeclareBucket creates the KV bucket name, or updates it to this
@@ -31,7 +32,7 @@ func DeclareBucket(ctx context.Context, svc *framework.Service, name, descriptio
 // cluster without quorum) stops being ready instead of failing requests.
 // A refused permission is named rather than timed out.
 func Writable(ctx context.Context, svc *framework.Service, kv jetstream.KeyValue) error {
-	ctx, done := svc.Conn().WatchPermissions(ctx)
+	ctx, done := rawperm.Watch(ctx, svc.Conn())
 	_, err := kv.Status(ctx)
 	switch err = done(err); {
 	case errors.Is(err, framework.ErrPermissionDenied):

@@ -13,20 +13,22 @@ import (
 )
 
 // Every KV call of the services rides out what passes in a cluster (a
-// leader election, a node lost, a reconnect) with the same bounded retry
-// as publishing: framework.DefaultPublishRetry's sends and pauses, on the
-// errors framework.IsTransient accepts.
+// leader election, a node lost, a reconnect) with the same bounds as a
+// publish's default retry (framework.WithPublishRetry): 8 tries, pauses of
+// 100ms doubling to 2s, on the errors framework.IsTransient accepts.
+const kvAttempts = 8
 
-// retry runs op until it succeeds, fails for good, the policy's attempts
-// are used up or ctx ends. again is called before each retry.
+var kvBackoff = framework.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2}
+
+// retry runs op until it succeeds, fails for good, the attempts are used
+// up or ctx ends. again is called before each retry.
 func retry[T any](ctx context.Context, op func() (T, error), again func()) (T, error) {
-	policy := framework.DefaultPublishRetry()
 	for n := 1; ; n++ {
 		v, err := op()
-		if err == nil || n >= policy.Attempts || !framework.IsTransient(err) || ctx.Err() != nil {
+		if err == nil || n >= kvAttempts || !framework.IsTransient(err) || ctx.Err() != nil {
 			return v, err
 		}
-		t := time.NewTimer(pause(policy, n))
+		t := time.NewTimer(kvBackoff.Delay(uint64(n)))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -38,9 +40,6 @@ func retry[T any](ctx context.Context, op func() (T, error), again func()) (T, e
 		}
 	}
 }
-
-// pause is the wait after try n, as the policy's Backoff says.
-func pause(p framework.PublishRetry, n int) time.Duration { return p.Backoff.Delay(uint64(n)) }
 
 // get reads key, retrying transient failures.
 func get(ctx context.Context, kv jetstream.KeyValue, key string) (jetstream.KeyValueEntry, error) {
