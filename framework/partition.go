@@ -313,7 +313,7 @@ func (g *group) startPartition(ctx context.Context, p int) (*Subscription, error
 		handler: g.handler, consumer: cons, stopDone: make(chan struct{}),
 		log: g.svc.log.With("stream", name, "consumer", durable, "partition", p)}
 	if n := cons.CachedInfo().NumAckPending; n > 0 { // left by the previous owner
-		s.reorder = newReorderWindow(n, o.ackWait/3, func(ms []jetstream.Msg) {
+		s.reorder = newReorderWindow(n, reorderWait(o.ackWait), o.ackWait/3, func(ms []jetstream.Msg) {
 			p := &pull{retired: make(chan struct{})} // never retired: ordered pulls are not resized
 			for _, m := range ms {                   // the window timed out: deliver what it held
 				s.deliverOrdered(p, m)
@@ -326,6 +326,11 @@ func (g *group) startPartition(ctx context.Context, p int) (*Subscription, error
 	}
 	return s, nil
 }
+
+// reorderWait bounds a partition's reorder window: past AckWait, every
+// message the previous owner held is due, with a margin for the server's
+// redelivery timer.
+func reorderWait(ackWait time.Duration) time.Duration { return ackWait + max(ackWait/4, time.Second) }
 
 // release stops the partitions ps within budget, handing back what they
 // hold in order, and unpins them so that their next owner is pinned now.

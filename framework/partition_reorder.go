@@ -9,34 +9,64 @@ import (
 )
 
 // reorderWindow puts back in stream order what a partition's previous
-// owner left unacknowledged. The server redelivers those messages before
-// any new one, but in the order their ack deadlines expired, which after a
-// crash need not be stream order (a key's held messages were kept alive at
-// different times). The new owner knows how many there are (the
-// consumer's NumAckPending when it takes the partition): it holds the
-// first redeliveries until it has them all, a first delivery arrives (the
-// redeliveries are over), or a third of AckWait passes (they are not kept
-// alive meanwhile), and then hands them to the key scheduler sorted by
-// stream sequence.
+// owner left unacknowledged. The new owner knows how many messages are
+// pending (the consumer's NumAckPending when it takes the partition).
+// Until that many redeliveries have come back it holds every delivery,
+// redeliveries and first deliveries alike, and then hands what it holds
+// to the key scheduler sorted by stream sequence.
+//
+// Two things put the pending messages out of order. The server
+// redelivers them in the order their ack deadlines expire, which after a
+// crash need not be stream order (a key's held messages were kept alive
+// at different times). And a message the previous owner was sent but
+// never received — in flight when it stopped, or lost in a node failover
+// — comes back only when its ack deadline expires, while the server sends
+// newer messages meanwhile: let through, a newer message of its key would
+// overtake it. So the window does not open on a first delivery; it closes
+// when the redeliveries are all there, or after AckWait and a margin, by
+// when every message the previous owner held is past its deadline (fewer
+// come back when the previous owner's last acks landed after the count
+// was read). It keeps what it holds alive with InProgress meanwhile; what
+// it can hold is bounded by the consumer's MaxAckPending.
 type reorderWindow struct {
 	mu    sync.Mutex
 	want  int // redeliveries expected
+	got   int // redeliveries held
 	held  []jetstream.Msg
 	open  bool
 	timer *time.Timer
+	beat  *time.Ticker
+	quit  chan struct{}
 }
 
-// newReorderWindow holds up to pending redeliveries; flush delivers them
-// if they are not all there after wait.
-func newReorderWindow(pending int, wait time.Duration, flush func([]jetstream.Msg)) *reorderWindow {
-	w := &reorderWindow{want: pending, open: true}
+// newReorderWindow holds deliveries until pending redeliveries are among
+// them; flush delivers what it holds if they are not all there after
+// wait. Every beat it sends InProgress for what it holds.
+func newReorderWindow(pending int, wait, beat time.Duration, flush func([]jetstream.Msg)) *reorderWindow {
+	w := &reorderWindow{want: pending, open: true, beat: time.NewTicker(beat), quit: make(chan struct{})}
 	w.timer = time.AfterFunc(wait, func() {
 		w.mu.Lock()
 		ms := w.closeLocked()
 		w.mu.Unlock()
 		flush(ms)
 	})
+	go w.keepAlive()
 	return w
+}
+
+func (w *reorderWindow) keepAlive() {
+	for {
+		select {
+		case <-w.quit:
+			return
+		case <-w.beat.C:
+			w.mu.Lock()
+			for _, m := range w.held {
+				_ = m.InProgress() // a failure: the server redelivers it, which the window absorbs
+			}
+			w.mu.Unlock()
+		}
+	}
 }
 
 // offer returns what to deliver now, in stream order: nothing while the
@@ -48,7 +78,10 @@ func (w *reorderWindow) offer(m jetstream.Msg) []jetstream.Msg {
 		return []jetstream.Msg{m}
 	}
 	w.held = append(w.held, m)
-	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 && len(w.held) < w.want {
+	if md, err := m.Metadata(); err == nil && md.NumDelivered > 1 {
+		w.got++
+	}
+	if w.got < w.want {
 		return nil
 	}
 	return w.closeLocked()
@@ -67,6 +100,8 @@ func (w *reorderWindow) closeLocked() []jetstream.Msg {
 	}
 	w.open = false
 	w.timer.Stop()
+	w.beat.Stop()
+	close(w.quit)
 	held := w.held
 	w.held = nil
 	slices.SortStableFunc(held, func(a, b jetstream.Msg) int {
