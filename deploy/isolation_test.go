@@ -203,7 +203,7 @@ func TestFailingDeadLetterCopyIsVisible(t *testing.T) {
 	}
 	reserve := func() *framework.Subscription {
 		for _, s := range invSvc.Subscriptions() {
-			if s.Durable() == inventory.ReserveDurable {
+			if s.Durable() == inventory.Durable {
 				return s
 			}
 		}
@@ -212,7 +212,7 @@ func TestFailingDeadLetterCopyIsVisible(t *testing.T) {
 	}()
 	testenv.Eventually(t, 15*time.Second, "dead-letter copy failing", func() bool { return reserve.Stats().DeadLetterFailed >= 2 })
 	code, body := readyz()
-	if code != 503 || !strings.Contains(body, "dead-letter") || !strings.Contains(body, "ORDERS."+inventory.ReserveDurable) {
+	if code != 503 || !strings.Contains(body, "dead-letter") || !strings.Contains(body, "ORDERS."+inventory.Durable) {
 		t.Fatalf("/readyz while dead-letter copies fail: %d %s", code, body)
 	}
 	if out := logs.String(); !strings.Contains(out, "dead-letter copy failed") || !strings.Contains(out, `"reason":"decode"`) {
@@ -228,7 +228,7 @@ func TestFailingDeadLetterCopyIsVisible(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 15*time.Second, "dead-lettered", func() bool { return reserve.Stats().DeadLettered == 1 })
-	testenv.WaitConsumerIdle(t, js, "ORDERS", inventory.ReserveDurable, 10*time.Second)
+	testenv.WaitConsumerIdle(t, js, "ORDERS", inventory.Durable, 10*time.Second)
 	if code, body := readyz(); code != 200 {
 		t.Fatalf("/readyz after the copy was stored: %d %s", code, body)
 	}

@@ -159,8 +159,8 @@ func TestDLQReplayAsOpsKeepsForgedEntriesOut(t *testing.T) {
 		}
 	}
 	inv := connect("inventory")
-	if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("ORDERS", "inventory-reserve"),
-		Header: deadLetterHeader("$JS.API.STREAM.PURGE.ORDERS", map[string]string{wire.HeaderDLQConsumer: "inventory-reserve"})}); err != nil {
+	if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("ORDERS", "inventory"),
+		Header: deadLetterHeader("$JS.API.STREAM.PURGE.ORDERS", map[string]string{wire.HeaderDLQConsumer: "inventory"})}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -46,7 +46,7 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := ops.JS.CreateOrUpdateConsumer(ctx, "ORDERS", jetstream.ConsumerConfig{Durable: "inventory-reserve", FilterSubject: "orders.created.v1.>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+	if _, err := ops.JS.CreateOrUpdateConsumer(ctx, "ORDERS", jetstream.ConsumerConfig{Durable: "inventory", FilterSubject: "orders.created.v1.>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
 	}
 	// ORDERS: o-1 .. o-5 at sequences 1 .. 5; 2 and 3 are then deleted
@@ -68,7 +68,7 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 	}
 
 	// The inventory user writes dead letters on the one subject it may:
-	// jetkit.deadletter.ORDERS.inventory-reserve.
+	// jetkit.deadletter.ORDERS.inventory.
 	inv := connect("inventory")
 	type entry struct {
 		stream, consumer, subject, seq string
@@ -83,7 +83,7 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 		{subject: "_INBOX.abc", seq: "1", refused: "inbox"},
 		{subject: "inventory.reserved.v1.o-1", seq: "1", refused: "does not store"},
 		{subject: "orders.cancelled.v1.o-1", seq: "1", refused: "does not read"},
-		{stream: "INVENTORY", consumer: "order-reserved", subject: "inventory.reserved.v1.o-1", seq: "1", refused: "was written to jetkit.deadletter.ORDERS.inventory-reserve"},
+		{stream: "INVENTORY", consumer: "order-reserved", subject: "inventory.reserved.v1.o-1", seq: "1", refused: "was written to jetkit.deadletter.ORDERS.inventory,"},
 		{subject: "orders.created.v1.o-9", seq: "1", refused: "ORDERS sequence 1 is on orders.created.v1.o-1, not orders.created.v1.o-9"},
 		{subject: "orders.created.v1.o-9", seq: "99", refused: "never had sequence 99"},
 		{subject: "orders.created.v1.o-9", refused: "no Jetkit-Dlq-Stream-Seq"},
@@ -102,7 +102,7 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 			h.Set(k, v)
 		}
 		if e.stream == "" {
-			e.stream, e.consumer = "ORDERS", "inventory-reserve"
+			e.stream, e.consumer = "ORDERS", "inventory"
 		}
 		for k, v := range map[string]string{wire.HeaderDLQReason: dlq.ReasonPermanent, wire.HeaderDLQSubject: e.subject,
 			wire.HeaderDLQStream: e.stream, wire.HeaderDLQConsumer: e.consumer, wire.HeaderDLQStreamSeq: e.seq} {
@@ -110,7 +110,7 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 				h.Set(k, v)
 			}
 		}
-		if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("ORDERS", "inventory-reserve"), Header: h, Data: []byte(e.data)}); err != nil {
+		if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("ORDERS", "inventory"), Header: h, Data: []byte(e.data)}); err != nil {
 			t.Fatal(err)
 		}
 		bySeq[uint64(i+1)] = e

@@ -247,8 +247,7 @@ func (s *system) settle(timeout time.Duration) {
 	s.t.Helper()
 	js := s.orderSvc.Conn().JS
 	for _, c := range []struct{ stream, durable string }{
-		{events.OrdersStream.Name, inventory.ReserveDurable},
-		{events.OrdersStream.Name, inventory.ReleaseDurable},
+		{events.OrdersStream.Name, inventory.Durable},
 		{events.InventoryStream.Name, order.ReservedDurable},
 		{events.InventoryStream.Name, order.RejectedDurable},
 	} {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,6 +78,27 @@ type reservation struct {
 	Tokens        map[string]string `json:"tokens,omitempty"`
 	ReleaseTokens map[string]string `json:"release_tokens,omitempty"`
 	UpdatedAt     time.Time         `json:"updated_at"`
+}
+
+// handleOrder runs an order's event through its step: created reserves,
+// cancelled releases. Other order events are not the inventory's concern
+// and are acknowledged as they are.
+func (s *Service) handleOrder(ctx context.Context, m *framework.Message) error {
+	switch {
+	case strings.HasPrefix(m.Subject, events.OrderCreatedTopic.Subject()+"."):
+		ev, err := events.OrderCreatedTopic.Decode(m)
+		if err != nil {
+			return err
+		}
+		return s.handleCreated(ctx, ev, m)
+	case strings.HasPrefix(m.Subject, events.OrderCancelledTopic.Subject()+"."):
+		ev, err := events.OrderCancelledTopic.Decode(m)
+		if err != nil {
+			return err
+		}
+		return s.handleCancelled(ctx, ev, m)
+	}
+	return nil
 }
 
 // handleCreated reserves every line of the order or none.

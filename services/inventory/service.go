@@ -30,10 +30,13 @@ const (
 	StockBucket = "inventory_stock"
 	// ReservationBucket holds one key per order: its reservation state.
 	ReservationBucket = "inventory_reservations"
-	// ReserveDurable consumes orders.created.v1.
-	ReserveDurable = "inventory-reserve"
-	// ReleaseDurable consumes orders.cancelled.v1.
-	ReleaseDurable = "inventory-release"
+	// Durable consumes the orders' events (OrdersFilter), ordered by
+	// key: one order's created and cancelled are handled one at a time,
+	// in the order they were published.
+	Durable = "inventory"
+	// OrdersFilter is what the inventory reads from ORDERS: every
+	// version-1 order event, each keyed by its order id.
+	OrdersFilter = "orders.*.v1.*"
 )
 
 // Service is a running inventory service.
@@ -48,8 +51,10 @@ type Service struct {
 
 // New declares the streams (reconciling INVENTORY, which it owns, and
 // checking ORDERS) and buckets the inventory needs and starts
-// consuming orders on svc. opts apply to both subscriptions (concurrency,
-// ack mode, middleware). svc.Shutdown stops them.
+// consuming orders on svc: one subscription, ordered by key (the order
+// id), so that an order's events are handled in the order they were
+// published while different orders run in parallel. opts add to it
+// (concurrency, ack mode, middleware). svc.Shutdown stops it.
 func New(ctx context.Context, svc *framework.Service, opts ...framework.SubscribeOption) (*Service, error) {
 	return newService(ctx, svc, nil, opts)
 }
@@ -71,10 +76,8 @@ func newService(ctx context.Context, svc *framework.Service, wrap func(jetstream
 	if wrap != nil {
 		s.stock, s.reservations = wrap(s.stock), wrap(s.reservations)
 	}
-	if _, err := framework.Subscribe(ctx, svc, events.OrderCreatedTopic, ReserveDurable, s.handleCreated, opts...); err != nil {
-		return nil, fmt.Errorf("inventory: %w", err)
-	}
-	if _, err := framework.Subscribe(ctx, svc, events.OrderCancelledTopic, ReleaseDurable, s.handleCancelled, opts...); err != nil {
+	opts = append([]framework.SubscribeOption{framework.OrderedByKey()}, opts...)
+	if _, err := framework.SubscribeHandler(ctx, svc, OrdersFilter, Durable, framework.HandlerFunc(s.handleOrder), opts...); err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	return s, nil
