@@ -32,7 +32,7 @@ func (s *Subscription) subscriptionInfo() observe.SubscriptionInfo {
 	return observe.SubscriptionInfo{
 		Stream: s.stream, Consumer: s.durable, Filters: append([]string(nil), s.filters...), Subject: s.subject,
 		Concurrency: s.opts.concurrency, Prefetch: s.opts.prefetch, MaxDeliver: s.opts.maxDeliver,
-		AckWait: s.opts.ackWait,
+		AckWait: s.opts.ackWait, Group: s.partGroup, Partition: s.partition,
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/nats-io/nuid"
 )
 
@@ -95,10 +97,13 @@ type group struct {
 	prefix  string // member keys: prefix + member id
 	id      string
 
-	mu      sync.Mutex
-	owned   map[int]*Subscription
-	retired SubscriptionStats // counts of partitions no longer owned
-	lastPut time.Time
+	mu    sync.Mutex
+	owned map[int]*Subscription
+	// releasing are the owned partitions being handed over: no longer
+	// reported by Partitions, so that two instances never both report one.
+	releasing map[int]bool
+	retired   SubscriptionStats // counts of partitions no longer owned
+	lastPut   time.Time
 
 	quit chan struct{}
 	done chan struct{}
@@ -133,7 +138,7 @@ func (svc *Service) startPartitioned(ctx context.Context, streamName, subject, d
 	g := &group{
 		svc: svc, stream: st, subject: subject, durable: durable, count: n, handler: h, opts: o, kv: kv,
 		prefix: kvKeyToken(streamName) + "." + kvKeyToken(durable) + ".", id: nuid.Next(),
-		owned: map[int]*Subscription{}, quit: make(chan struct{}), done: make(chan struct{}),
+		owned: map[int]*Subscription{}, releasing: map[int]bool{}, quit: make(chan struct{}), done: make(chan struct{}),
 	}
 	g.log = svc.log.With("stream", streamName, "consumer", durable)
 	s := &Subscription{conn: svc.conn, stream: streamName, durable: durable, subject: subject,
@@ -293,7 +298,7 @@ func (g *group) startPartition(ctx context.Context, p int) (*Subscription, error
 	o := g.opts
 	o.partitioned = false
 	filters := []string{fmt.Sprintf("%s.%d.*", g.subject, p)}
-	durable := fmt.Sprintf("%s-p%d", g.durable, p)
+	durable := wire.PartitionConsumer(g.durable, p)
 	name := g.stream.CachedInfo().Config.Name
 	cons, err := ensureConsumer(ctx, g.svc.conn, name, durable, filters, o)
 	if err != nil {
@@ -310,7 +315,7 @@ func (g *group) startPartition(ctx context.Context, p int) (*Subscription, error
 		}
 	}
 	s := &Subscription{conn: g.svc.conn, stream: name, durable: durable, subject: g.subject, filters: filters, opts: o,
-		handler: g.handler, consumer: cons, stopDone: make(chan struct{}),
+		handler: g.handler, consumer: cons, stopDone: make(chan struct{}), partGroup: g.durable, partition: p,
 		log: g.svc.log.With("stream", name, "consumer", durable, "partition", p)}
 	if n := cons.CachedInfo().NumAckPending; n > 0 { // left by the previous owner
 		s.reorder = newReorderWindow(n, reorderWait(o.ackWait), o.ackWait/3, func(ms []jetstream.Msg) {
@@ -339,6 +344,7 @@ func (g *group) release(ps []int, budget time.Duration) {
 	for _, p := range ps {
 		g.mu.Lock()
 		s := g.owned[p]
+		g.releasing[p] = true
 		g.mu.Unlock()
 		wg.Add(1)
 		go func() {
@@ -353,6 +359,7 @@ func (g *group) release(ps []int, budget time.Duration) {
 			ucancel()
 			g.mu.Lock()
 			delete(g.owned, p)
+			delete(g.releasing, p)
 			g.retired = addStats(g.retired, s.Stats())
 			g.mu.Unlock()
 		}()
@@ -397,6 +404,25 @@ func (g *group) stats() SubscriptionStats {
 	return total
 }
 
+// avgHandlerTime is the mean handler time of the owned partitions that
+// have one.
+func (g *group) avgHandlerTime() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var sum time.Duration
+	n := 0
+	for p, s := range g.owned {
+		if d := time.Duration(s.avgHandler.Load()); d > 0 && !g.releasing[p] {
+			sum += d
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / time.Duration(n)
+}
+
 func addStats(a, b SubscriptionStats) SubscriptionStats {
 	a.Received += b.Received
 	a.Acked += b.Acked
@@ -410,7 +436,8 @@ func addStats(a, b SubscriptionStats) SubscriptionStats {
 }
 
 // Partitions lists the partitions this instance consumes now, for a
-// Partitioned subscription (nil otherwise).
+// Partitioned subscription (nil otherwise). A partition being handed over
+// to another instance is no longer listed.
 func (s *Subscription) Partitions() []int {
 	if s.group == nil {
 		return nil
@@ -419,7 +446,9 @@ func (s *Subscription) Partitions() []int {
 	defer s.group.mu.Unlock()
 	out := make([]int, 0, len(s.group.owned))
 	for p := range s.group.owned {
-		out = append(out, p)
+		if !s.group.releasing[p] {
+			out = append(out, p)
+		}
 	}
 	slices.Sort(out)
 	return out

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // Partitioned streams (StreamSpec.Partitions). The server computes each
@@ -17,7 +19,7 @@ import (
 // another shape (an unkeyed orders.created.v1) are stored as published.
 
 // partitionsMetadata is the stream metadata key recording the count.
-const partitionsMetadata = "jetkit.partitions"
+const partitionsMetadata = wire.StreamPartitionsMetadata
 
 // maxPartitions bounds StreamSpec.Partitions: each partition is a durable
 // consumer per subscribing service.

@@ -45,6 +45,10 @@ type Subscription struct {
 	cancelHandler context.CancelFunc
 
 	group *group // Partitioned: the consumer group (partition.go); nil otherwise
+	// partGroup and partition name the group and the partition that this
+	// subscription consumes, for one partition of a group ("" otherwise).
+	partGroup string
+	partition int
 
 	reorder *reorderWindow // a partition taken over: its first redeliveries put in order (partition_reorder.go)
 
@@ -580,4 +584,7 @@ func (s *Subscription) shutdown(ctx context.Context) {
 		}
 	}
 	s.cancelHandler()
+	if s.obs != nil {
+		s.obs.Stopped()
+	}
 }

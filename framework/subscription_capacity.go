@@ -2,15 +2,29 @@ package framework
 
 import "time"
 
-// Concurrency is how many handlers the subscription runs at once.
-func (s *Subscription) Concurrency() int { return s.opts.concurrency }
+// Concurrency is how many handlers the subscription runs at once. A
+// Partitioned subscription runs Concurrency handlers per partition it
+// owns: this is their total now.
+func (s *Subscription) Concurrency() int {
+	if s.group != nil {
+		return s.opts.concurrency * len(s.Partitions())
+	}
+	return s.opts.concurrency
+}
 
 // AvgHandlerTime is the moving average (EWMA, weight 1/16) of the time a
 // handler takes, middleware included; 0 before the first message. It
 // starts from 0, so it reads low until some dozens of messages were
 // handled: check Stats().Received before trusting it. The capacity package
 // derives an instance's service rate from it: Concurrency / AvgHandlerTime.
-func (s *Subscription) AvgHandlerTime() time.Duration { return time.Duration(s.avgHandler.Load()) }
+// For a Partitioned subscription it is the mean over the partitions it
+// owns that have handled a message.
+func (s *Subscription) AvgHandlerTime() time.Duration {
+	if s.group != nil {
+		return s.group.avgHandlerTime()
+	}
+	return time.Duration(s.avgHandler.Load())
+}
 
 // Prefetch is how many messages the client pulls ahead of the handlers
 // now: fixed by the Prefetch option, or adapted to the measured handler

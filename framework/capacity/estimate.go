@@ -285,7 +285,7 @@ func (e *Estimator) Estimate(stream, consumer string, samples []Sample) (Estimat
 	in := ScaleInput{Backlog: est.Backlog, Lambda: lambda, Mu: mu, Current: working, Target: p.TargetDrain, Startup: p.StartupDelay}
 	est.Plan = ReplicasNeeded(in)
 	est.SteadyReplicas = SteadyReplicas(lambda, mu, p.UtilisationTarget)
-	est.Partitions = max(p.Partitions, 0)
+	est.Partitions = max(p.Partitions, last.Partitions, 0)
 	est.ReplicasNeeded, est.ReplicasNote = e.replicas(est, working)
 	if pr, ok := est.Predict(est.Plan.Add); ok {
 		est.Predicted = pr.Curve

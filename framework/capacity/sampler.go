@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // Sample is one reading of a consumer and its stream.
@@ -50,6 +52,13 @@ type Sample struct {
 	OldestErr string `json:"oldest_err,omitempty"`
 	// Local is the handler timing of subscriptions in this process, if any.
 	Local *LocalTiming `json:"local,omitempty"`
+	// Partitions is the partition count when the sample reads a
+	// partitioned consumer group (framework.Partitioned): the consumer
+	// name is the group's durable, and the counts and sequences above are
+	// sums over its partitions' consumers (<durable>-p<N>), which mean
+	// something only as they move between samples; OldestSeq is the
+	// oldest unprocessed message of any partition.
+	Partitions int `json:"partitions,omitempty"`
 }
 
 // Backlog is B = pending + ack-pending: everything not yet processed.
@@ -207,6 +216,9 @@ func (s *Sampler) read(ctx context.Context) (Sample, error) {
 	before := time.Now()
 	// Consumer fetches the consumer's info once; CachedInfo is that reply.
 	cons, err := st.Consumer(ctx, s.consumer)
+	if n, _ := strconv.Atoi(sinfo.Config.Metadata[wire.StreamPartitionsMetadata]); n > 0 && errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return s.readGroup(ctx, st, sinfo, n, before)
+	}
 	if err != nil {
 		return Sample{}, fmt.Errorf("read consumer %s/%s info%s: %w", s.stream, s.consumer, s.consumerHint(ctx, st, err), err)
 	}
@@ -230,6 +242,56 @@ func (s *Sampler) read(ctx context.Context) (Sample, error) {
 		if s.readOld {
 			s.readOldest(ctx, st, filters, &smp)
 		}
+	}
+	smp.Local = s.localTiming()
+	return smp, nil
+}
+
+// readGroup reads the n partition consumers of the partitioned consumer
+// group s.consumer and sums them into one sample.
+func (s *Sampler) readGroup(ctx context.Context, st jetstream.Stream, sinfo *jetstream.StreamInfo, n int, before time.Time) (Sample, error) {
+	smp := Sample{
+		Filtered: true, Partitions: n,
+		StreamFirstSeq: sinfo.State.FirstSeq, StreamLastSeq: sinfo.State.LastSeq,
+		StreamFirstTime: sinfo.State.FirstTime, StreamLastTime: sinfo.State.LastTime,
+	}
+	var filters []string
+	for p := range n {
+		name := wire.PartitionConsumer(s.consumer, p)
+		cons, err := st.Consumer(ctx, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return Sample{}, fmt.Errorf("read partitioned group %s/%s: partition %d has no consumer %s yet (each appears when an instance first owns the partition: start the service): %w", s.stream, s.consumer, p, name, err)
+		}
+		if err != nil {
+			return Sample{}, fmt.Errorf("read partitioned group %s/%s: consumer %s: %w", s.stream, s.consumer, name, err)
+		}
+		ci := cons.CachedInfo()
+		smp.NumPending += ci.NumPending
+		smp.NumAckPending += ci.NumAckPending
+		smp.NumRedelivered += ci.NumRedelivered
+		smp.NumWaiting += ci.NumWaiting
+		if ci.Config.MaxAckPending > 0 && smp.MaxAckPending >= 0 {
+			smp.MaxAckPending += ci.Config.MaxAckPending
+		} else {
+			smp.MaxAckPending = -1 // one partition without a limit: the group has none
+		}
+		smp.Delivered.Consumer += ci.Delivered.Consumer
+		smp.Delivered.Stream += ci.Delivered.Stream
+		smp.AckFloor.Consumer += ci.AckFloor.Consumer
+		smp.AckFloor.Stream += ci.AckFloor.Stream
+		if ci.NumPending > 0 || ci.NumAckPending > 0 {
+			if seq := max(ci.AckFloor.Stream+1, sinfo.State.FirstSeq); smp.OldestSeq == 0 || seq < smp.OldestSeq {
+				smp.OldestSeq = seq
+			}
+		}
+		filters = append(filters, ci.Config.FilterSubjects...)
+		if ci.Config.FilterSubject != "" {
+			filters = append(filters, ci.Config.FilterSubject)
+		}
+	}
+	smp.At = before.Add(time.Since(before) / 2)
+	if smp.OldestSeq > 0 && s.readOld {
+		s.readOldest(ctx, st, filters, &smp)
 	}
 	smp.Local = s.localTiming()
 	return smp, nil

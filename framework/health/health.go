@@ -4,7 +4,8 @@
 //	          outage must not get healthy pods restarted)
 //	/readyz   200 when connected, JetStream answers, every subscription's
 //	          consumer exists and the service is not shutting down;
-//	          503 with the reasons otherwise
+//	          503 with the reasons otherwise; either way the partitions
+//	          this instance owns, for each Partitioned subscription
 //	/metrics  the Prometheus exposition, when a metrics handler is given
 //	          (telemetry.Setup with OTEL_METRICS_EXPORTER=prometheus)
 //
@@ -95,6 +96,28 @@ type Status struct {
 	Status string `json:"status"`
 	// Problems says why not, one entry per failed check.
 	Problems []string `json:"problems,omitempty"`
+	// Partitions lists, for each Partitioned subscription, the partitions
+	// this instance consumes now. An instance owning none (a group with
+	// more instances than partitions) is ready: it is a standby.
+	Partitions []Partitions `json:"partitions,omitempty"`
+}
+
+// Partitions is one partitioned consumer group as /readyz shows it.
+type Partitions struct {
+	Stream   string `json:"stream"`
+	Consumer string `json:"consumer"`
+	Owned    []int  `json:"owned"`
+}
+
+// partitions lists the partitions this instance owns, per group.
+func (h *Handler) partitions() []Partitions {
+	var out []Partitions
+	for _, sub := range h.svc.Subscriptions() {
+		if owned := sub.Partitions(); owned != nil {
+			out = append(out, Partitions{Stream: sub.Stream(), Consumer: sub.Durable(), Owned: owned})
+		}
+	}
+	return out
 }
 
 func (h *Handler) live(w http.ResponseWriter, _ *http.Request) {
@@ -105,10 +128,10 @@ func (h *Handler) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
 	if problems := h.Check(ctx); len(problems) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, Status{Status: "not ready", Problems: problems})
+		writeJSON(w, http.StatusServiceUnavailable, Status{Status: "not ready", Problems: problems, Partitions: h.partitions()})
 		return
 	}
-	writeJSON(w, http.StatusOK, Status{Status: "ready"})
+	writeJSON(w, http.StatusOK, Status{Status: "ready", Partitions: h.partitions()})
 }
 
 // Check runs the readiness checks and returns what is wrong (nil when

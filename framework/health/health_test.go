@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -233,5 +234,57 @@ func TestMetricsEndpointWithPrometheusExporter(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("/metrics:\n%s", body)
+	}
+}
+
+// /readyz shows which partitions each instance of a partitioned consumer
+// group owns; an instance left without one (more instances than
+// partitions) is ready, a standby.
+func TestReadyzShowsOwnedPartitions(t *testing.T) {
+	srv := testenv.Start(t)
+	spec := framework.StreamSpec{Name: "PARCELS", Subjects: []string{"parcels.>"}, Partitions: 2}
+	topic := framework.MustNewTopic[orderCreated]("parcels.sent.v1", framework.Keyed())
+	var urls []string
+	for range 3 {
+		svc := newService(t, srv)
+		if _, err := svc.EnsureStream(t.Context(), spec); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := framework.Subscribe(t.Context(), svc, topic, "courier",
+			func(context.Context, orderCreated, *framework.Message) error { return nil }, framework.Partitioned()); err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(health.New(svc))
+		t.Cleanup(ts.Close)
+		urls = append(urls, ts.URL+"/readyz")
+	}
+	// Each /readyz is read at its own moment while the group settles:
+	// wait until the three answers agree with the settled assignment.
+	var last string
+	err := testenv.WaitFor(context.Background(), 30*time.Second, func() bool {
+		owners := map[int]int{}
+		standby := 0
+		last = ""
+		for i, u := range urls {
+			code, st, body := get(t, u)
+			last += fmt.Sprintf("instance %d: %d %s\n", i, code, body)
+			if code != http.StatusOK || len(st.Partitions) != 1 {
+				return false
+			}
+			g := st.Partitions[0]
+			if g.Stream != "PARCELS" || g.Consumer != "courier" || g.Owned == nil {
+				return false
+			}
+			if len(g.Owned) == 0 {
+				standby++
+			}
+			for _, p := range g.Owned {
+				owners[p]++
+			}
+		}
+		return owners[0] == 1 && owners[1] == 1 && len(owners) == 2 && standby == 1
+	})
+	if err != nil {
+		t.Fatalf("/readyz never showed partitions 0 and 1 owned once and one standby; last answers:\n%s", last)
 	}
 }

@@ -29,6 +29,7 @@ const (
 	MetricPublishTime    = "messaging.client.operation.duration" // publish round trip, seconds
 	MetricPublished      = "messaging.client.sent.messages"      // events the server stored (or queued, async)
 	MetricPublishFailed  = "jetkit.publish.failed"               // publishes that returned an error
+	MetricPartitionOwned = "jetkit.partition.owned"              // 1 per partition this instance consumes now
 	instrumentationScope = "github.com/jetkit/jetkit/framework/telemetry"
 )
 
@@ -49,6 +50,7 @@ const (
 	AttrRetryDelay    = attribute.Key("jetkit.retry.delay_ms")  // redelivery delay
 	AttrDLQReason     = attribute.Key("jetkit.dead_letter.reason")
 	AttrEventType     = attribute.Key("cloudevents.event_type") // CloudEvents type
+	AttrPartition     = attribute.Key("jetkit.partition")       // partition of a partitioned consumer group
 )
 
 var systemNATS = semconv.MessagingSystemKey.String("nats")
@@ -57,7 +59,7 @@ type instruments struct {
 	consumed, processed, failed, retried, deadLettered, redelivered, handedBack, ackFailed metric.Int64Counter
 	timedOut, overran                                                                      metric.Int64Counter
 	processTime                                                                            metric.Float64Histogram
-	inFlight                                                                               metric.Int64UpDownCounter
+	inFlight, partitionOwned                                                               metric.Int64UpDownCounter
 	limit                                                                                  metric.Int64Gauge
 	publishTime                                                                            metric.Float64Histogram
 	published, publishFailed                                                               metric.Int64Counter
@@ -95,6 +97,9 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 	errs = append(errs, err)
 	in.inFlight, err = m.Int64UpDownCounter(MetricInFlight, metric.WithUnit("{message}"),
 		metric.WithDescription("Deliveries being processed now; compare with "+MetricConcurrency+"."))
+	errs = append(errs, err)
+	in.partitionOwned, err = m.Int64UpDownCounter(MetricPartitionOwned, metric.WithUnit("{partition}"),
+		metric.WithDescription("1 for each partition of a partitioned consumer group (labelled by the group's durable and the partition) this instance consumes now; summed over instances, 1 per partition when the group is healthy."))
 	errs = append(errs, err)
 	in.limit, err = m.Int64Gauge(MetricConcurrency, metric.WithUnit("{message}"),
 		metric.WithDescription("Most deliveries a subscription processes at once (its concurrency)."))

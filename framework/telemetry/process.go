@@ -40,6 +40,9 @@ type subscriptionObserver struct {
 	record []metric.RecordOption // the same labels
 	start  []trace.SpanStartOption
 	pool   sync.Pool // *processState
+	// owned labels the partition this subscription consumes (nil: not a
+	// partition of a consumer group).
+	owned []metric.AddOption
 }
 
 // Subscribed implements observe.Observer.
@@ -64,7 +67,20 @@ func (o *Observer) Subscribed(info observe.SubscriptionInfo) observe.Subscriptio
 	}
 	s.pool.New = newProcessState
 	o.inst.limit.Record(context.Background(), int64(info.Concurrency), s.record...)
+	if info.Group != "" {
+		s.owned = []metric.AddOption{attrSet(systemNATS, AttrStream.String(info.Stream),
+			semconv.MessagingConsumerGroupName(info.Group), AttrPartition.Int(info.Partition))}
+		o.inst.partitionOwned.Add(context.Background(), 1, s.owned...)
+	}
 	return s
+}
+
+// Stopped implements observe.SubscriptionObserver: a partition this
+// instance no longer consumes counts 0.
+func (s *subscriptionObserver) Stopped() {
+	if s.owned != nil {
+		s.o.inst.partitionOwned.Add(context.Background(), -1, s.owned...)
+	}
 }
 
 // StartProcess starts the CONSUMER span "process <subject>".

@@ -9,6 +9,7 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -70,6 +71,16 @@ const (
 	HeaderDLQDelivered = "Jetkit-Dlq-Delivered"  // deliveries made
 	HeaderDLQTime      = "Jetkit-Dlq-Time"       // when it was dead-lettered (RFC 3339)
 )
+
+// StreamPartitionsMetadata is the stream metadata key recording the
+// partition count of a stream declared with StreamSpec.Partitions; the
+// partition p of a partitioned group with durable d is consumed by the
+// durable PartitionConsumer(d, p).
+const StreamPartitionsMetadata = "jetkit.partitions"
+
+// PartitionConsumer is the durable of partition p of the partitioned
+// consumer group durable.
+func PartitionConsumer(durable string, p int) string { return durable + "-p" + strconv.Itoa(p) }
 
 // Dead-letter reasons, the values of HeaderDLQReason.
 const (

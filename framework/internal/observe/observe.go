@@ -49,6 +49,9 @@ type SubscriptionObserver interface {
 	// be decoded (the handler is then skipped). end is called exactly
 	// once, after the delivery is settled.
 	StartProcess(ctx context.Context, d Delivery) (context.Context, ProcessEnd)
+	// Stopped is called once when the subscription has stopped (after
+	// Subscribed returned this observer).
+	Stopped()
 }
 
 // PublishEnd reports the end of one publish: the message sent (nil if it
@@ -88,6 +91,10 @@ type SubscriptionInfo struct {
 	MaxDeliver int
 	// AckWait is the consumer's ack wait.
 	AckWait time.Duration
+	// Group is, for one partition of a partitioned consumer group, the
+	// group's durable name ("" otherwise), and Partition its number.
+	Group     string
+	Partition int
 }
 
 // Delivery describes one delivery to its observer.
