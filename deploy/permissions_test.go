@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/jetkit/jetkit/services/events"
 	"github.com/jetkit/jetkit/services/inventory"
 	"github.com/jetkit/jetkit/services/order"
@@ -108,6 +109,29 @@ func TestSampleServicesRunWithLeastPrivilege(t *testing.T) {
 			t.Fatalf("%s /readyz with its user's permissions: %d %s", name, rec.Code, rec.Body.String())
 		}
 	}
+
+	// Each service registers its consumers' instances for the capacity
+	// estimator, under its own permissions.
+	testenv.Eventually(t, 20*time.Second, "instance registrations of both services", func() bool {
+		kv, err := ops.Conn().JS.KeyValue(ctx, wire.InstanceBucket)
+		if err != nil {
+			return false
+		}
+		for _, prefix := range []string{wire.InstanceKeyPrefix("ORDERS", inventory.Durable), wire.InstanceKeyPrefix("INVENTORY", order.ReservedDurable)} {
+			keys, err := kv.ListKeysFiltered(ctx, prefix+"*")
+			if err != nil {
+				return false
+			}
+			n := 0
+			for range keys.Keys() {
+				n++
+			}
+			if n != 1 {
+				return false
+			}
+		}
+		return true
+	})
 
 	// The saga end to end: confirmed, rejected, then cancelled (release).
 	waitStatus := func(id, want string) {
@@ -233,5 +257,18 @@ func TestServiceUsersAreRestricted(t *testing.T) {
 	}
 	if len(ordSvc.Subscriptions()) != 0 {
 		t.Fatal("unexpected subscriptions")
+	}
+	// Registrations: a service may write only its own consumers'.
+	if _, err := ops.Conn().JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: wire.InstanceBucket, History: 1}); err != nil {
+		t.Fatal(err)
+	}
+	regCtx, regCancel := context.WithTimeout(ctx, 2*time.Second)
+	defer regCancel()
+	kv, err := ordSvc.Conn().JS.KeyValue(regCtx, wire.InstanceBucket)
+	if err != nil {
+		t.Fatalf("order user binding the registrations bucket: %v", err)
+	}
+	if _, err := kv.Put(regCtx, wire.InstanceKeyPrefix("ORDERS", inventory.Durable)+"forged", []byte(`{"concurrency":1000}`)); err == nil {
+		t.Fatal("order user registered an instance of inventory's consumer")
 	}
 }

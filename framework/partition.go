@@ -137,7 +137,7 @@ func (svc *Service) startPartitioned(ctx context.Context, streamName, subject, d
 	o.pinnedTTL = pinnedTTL(o.ackWait)
 	g := &group{
 		svc: svc, stream: st, subject: subject, durable: durable, count: n, handler: h, opts: o, kv: kv,
-		prefix: kvKeyToken(streamName) + "." + kvKeyToken(durable) + ".", id: nuid.Next(),
+		prefix: wire.KVKeyToken(streamName) + "." + wire.KVKeyToken(durable) + ".", id: nuid.Next(),
 		owned: map[int]*Subscription{}, releasing: map[int]bool{}, quit: make(chan struct{}), done: make(chan struct{}),
 	}
 	g.log = svc.log.With("stream", streamName, "consumer", durable)
@@ -147,19 +147,6 @@ func (svc *Service) startPartitioned(ctx context.Context, streamName, subject, d
 	g.reconcile() // join now: the first partitions start before Subscribe returns
 	go g.run()
 	return s, nil
-}
-
-// kvKeyToken maps a name to characters a KV key allows.
-func kvKeyToken(s string) string {
-	var b strings.Builder
-	for _, r := range []byte(s) {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			b.WriteByte(r)
-		} else {
-			fmt.Fprintf(&b, "=%02x", r)
-		}
-	}
-	return b.String()
 }
 
 func (g *group) run() {

@@ -25,6 +25,7 @@ type Service struct {
 	ownsConn   bool
 	middleware []Middleware
 	observer   observe.Observer
+	registry   *registry // instance registrations (instances.go)
 
 	mu         sync.Mutex
 	subs       []*Subscription
@@ -78,6 +79,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, done: make(chan struct{})}
+	s.registry = newRegistry(s)
 	s.stopCtx, s.stopCancel = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(s)
@@ -190,6 +192,7 @@ func (s *Service) track(sub *Subscription) (tracked bool) {
 		return false
 	}
 	s.subs = append(s.subs, sub)
+	s.registry.run()
 	return true
 }
 
@@ -271,6 +274,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		go func() { defer wg.Done(); sub.stop(ctx) }()
 	}
 	wg.Wait()
+	s.registry.stop()
 	flushCtx, cancel := context.WithTimeout(context.Background(), max(time.Second, s.cfg.RequestTimeout))
 	defer cancel()
 	if err := s.conn.FlushAsync(flushCtx); err != nil {

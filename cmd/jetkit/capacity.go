@@ -74,7 +74,7 @@ scripts; --web ADDR also serves an HTML page with charts and /metrics.`,
 	f.IntVar(&o.rateSamples, "rate-samples", 30, "newest samples rates are measured over")
 	f.DurationVar(&o.target, "target-drain", time.Minute, "drain the backlog within this time")
 	f.DurationVar(&o.startup, "startup-delay", 15*time.Second, "time a new instance takes to start working")
-	f.IntVar(&o.instances, "instances", 0, "instances consuming now (0: derive as processed rate / --mu while saturated, else assume 1)")
+	f.IntVar(&o.instances, "instances", 0, "instances consuming now (0: count the instances registered in KV jetkit_instances, else derive as processed rate / --mu while saturated, else assume 1)")
 	f.Float64Var(&o.mu, "mu", 0, "per-instance service rate in messages/s, if known (default: measured)")
 	f.Float64Var(&o.rho, "utilisation-target", 0.8, "utilisation the steady-state instance count aims for")
 	f.BoolVar(&o.once, "once", false, "sample --once-samples times, print one estimate and exit")

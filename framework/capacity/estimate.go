@@ -3,6 +3,7 @@ package capacity
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/jetkit/jetkit/internal/wire"
 	"math"
 	"sync"
 	"time"
@@ -255,8 +256,8 @@ func (e *Estimator) Estimate(stream, consumer string, samples []Sample) (Estimat
 	if est.Instances <= 0 {
 		est.Instances, est.InstancesSource = 1, "assumed 1: JetStream does not tell; pass --instances"
 		switch {
-		case last.Local != nil && last.Local.Instances > 0:
-			est.Instances, est.InstancesSource = last.Local.Instances, "local subscriptions"
+		case timingOf(last) != nil:
+			est.Instances, est.InstancesSource = timingOf(last).Instances, timingSource(timingOf(last))
 		case p.ServiceRate > 0 && saturated(rw) && est.Processed.PerSecond > 0:
 			est.Instances = max(1, int(math.Round(est.Processed.PerSecond/p.ServiceRate)))
 			est.InstancesSource = "processed rate / given μ, while saturated"
@@ -306,10 +307,12 @@ func (e *Estimator) serviceRate(est *Estimate, rw []Sample, last Sample) {
 	// a dozen more, so average its readings over the rate window.
 	var sum float64
 	var n int
+	var used *LocalTiming
 	for _, s := range rw {
-		if lt := s.Local; lt != nil && lt.AvgHandler > 0 && lt.Received >= e.p.MinLocalReceived {
+		if lt := e.handlerTiming(s); lt != nil {
 			sum += lt.Concurrency / lt.AvgHandler.Seconds()
 			n++
+			used = lt
 		}
 	}
 	if n > 0 {
@@ -332,7 +335,7 @@ func (e *Estimator) serviceRate(est *Estimate, rw []Sample, last Sample) {
 		est.ServiceSource = SourceConfigured
 	case est.HandlerServiceRate > 0:
 		r.PerSecond = est.HandlerServiceRate
-		r.Note = fmt.Sprintf("concurrency / average handler time of %d local instance(s), averaged over %d samples", max(instancesOf(last.Local), 1), n)
+		r.Note = fmt.Sprintf("concurrency / average handler time of %d %s, averaged over %d samples", max(instancesOf(used), 1), timingSource(used), n)
 		est.ServiceSource = SourceHandlerTiming
 	case est.SaturatedServiceRate > 0:
 		r.PerSecond = est.SaturatedServiceRate
@@ -387,4 +390,37 @@ func (e Estimate) Predict(add int) (Prediction, bool) {
 	}
 	horizon += horizon / 5
 	return Prediction{Add: add, Drain: Seconds(d), Drains: ok, Curve: m.Curve(horizon, horizon/60)}, true
+}
+
+// handlerTiming is the handler timing of a sample μ may be computed
+// from: the local subscriptions' when they have handled enough (fresh, in
+// this process), else the registered instances' (refreshed every few
+// seconds); nil when neither has.
+func (e *Estimator) handlerTiming(s Sample) *LocalTiming {
+	for _, lt := range []*LocalTiming{s.Local, s.Registered} {
+		if lt != nil && lt.Instances > 0 && lt.AvgHandler > 0 && lt.Received >= e.p.MinLocalReceived {
+			return lt
+		}
+	}
+	return nil
+}
+
+// timingOf is the timing the instance count is taken from: the
+// registered instances (all of them) when any registered, else the local
+// subscriptions; nil when neither.
+func timingOf(s Sample) *LocalTiming {
+	if s.Registered != nil && s.Registered.Instances > 0 {
+		return s.Registered
+	}
+	if s.Local != nil && s.Local.Instances > 0 {
+		return s.Local
+	}
+	return nil
+}
+
+func timingSource(lt *LocalTiming) string {
+	if lt != nil && lt.Source == "registered" {
+		return "registered instances (KV " + wire.InstanceBucket + ")"
+	}
+	return "local subscriptions"
 }

@@ -2,6 +2,7 @@ package capacity
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -52,6 +53,16 @@ type Sample struct {
 	OldestErr string `json:"oldest_err,omitempty"`
 	// Local is the handler timing of subscriptions in this process, if any.
 	Local *LocalTiming `json:"local,omitempty"`
+	// Registered is the handler timing of every instance reading the
+	// consumer, from the registrations jetkit services keep in the KV
+	// bucket jetkit_instances (nil when there are none);
+	// RegisteredErr says why they could not be read.
+	Registered    *LocalTiming `json:"registered,omitempty"`
+	RegisteredErr string       `json:"registered_err,omitempty"`
+	// IgnoredRegistrations counts registrations that were malformed or
+	// out of bounds (a registration is written by a service, so it is not
+	// trusted).
+	IgnoredRegistrations int `json:"ignored_registrations,omitempty"`
 	// Partitions is the partition count when the sample reads a
 	// partitioned consumer group (framework.Partitioned): the consumer
 	// name is the group's durable, and the counts and sequences above are
@@ -64,9 +75,11 @@ type Sample struct {
 // Backlog is B = pending + ack-pending: everything not yet processed.
 func (s Sample) Backlog() float64 { return float64(s.NumPending) + float64(s.NumAckPending) }
 
-// LocalTiming is the handler timing of local subscriptions of the consumer.
+// LocalTiming is the handler timing of the instances reading the
+// consumer: local subscriptions (Sample.Local) or registered instances
+// (Sample.Registered).
 type LocalTiming struct {
-	// Instances is how many local subscriptions read the consumer.
+	// Instances is how many instances (or local subscriptions) read the consumer.
 	Instances int `json:"instances"`
 	// Concurrency is the handlers running at once per instance (mean).
 	Concurrency float64 `json:"concurrency"`
@@ -74,6 +87,9 @@ type LocalTiming struct {
 	AvgHandler time.Duration `json:"avg_handler_ns"`
 	// Received is deliveries handled so far (all instances).
 	Received uint64 `json:"received"`
+	// Source is "registered" for Sample.Registered, "" for local
+	// subscriptions.
+	Source string `json:"source,omitempty"`
 }
 
 // Sampler reads a consumer's and its stream's state every interval and
@@ -88,8 +104,10 @@ type Sampler struct {
 	readOld  bool
 	timeout  time.Duration
 	local    []*framework.Subscription
+	readReg  bool
 
 	mu      sync.Mutex
+	regKV   jetstream.KeyValue
 	samples []Sample
 	lastErr error
 	st      jetstream.Stream
@@ -109,6 +127,12 @@ func Window(n int) SamplerOption { return func(s *Sampler) { s.window = n } }
 // interpolated from the samples.
 func ReadOldest(on bool) SamplerOption { return func(s *Sampler) { s.readOld = on } }
 
+// Registrations controls whether each sample reads the instance
+// registrations jetkit services keep in the KV bucket jetkit_instances
+// (default true): they give the instance count and the service rate μ
+// from outside the services.
+func Registrations(on bool) SamplerOption { return func(s *Sampler) { s.readReg = on } }
+
 // RequestTimeout bounds each JetStream API call (default 5s).
 func RequestTimeout(d time.Duration) SamplerOption { return func(s *Sampler) { s.timeout = d } }
 
@@ -121,7 +145,7 @@ func Local(subs ...*framework.Subscription) SamplerOption {
 // NewSampler prepares a sampler of stream/consumer; nothing is read until
 // Sample or Run.
 func NewSampler(js jetstream.JetStream, stream, consumer string, opts ...SamplerOption) (*Sampler, error) {
-	s := &Sampler{js: js, stream: stream, consumer: consumer, interval: time.Second, window: 120, readOld: true, timeout: 5 * time.Second}
+	s := &Sampler{js: js, stream: stream, consumer: consumer, interval: time.Second, window: 120, readOld: true, readReg: true, timeout: 5 * time.Second}
 	for _, o := range opts {
 		o(s)
 	}
@@ -244,6 +268,7 @@ func (s *Sampler) read(ctx context.Context) (Sample, error) {
 		}
 	}
 	smp.Local = s.localTiming()
+	s.registered(ctx, &smp)
 	return smp, nil
 }
 
@@ -294,8 +319,77 @@ func (s *Sampler) readGroup(ctx context.Context, st jetstream.Stream, sinfo *jet
 		s.readOldest(ctx, st, filters, &smp)
 	}
 	smp.Local = s.localTiming()
+	s.registered(ctx, &smp)
 	return smp, nil
 }
+
+// registered reads the registrations of the consumer's instances into
+// smp.Registered. Registrations older than wire.InstanceStale (by this
+// machine's clock, so clocks must agree within a few seconds) are of
+// instances that stopped refreshing them and do not count.
+func (s *Sampler) registered(ctx context.Context, smp *Sample) {
+	if !s.readReg {
+		return
+	}
+	s.mu.Lock()
+	kv := s.regKV
+	s.mu.Unlock()
+	if kv == nil {
+		var err error
+		kv, err = s.js.KeyValue(ctx, wire.InstanceBucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return // no service registers here
+		}
+		if err != nil {
+			smp.RegisteredErr = fmt.Sprintf("read KV bucket %s: %v", wire.InstanceBucket, err)
+			return
+		}
+		s.mu.Lock()
+		s.regKV = kv
+		s.mu.Unlock()
+	}
+	keys, err := kv.ListKeysFiltered(ctx, wire.InstanceKeyPrefix(s.stream, s.consumer)+"*")
+	if err != nil {
+		smp.RegisteredErr = fmt.Sprintf("list registrations in %s: %v", wire.InstanceBucket, err)
+		return
+	}
+	lt := &LocalTiming{Source: "registered"}
+	var conc float64
+	var avg time.Duration
+	var timed int
+	for k := range keys.Keys() {
+		e, err := kv.Get(ctx, k)
+		if err != nil || time.Since(e.Created()) > wire.InstanceStale {
+			continue
+		}
+		var r wire.InstanceRecord
+		if len(e.Value()) > wire.InstanceRecordMax || json.Unmarshal(e.Value(), &r) != nil ||
+			r.Concurrency < 0 || r.Concurrency > maxRegisteredConcurrency ||
+			r.AvgHandlerNS < 0 || r.AvgHandlerNS > int64(time.Hour) {
+			smp.IgnoredRegistrations++
+			continue
+		}
+		lt.Instances++
+		conc += float64(r.Concurrency)
+		if r.AvgHandlerNS > 0 {
+			avg += time.Duration(r.AvgHandlerNS)
+			timed++
+		}
+		lt.Received += r.Received
+	}
+	if lt.Instances == 0 {
+		return
+	}
+	lt.Concurrency = conc / float64(lt.Instances)
+	if timed > 0 {
+		lt.AvgHandler = avg / time.Duration(timed)
+	}
+	smp.Registered = lt
+}
+
+// maxRegisteredConcurrency bounds the concurrency a registration may
+// claim; larger claims are ignored.
+const maxRegisteredConcurrency = 1 << 20
 
 // readOldest reads the first message matching the filters at or after
 // smp.OldestSeq and records its sequence and timestamp.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -177,4 +178,54 @@ func ValidateFilter(filter string) error {
 		}
 	}
 	return nil
+}
+
+// KVKeyToken maps a name to characters a KV key token allows: letters,
+// digits, '-' and '_' stay, any other byte becomes =XX.
+func KVKeyToken(s string) string {
+	var b strings.Builder
+	for _, r := range []byte(s) {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			b.WriteByte(r)
+		} else {
+			fmt.Fprintf(&b, "=%02x", r)
+		}
+	}
+	return b.String()
+}
+
+// Instance registrations: every running subscription keeps a key fresh in
+// the KV bucket InstanceBucket, so that the capacity estimator knows, from
+// outside the services, how many instances read a consumer and how fast
+// each works.
+const (
+	InstanceBucket = "jetkit_instances"
+	// InstanceBeat is how often a registration is refreshed.
+	InstanceBeat = 5 * time.Second
+	// InstanceStale is the age past which a registration no longer counts
+	// (its instance stopped refreshing it: crashed or cut off).
+	InstanceStale = 3*InstanceBeat + time.Second
+	// InstanceTTL is the bucket's MaxAge: stale keys disappear.
+	InstanceTTL = 6 * InstanceBeat
+	// InstanceRecordMax bounds a registration's value; larger ones are
+	// ignored by readers.
+	InstanceRecordMax = 1024
+)
+
+// InstanceKeyPrefix is the prefix of the registrations of stream/durable;
+// the instance's id follows it.
+func InstanceKeyPrefix(stream, durable string) string {
+	return KVKeyToken(stream) + "." + KVKeyToken(durable) + "."
+}
+
+// InstanceRecord is the value of a registration.
+type InstanceRecord struct {
+	Service string `json:"service"`
+	// Concurrency is the handlers the instance runs at once for the
+	// consumer (for a partitioned group: over the partitions it owns).
+	Concurrency int `json:"concurrency"`
+	// AvgHandlerNS is the moving-average handler time (0: none yet).
+	AvgHandlerNS int64 `json:"avg_handler_ns"`
+	// Received is the deliveries it has handled so far.
+	Received uint64 `json:"received"`
 }

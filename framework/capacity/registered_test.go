@@ -1,0 +1,102 @@
+package capacity
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/wire"
+	"github.com/jetkit/jetkit/testenv"
+)
+
+// Watched from outside (no local subscription), a consumer read by two
+// instances is known to have two, each working at its own rate, from the
+// registrations the services keep; an instance that shuts down leaves; a
+// forged registration is ignored.
+func TestRegisteredInstances(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv := testenv.Start(t)
+	spec := framework.StreamSpec{Name: "JOBS", Subjects: []string{"jobs.>"}}
+	topic := framework.MustNewTopic[parcel]("jobs.run.v1")
+	const each = 20 * time.Millisecond
+	var instances []*framework.Service
+	for range 2 {
+		svc, err := framework.New(ctx, srv.Config("worker"), framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
+		if _, err := svc.EnsureStream(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := framework.Subscribe(ctx, svc, topic, "workers", func(context.Context, parcel, *framework.Message) error {
+			time.Sleep(each) // the work
+			return nil
+		}, framework.Concurrency(2)); err != nil {
+			t.Fatal(err)
+		}
+		instances = append(instances, svc)
+	}
+	for i := range 2000 {
+		if _, err := topic.PublishAsync(ctx, instances[0], parcel{ID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A service writing a registration for a consumer it does not read
+	// claims absurd figures: it is not counted.
+	ops, err := framework.Connect(ctx, srv.Config("ops"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ops.Close()
+	testenv.Eventually(t, 30*time.Second, "the registrations bucket", func() bool {
+		_, err := ops.JS.KeyValue(ctx, wire.InstanceBucket)
+		return err == nil
+	})
+	kv, err := ops.JS.KeyValue(ctx, wire.InstanceBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, wire.InstanceKeyPrefix("JOBS", "workers")+"forged", []byte(`{"service":"x","concurrency":-1000,"avg_handler_ns":1}`)); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err := NewSampler(ops.JS, "JOBS", "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEstimator(Params{})
+	var est Estimate
+	testenv.Eventually(t, 60*time.Second, "2 registered instances with handler timing", func() bool {
+		mustSample(t, s)
+		if len(s.Samples()) < 2 {
+			return false
+		}
+		est, err = e.Estimate("JOBS", "workers", s.Samples())
+		return err == nil && est.Instances == 2 && est.ServiceSource == SourceHandlerTiming
+	})
+	// 2 handlers of 20 ms (plus the framework's own work) per instance.
+	if mu, want := est.ServiceRate.PerSecond, 2/each.Seconds(); mu < 0.7*want || mu > 1.05*want {
+		t.Errorf("μ %.1f/s per instance from the registrations, want about %.0f/s", mu, want)
+	}
+	if last := s.Samples()[len(s.Samples())-1]; last.IgnoredRegistrations != 1 || last.Registered.Instances != 2 {
+		t.Errorf("registered %+v, ignored %d: want 2 instances and the forged one ignored", last.Registered, last.IgnoredRegistrations)
+	}
+	t.Logf("instances %d (%s), μ %.1f/s (%s)", est.Instances, est.InstancesSource, est.ServiceRate.PerSecond, est.ServiceRate.Note)
+
+	sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer scancel()
+	if err := instances[1].Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	smp := mustSample(t, s)
+	if smp.Registered == nil || smp.Registered.Instances != 1 {
+		t.Fatalf("after one instance shut down: registered %+v, want 1 instance", smp.Registered)
+	}
+}
