@@ -350,6 +350,20 @@ func adjusted(m jetstream.Msg, d int64) jetstream.Msg {
 // again wraps m for its next local delivery.
 func again(m jetstream.Msg) jetstream.Msg { return adjusted(m, 1) }
 
+// orderedBeatsPerSecond bounds the InProgress heartbeats an ordered
+// subscription sends for the messages it holds behind busy keys: each
+// held message is kept alive every AckWait/3, so with a short AckWait a
+// deep buffer would flood the server with acks (with AckWait 150 ms and
+// 4,096 held, 80,000 a second stalled the whole consumer in a load test).
+const orderedBeatsPerSecond = 500
+
+// orderedHoldLimit is the most an ordered subscription holds (and its
+// default pull buffer): what orderedBeatsPerSecond keeps alive, at least
+// two per worker.
+func orderedHoldLimit(concurrency int, ackWait time.Duration) int {
+	return max(2*concurrency, int(orderedBeatsPerSecond*ackWait.Seconds()/3))
+}
+
 // Bounds of what an ordered subscription holds behind busy keys.
 func orderedHeldTotal(concurrency int) int  { return autoPrefetchLimit(concurrency) }
 func orderedHeldPerKey(concurrency int) int { return max(64, orderedHeldTotal(concurrency)/16) }

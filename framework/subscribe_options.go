@@ -181,6 +181,9 @@ func (o *subOptions) finish() error {
 		// not need to adapt: what waits behind a busy key is kept alive.
 		o.autoPrefetch = !o.orderedByKey
 		o.prefetch = initialAutoPrefetch(o.concurrency)
+		if o.orderedByKey && o.ackWait > 0 {
+			o.prefetch = min(o.prefetch, orderedHoldLimit(o.concurrency, o.ackWait))
+		}
 	}
 	if o.prefetch < 1 {
 		p = append(p, fmt.Sprintf("Prefetch(%d): must be at least 1", o.prefetch))

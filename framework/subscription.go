@@ -169,7 +169,8 @@ func (s *Subscription) start() error {
 	s.slots = make([]workerSlot, n)
 	s.handlerCtx, s.cancelHandler = context.WithCancel(context.Background())
 	if s.opts.orderedByKey {
-		s.order = newKeyOrder(orderedHeldTotal(n), orderedHeldPerKey(n), max(1, s.opts.maxAckPending/4), s.parkDelay)
+		total := min(orderedHeldTotal(n), orderedHoldLimit(n, s.opts.ackWait))
+		s.order = newKeyOrder(total, min(orderedHeldPerKey(n), total), max(1, s.opts.maxAckPending/4), s.parkDelay)
 	}
 	for i := range s.slots {
 		s.slots[i].ctx, s.slots[i].cancel = context.WithCancelCause(s.handlerCtx)
