@@ -35,6 +35,9 @@ type capacityOpts struct {
 	onceSamples      int
 	web              string
 	add              int
+	history          bool
+	historyKeep      time.Duration
+	historyMax       int
 }
 
 // newCapacityCmd is `jetkit capacity`: a live view of a consumer's lag,
@@ -59,7 +62,11 @@ saturated (otherwise 1 is assumed, and the output says so).
 
 The connection uses the JETKIT_NATS_* environment (credentials, TLS);
 --url overrides the servers. --once --json prints one estimate for
-scripts; --web ADDR also serves an HTML page with charts and /metrics.`,
+scripts; --web ADDR also serves an HTML page with charts and /metrics.
+With --web every estimate is also kept in the stream JETKIT_CAPACITY
+(--history; created if missing, --history-keep and --history-max per
+consumer), so the page's charts go back further than this process and
+every watcher of the consumer shares them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCapacity(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o)
@@ -82,6 +89,9 @@ scripts; --web ADDR also serves an HTML page with charts and /metrics.`,
 	f.BoolVar(&o.asJSON, "json", false, "with --once: print the estimate as JSON")
 	f.IntVar(&o.add, "add", -1, "also predict the drain with this many instances added now, each ready after --startup-delay (-1: none)")
 	f.StringVar(&o.web, "web", "", "also serve an HTML view and /metrics on this address, e.g. 127.0.0.1:8090")
+	f.BoolVar(&o.history, "history", true, "with --web: keep the estimates in the stream JETKIT_CAPACITY (false: in memory only)")
+	f.DurationVar(&o.historyKeep, "history-keep", 24*time.Hour, "with --web: how far back the history goes")
+	f.IntVar(&o.historyMax, "history-max", 10000, "with --web: most estimates kept per consumer")
 	_ = cmd.MarkFlagRequired("stream")
 	_ = cmd.MarkFlagRequired("consumer")
 	return cmd
@@ -162,14 +172,27 @@ func runCapacity(ctx context.Context, out, errOut io.Writer, o capacityOpts) err
 	if o.once {
 		return capacityOnce(ctx, out, errOut, sampler, est, o)
 	}
+	var hist *capacity.History
 	if o.web != "" {
-		stop, err := serveCapacityWeb(o.web, sampler, est, errOut)
+		hist = capacity.NewHistory(o.historyKeep, o.historyMax)
+		if o.history {
+			h, err := capacity.OpenHistory(ctx, conn.JS, o.stream, o.consumer, o.historyKeep, o.historyMax)
+			if err != nil {
+				fmt.Fprintf(errOut, "history kept in memory only: %v\n", err)
+			} else {
+				hist = h
+				if n := h.Skipped(); n > 0 {
+					fmt.Fprintf(errOut, "history: %d malformed record(s) in %s skipped\n", n, capacity.HistoryStream)
+				}
+			}
+		}
+		stop, err := serveCapacityWeb(o.web, sampler, est, hist, errOut)
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
-	return capacityLive(ctx, out, sampler, est, o)
+	return capacityLive(ctx, out, errOut, sampler, est, hist, o)
 }
 
 func capacityOnce(ctx context.Context, out, progress io.Writer, s *capacity.Sampler, est *capacity.Estimator, o capacityOpts) error {
@@ -224,8 +247,9 @@ func capacityOnce(ctx context.Context, out, progress io.Writer, s *capacity.Samp
 	return err
 }
 
-func capacityLive(ctx context.Context, out io.Writer, s *capacity.Sampler, est *capacity.Estimator, o capacityOpts) error {
+func capacityLive(ctx context.Context, out, errOut io.Writer, s *capacity.Sampler, est *capacity.Estimator, hist *capacity.History, o capacityOpts) error {
 	inPlace := isTerminal(out)
+	var histWarned time.Time
 	t := time.NewTicker(o.interval)
 	defer t.Stop()
 	for {
@@ -236,6 +260,12 @@ func capacityLive(ctx context.Context, out io.Writer, s *capacity.Sampler, est *
 		samples := s.Samples()
 		var text string
 		if e, err := est.Estimate(o.stream, o.consumer, samples); err == nil {
+			if hist != nil {
+				if herr := hist.Record(ctx, e); herr != nil && time.Since(histWarned) > time.Minute {
+					histWarned = time.Now()
+					fmt.Fprintf(errOut, "%v (kept in memory)\n", herr)
+				}
+			}
 			text = capacityView(e, samples, o, serr)
 			if !inPlace {
 				text = capacityLine(e, serr)
@@ -318,7 +348,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 // serveCapacityWeb serves the HTML view, /estimate.json and /metrics on addr.
-func serveCapacityWeb(addr string, s *capacity.Sampler, est *capacity.Estimator, errOut io.Writer) (stop func(), err error) {
+func serveCapacityWeb(addr string, s *capacity.Sampler, est *capacity.Estimator, hist *capacity.History, errOut io.Writer) (stop func(), err error) {
 	metrics, shutdown, err := capacity.PrometheusHandler(capacity.NamedEstimator{Stream: s.Stream(), Consumer: s.Consumer(), Estimator: est})
 	if err != nil {
 		return nil, err
@@ -328,7 +358,7 @@ func serveCapacityWeb(addr string, s *capacity.Sampler, est *capacity.Estimator,
 		_ = shutdown(context.Background())
 		return nil, fmt.Errorf("--web %s: listen: %w", addr, err)
 	}
-	srv := httpserver.New(capacity.WebHandler(s, est, metrics), httpserver.Options{})
+	srv := httpserver.New(capacity.WebHandler(s, est, hist, metrics), httpserver.Options{})
 	go func() { _ = srv.Serve(ln) }()
 	fmt.Fprintf(errOut, "capacity view on http://%s/ (metrics at /metrics)\n", ln.Addr())
 	return func() {

@@ -96,7 +96,7 @@ func TestWebAndMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = shutdown(context.Background()) }()
-	srv := httptest.NewServer(WebHandler(s, e, metrics))
+	srv := httptest.NewServer(WebHandler(s, e, nil, metrics))
 	defer srv.Close()
 	get := func(path string) string {
 		t.Helper()
