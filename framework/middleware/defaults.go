@@ -20,8 +20,9 @@ type Options struct {
 
 // Defaults returns the built-in middleware in its fixed order, outermost
 // first: Logging, Idempotency (if set), Retry (per-attempt timeout and
-// panic recovery inside each attempt), Recover. See the package doc for
-// why this order and no other.
+// panic recovery inside each attempt: the one recover on this path; a
+// Recover inside it would never see a panic). See the package doc for why
+// this order and no other.
 //
 //	svc, err := framework.New(ctx, cfg)
 //	...
@@ -46,5 +47,5 @@ func Defaults(o Options) []framework.Middleware {
 	if o.Idempotency != nil {
 		chain = append(chain, o.Idempotency.Middleware())
 	}
-	return append(chain, Retry(o.Retry), Recover())
+	return append(chain, Retry(o.Retry))
 }

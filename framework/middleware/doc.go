@@ -13,13 +13,14 @@
 //	             already done; one handler run per event id
 //	Retry        in-process retries with backoff; each attempt gets its own
 //	             deadline (RetryPolicy.AttemptTimeout) and its panics
-//	             recovered, so a timeout or panic is retried like any error
-//	Recover      a panic becomes a *framework.PanicError with the stack
+//	             recovered into a *framework.PanicError with the stack, so
+//	             a timeout or panic is retried like any error
 //	your middleware (Service.Use, then framework.Wrap), then the handler
 //
-// A panic in the handler unwinds through your own middleware up to
-// Recover; if your middleware must see it as an error (metrics, tracing),
-// end your own list with another middleware.Recover().
+// Retry's is the one recover on this path (the dispatcher's own is only the
+// net for chains without Retry). A panic in the handler unwinds through
+// your own middleware up to Retry; if your middleware must see it as an
+// error (metrics, tracing), end your own list with middleware.Recover().
 //
 // Install it service-wide:
 //

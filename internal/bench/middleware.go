@@ -16,7 +16,7 @@ import (
 // a service logging at Info while nothing fails.
 func DefaultMiddleware() ([]framework.Middleware, []string) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return middleware.Defaults(middleware.Options{Logger: log}), []string{"logging", "retry", "recover"}
+	return middleware.Defaults(middleware.Options{Logger: log}), []string{"logging", "retry (recovers panics)"}
 }
 
 // DefaultObserver is jetkit's telemetry observer over the global
