@@ -139,7 +139,7 @@ func TestHungHandlerIsBoundedByTimeoutAndRedelivered(t *testing.T) {
 			<-release // ignores ctx
 		}
 		return nil
-	}, framework.Concurrency(1), framework.Wrap(middleware.Timeout(200*time.Millisecond)))
+	}, framework.Concurrency(1), framework.Wrap(middleware.Retry(middleware.RetryPolicy{MaxAttempts: 1, AttemptTimeout: 200 * time.Millisecond})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
-// Package middleware is jetkit's handler middleware: retry, recover,
-// timeout, idempotency and logging, one per file, each a
-// func(framework.Handler) framework.Handler.
+// Package middleware is jetkit's handler middleware: retry (with its
+// per-attempt timeout), recover, idempotency and logging, one per file,
+// each a func(framework.Handler) framework.Handler.
 //
 // # The fixed order
 //
@@ -32,11 +32,11 @@
 // the whole chain has returned (retry later with NakWithDelay, or copy to
 // the dead-letter stream and terminate). So a message can never be
 // dead-lettered before Retry has run, whatever order you compose. Retry's
-// zero values mean "use the default", never "no backoff". A per-attempt
-// timeout is part of the retry policy, so attempts never share one
-// deadline; if you still put Timeout outside Retry, or nest two Retry
-// middlewares (attempts multiply), Retry logs a warning naming the fix the
-// first time it sees it.
+// zero values mean "use the default", never "no backoff". The per-attempt
+// timeout is part of the retry policy (RetryPolicy.AttemptTimeout), not a
+// middleware of its own, so attempts can never share one deadline; if you
+// nest two Retry middlewares (attempts multiply), Retry logs a warning
+// naming the fix the first time it sees it.
 //
 // # How many times a handler can run
 //

@@ -51,7 +51,7 @@ func TestRetryRetriesPanicsInProcess(t *testing.T) {
 func TestTimeoutSetsDeadlineAndAbandonsHungHandler(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	h := middleware.Timeout(100 * time.Millisecond)(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
+	h := middleware.Retry(middleware.RetryPolicy{MaxAttempts: 1, AttemptTimeout: 100 * time.Millisecond, Logger: quietLogger()})(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 		if _, ok := ctx.Deadline(); !ok {
 			t.Error("no deadline on the handler's context")
 		}
@@ -69,7 +69,7 @@ func TestTimeoutSetsDeadlineAndAbandonsHungHandler(t *testing.T) {
 }
 
 func TestTimeoutKeepsAHandlersOwnResult(t *testing.T) {
-	h := middleware.Timeout(time.Second)(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
+	h := middleware.Retry(middleware.RetryPolicy{MaxAttempts: 1, AttemptTimeout: time.Second, Logger: quietLogger()})(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 		return errFlaky
 	}))
 	if err := h.Handle(context.Background(), message("e1")); err != errFlaky {

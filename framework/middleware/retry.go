@@ -146,7 +146,7 @@ func Retry(p RetryPolicy) framework.Middleware {
 		panic(err)
 	}
 	p = p.withDefaults()
-	var warnTimeout, warnNested sync.Once
+	var warnNested sync.Once
 	return func(next framework.Handler) framework.Handler {
 		return framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 			nested := ctx.Value(retryKey{}) != nil
@@ -155,12 +155,6 @@ func Retry(p RetryPolicy) framework.Middleware {
 					warnNested.Do(func() {
 						p.Logger.Warn("middleware.Retry nested in another Retry: attempts multiply; keep one Retry per subscription",
 							"max_attempts", p.MaxAttempts, "stream", m.Stream, "consumer", m.Consumer)
-					})
-				} else if d, ok := ctx.Value(timeoutKey{}).(time.Duration); ok {
-					// Only the outermost Retry reports an outer Timeout.
-					warnTimeout.Do(func() {
-						p.Logger.Warn("middleware.Timeout wraps middleware.Retry: all attempts share one deadline, so after a timeout the remaining attempts fail at once; set RetryPolicy.AttemptTimeout instead, or put Timeout inside Retry",
-							"timeout", d, "max_attempts", p.MaxAttempts, "stream", m.Stream, "consumer", m.Consumer)
 					})
 				}
 			}

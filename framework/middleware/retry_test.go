@@ -197,20 +197,17 @@ func TestRetryZeroPolicyMeansDefaultsAndBadPolicyPanics(t *testing.T) {
 	middleware.Retry(middleware.RetryPolicy{Backoff: framework.Backoff{Multiplier: 0.5}})
 }
 
-func TestRetryWarnsWhenTimeoutWrapsIt(t *testing.T) {
+func TestRetryWarnsWhenNested(t *testing.T) {
 	log, buf := bufferLogger(slog.LevelWarn)
 	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Millisecond}, MaxAttempts: 2, Logger: log}
 	h := framework.Chain(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error { return nil }),
-		middleware.Timeout(time.Second), middleware.Retry(policy), middleware.Retry(policy))
+		middleware.Retry(policy), middleware.Retry(policy))
 	for range 3 {
 		if err := h.Handle(context.Background(), message("e1")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	out := buf.String()
-	if strings.Count(out, "RetryPolicy.AttemptTimeout") != 1 {
-		t.Errorf("want exactly one Timeout-outside-Retry warning, got:\n%s", out)
-	}
 	if strings.Count(out, "nested in another Retry") != 1 {
 		t.Errorf("want exactly one nested-Retry warning, got:\n%s", out)
 	}

@@ -10,37 +10,18 @@ import (
 )
 
 // ErrHandlerTimeout is wrapped by the error a handler call returns when
-// its deadline (Timeout or RetryPolicy.AttemptTimeout) passed.
+// its deadline, RetryPolicy.AttemptTimeout, passed. A handler that
+// honours its context returns soon after the deadline; one that ignores it
+// and is still running a grace period later (the timeout / 10, between
+// 100ms and 5s) is abandoned: the call returns an error wrapping
+// ErrHandlerTimeout, the attempt is retried (or the message redelivered or
+// dead-lettered), and the stuck goroutine is left to finish on its own.
+//
+// The timeout is part of the retry policy, not a middleware of its own, so
+// that it cannot be put around Retry, where every attempt would share one
+// deadline. For a deadline without retries: RetryPolicy{MaxAttempts: 1,
+// AttemptTimeout: d}.
 var ErrHandlerTimeout = errors.New("handler timed out")
-
-// Timeout gives each handler call a deadline of d on its context. A
-// handler that honours its context returns soon after; one that ignores it
-// and is still running a grace period later (d/10, between 100ms and 5s) is
-// abandoned: the call returns an error wrapping ErrHandlerTimeout, the
-// message is retried or dead-lettered, and the stuck goroutine is left to
-// finish on its own. A hung handler therefore never holds its worker (or
-// its message's InProgress heartbeats) forever.
-//
-//	framework.Subscribe(ctx, svc, orderCreated, "billing", charge,
-//		framework.Wrap(middleware.Timeout(10*time.Second)))
-//
-// With Retry, do not wrap Retry in Timeout (every attempt would share one
-// deadline); set RetryPolicy.AttemptTimeout instead, which gives each
-// attempt its own. Retry logs a warning when it finds itself inside Timeout.
-func Timeout(d time.Duration) framework.Middleware {
-	if d <= 0 {
-		panic(fmt.Sprintf("middleware.Timeout(%s): the timeout must be positive", d))
-	}
-	return func(next framework.Handler) framework.Handler {
-		return framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
-			return callWithTimeout(context.WithValue(ctx, timeoutKey{}, d), next, m, d)
-		})
-	}
-}
-
-// timeoutKey marks a context as bounded by the Timeout middleware, so that
-// Retry inside it can warn that its attempts share one deadline.
-type timeoutKey struct{}
 
 // graceAfter is how long past its deadline a handler may take to return
 // before it is abandoned.
