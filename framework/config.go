@@ -159,7 +159,19 @@ func DefaultConfig() Config {
 // SERVICE_NAME. PREFIX_SERVICE_NAME is required. The error lists every
 // problem at once, naming each variable and the form it expects, and never
 // contains a secret value.
-func LoadConfig(prefix string) (Config, error) {
+//
+// LoadConfig(prefix) is DefaultConfig().FromEnv(prefix).
+func LoadConfig(prefix string) (Config, error) { return DefaultConfig().FromEnv(prefix) }
+
+// FromEnv is LoadConfig starting from c instead of DefaultConfig: the
+// PREFIX_ variables that are set override c's fields, and the result is
+// validated. A program that knows its own name sets it and lets the
+// environment override it:
+//
+//	cfg := framework.DefaultConfig()
+//	cfg.ServiceName = "order"
+//	cfg, err := cfg.FromEnv("ORDER") // ORDER_SERVICE_NAME, if set, wins
+func (c Config) FromEnv(prefix string) (Config, error) {
 	if prefix == "" {
 		prefix = DefaultEnvPrefix
 	}
@@ -168,7 +180,7 @@ func LoadConfig(prefix string) (Config, error) {
 		return Config{}, &ConfigError{Problems: []string{fmt.Sprintf(
 			"environment prefix %q: use letters, digits and underscores, starting with a letter, e.g. ORDER", prefix)}}
 	}
-	cfg, problems := configFromEnv(prefix)
+	cfg, problems := configFromEnv(c, prefix)
 	if err := cfg.Validate(); err != nil {
 		problems = append(problems, err.(*ConfigError).Problems...)
 	}
@@ -178,10 +190,9 @@ func LoadConfig(prefix string) (Config, error) {
 	return cfg, nil
 }
 
-// configFromEnv overlays the defaults with every PREFIX_ variable that
-// parses, and reports each one that does not.
-func configFromEnv(prefix string) (Config, []string) {
-	cfg := DefaultConfig()
+// configFromEnv overlays cfg with every PREFIX_ variable that parses, and
+// reports each one that does not.
+func configFromEnv(cfg Config, prefix string) (Config, []string) {
 	cfg.prefix = prefix
 	var problems []string
 	v := reflect.ValueOf(&cfg).Elem()

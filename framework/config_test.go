@@ -269,3 +269,27 @@ func TestRequestReplyWithTheServiceInbox(t *testing.T) {
 		}
 	}
 }
+
+// FromEnv starts from the given configuration: a program's own name stands
+// unless its variable overrides it, and what the environment sets wins.
+func TestFromEnvOverlaysTheGivenConfig(t *testing.T) {
+	base := framework.DefaultConfig()
+	base.ServiceName = "order"
+	base.Concurrency = 3
+	t.Setenv("ORDER_CONCURRENCY", "12")
+	cfg, err := base.FromEnv("ORDER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ServiceName != "order" || cfg.Concurrency != 12 {
+		t.Fatalf("service %q concurrency %d, want order (given) and 12 (ORDER_CONCURRENCY)", cfg.ServiceName, cfg.Concurrency)
+	}
+	t.Setenv("ORDER_SERVICE_NAME", "order-eu")
+	if cfg, err = base.FromEnv("ORDER"); err != nil || cfg.ServiceName != "order-eu" {
+		t.Fatalf("service %q (%v), want ORDER_SERVICE_NAME to win", cfg.ServiceName, err)
+	}
+	t.Setenv("ORDER_ACK_WAIT", "soon")
+	if _, err := base.FromEnv("ORDER"); err == nil || !strings.Contains(err.Error(), "ORDER_ACK_WAIT") {
+		t.Fatalf("error %v, want it to name ORDER_ACK_WAIT", err)
+	}
+}

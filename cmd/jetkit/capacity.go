@@ -19,7 +19,6 @@ import (
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/capacity"
 	"github.com/jetkit/jetkit/internal/httpserver"
-	"github.com/jetkit/jetkit/internal/svcenv"
 )
 
 type capacityOpts struct {
@@ -139,9 +138,9 @@ func runCapacity(ctx context.Context, out, errOut io.Writer, o capacityOpts) err
 	if err := o.validate(); err != nil {
 		return err
 	}
-	restore := svcenv.DefaultServiceName(framework.DefaultEnvPrefix, "jetkit-capacity")
-	cfg, err := framework.LoadConfig("")
-	restore()
+	cfg := framework.DefaultConfig()
+	cfg.ServiceName = "jetkit-capacity"
+	cfg, err := cfg.FromEnv("")
 	if err != nil {
 		return err
 	}

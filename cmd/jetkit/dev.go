@@ -19,7 +19,6 @@ import (
 	"github.com/jetkit/jetkit/framework/telemetry"
 	"github.com/jetkit/jetkit/internal/httpserver"
 	"github.com/jetkit/jetkit/internal/redact"
-	"github.com/jetkit/jetkit/internal/svcenv"
 	"github.com/jetkit/jetkit/services/inventory"
 	"github.com/jetkit/jetkit/services/order"
 	"github.com/jetkit/jetkit/testenv/embedded"
@@ -158,9 +157,9 @@ func runDev(ctx context.Context, out, logs io.Writer, o devOptions) error {
 // names, and returns the base configuration to connect with.
 func devNATS(ctx context.Context, out io.Writer, o devOptions) (framework.Config, string, func(), error) {
 	if urls := os.Getenv("JETKIT_NATS_URL"); urls != "" {
-		restore := svcenv.DefaultServiceName(framework.DefaultEnvPrefix, "jetkit-dev") // each sample service gets its own name
-		cfg, err := framework.LoadConfig(framework.DefaultEnvPrefix)
-		restore()
+		cfg := framework.DefaultConfig()
+		cfg.ServiceName = "jetkit-dev" // each sample service gets its own name
+		cfg, err := cfg.FromEnv(framework.DefaultEnvPrefix)
 		if err != nil {
 			return cfg, "", nil, err
 		}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/dlq"
-	"github.com/jetkit/jetkit/internal/svcenv"
 )
 
 // dlqOpts are the flags shared by the dlq subcommands.
@@ -268,9 +267,9 @@ func withStore(ctx context.Context, o *dlqOpts, fn func(context.Context, *dlq.St
 // rest of framework.LoadConfig), to url instead of JETKIT_NATS_URL if it
 // is set, with the given connection name.
 func connectCLI(ctx context.Context, url, name string) (*framework.Conn, framework.Config, error) {
-	restore := svcenv.DefaultServiceName(framework.DefaultEnvPrefix, name)
-	cfg, err := framework.LoadConfig("")
-	restore()
+	cfg := framework.DefaultConfig()
+	cfg.ServiceName = name
+	cfg, err := cfg.FromEnv("")
 	if err != nil {
 		return nil, cfg, err
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/health"
 	"github.com/jetkit/jetkit/framework/telemetry"
-	"github.com/jetkit/jetkit/internal/svcenv"
 	"github.com/jetkit/jetkit/services/internal/servicemain"
 	"github.com/jetkit/jetkit/services/inventory"
 )
@@ -57,9 +56,9 @@ func loadOwn() (config, error) {
 }
 
 func run(ctx context.Context) error {
-	restore := svcenv.DefaultServiceName(envPrefix, "inventory") // INVENTORY_SERVICE_NAME overrides it
-	cfg, err := framework.LoadConfig(envPrefix)
-	restore()
+	cfg := framework.DefaultConfig()
+	cfg.ServiceName = "inventory"
+	cfg, err := cfg.FromEnv(envPrefix) // INVENTORY_SERVICE_NAME overrides it
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/health"
 	"github.com/jetkit/jetkit/framework/telemetry"
-	"github.com/jetkit/jetkit/internal/svcenv"
 	"github.com/jetkit/jetkit/services/internal/servicemain"
 	"github.com/jetkit/jetkit/services/order"
 )
@@ -54,9 +53,9 @@ func loadOwn() (config, error) {
 }
 
 func run(ctx context.Context) error {
-	restore := svcenv.DefaultServiceName(envPrefix, "order") // ORDER_SERVICE_NAME overrides it
-	cfg, err := framework.LoadConfig(envPrefix)
-	restore()
+	cfg := framework.DefaultConfig()
+	cfg.ServiceName = "order"
+	cfg, err := cfg.FromEnv(envPrefix) // ORDER_SERVICE_NAME overrides it
 	if err != nil {
 		return err
 	}
