@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -60,14 +61,14 @@ func TestClosedServiceRefusesWork(t *testing.T) {
 		cfg := srv.Config("closed")
 		var opts []framework.Option
 		if shared {
-			conn, err := framework.Connect(context.Background(), cfg, quietLogger())
+			conn, err := framework.Connect(context.Background(), cfg, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(conn.Close)
 			opts = append(opts, framework.WithConn(conn))
 		}
-		opts = append(opts, framework.WithLogger(quietLogger()))
+		opts = append(opts, framework.WithLogger(slog.New(slog.DiscardHandler)))
 		ctx := context.Background()
 		svc, err := framework.New(ctx, cfg, opts...)
 		if err != nil {

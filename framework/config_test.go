@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -177,12 +178,12 @@ func TestConfigErrorsNameTheLoadedPrefix(t *testing.T) {
 		t.Fatalf("Validate of a loaded config must name ORDER_ variables, got %v", err)
 	}
 	cfg.AckWait = time.Second
-	_, err = framework.Connect(context.Background(), cfg, quietLogger())
+	_, err = framework.Connect(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "ORDER_NATS_URL") || strings.Contains(err.Error(), "JETKIT_") || !strings.Contains(err.Error(), `as "order"`) {
 		t.Fatalf("connect error must name ORDER_NATS_URL and the client \"order\", got %v", err)
 	}
 	cfg.NKeyFile = writeFile(t, "bad.nk", "not a seed")
-	if _, err := framework.Connect(context.Background(), cfg, quietLogger()); err == nil || !strings.Contains(err.Error(), "ORDER_NATS_NKEY_FILE") {
+	if _, err := framework.Connect(context.Background(), cfg, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "ORDER_NATS_NKEY_FILE") {
 		t.Fatalf("NKey error must name ORDER_NATS_NKEY_FILE, got %v", err)
 	}
 }
@@ -225,7 +226,7 @@ func TestInboxPrefixDefaultsToTheService(t *testing.T) {
 	for prefix, want := range map[string]string{"": "_INBOX_order.", "_R.order": "_R.order."} {
 		cfg := srv.Config("order")
 		cfg.InboxPrefix = prefix
-		conn, err := framework.Connect(context.Background(), cfg, quietLogger())
+		conn, err := framework.Connect(context.Background(), cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,7 +245,7 @@ func TestRequestReplyWithTheServiceInbox(t *testing.T) {
 	responder := testenv.User{Name: "responder", Password: "responder-pw"}
 	srv := testenv.Start(t, testenv.Options{Configure: testenv.Users(order, responder)})
 	rc := responder.Credentials().Apply(srv.Config("responder"))
-	rconn, err := framework.Connect(context.Background(), rc, quietLogger())
+	rconn, err := framework.Connect(context.Background(), rc, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +256,7 @@ func TestRequestReplyWithTheServiceInbox(t *testing.T) {
 	if err := rconn.NC.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := framework.Connect(context.Background(), order.Credentials().Apply(srv.Config("order")), quietLogger())
+	conn, err := framework.Connect(context.Background(), order.Credentials().Apply(srv.Config("order")), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

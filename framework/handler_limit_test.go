@@ -55,7 +55,7 @@ func TestHungHandlerIsAbandonedPastMaxHandlerTime(t *testing.T) {
 	}
 	sub, err := framework.Subscribe(t.Context(), svc, created, "hung", h, framework.Concurrency(1),
 		framework.AckWait(200*time.Millisecond), framework.MaxHandlerTime(500*time.Millisecond),
-		framework.Wrap(middleware.Defaults(middleware.Options{Logger: quietLogger()})...))
+		framework.Wrap(middleware.Defaults(middleware.Options{Logger: slog.New(slog.DiscardHandler)})...))
 	if err != nil {
 		t.Fatal(err)
 	}

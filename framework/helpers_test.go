@@ -2,7 +2,6 @@ package framework_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -26,13 +25,11 @@ var created = framework.MustNewTopic[orderCreated]("orders.created.v1")
 // orders.created.v1.<id>.
 var createdByOrder = framework.MustNewTopic[orderCreated]("orders.created.v1", framework.Keyed())
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 // newService starts a service on srv with the ORDERS stream declared and
 // test-sized retry delays; it is shut down at cleanup.
 func newService(t *testing.T, srv *testenv.Server, name string, edit ...func(*framework.Config)) *framework.Service {
 	t.Helper()
-	return newServiceLogging(t, srv, name, quietLogger(), edit...)
+	return newServiceLogging(t, srv, name, slog.New(slog.DiscardHandler), edit...)
 }
 
 // newServiceLogging is newService logging to log.
@@ -46,15 +43,7 @@ func newServiceLogging(t *testing.T, srv *testenv.Server, name string, log *slog
 		e(&cfg)
 	}
 	ctx := context.Background()
-	svc, err := framework.New(ctx, cfg, framework.WithLogger(log))
-	if err != nil {
-		t.Fatalf("framework.New: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = svc.Shutdown(ctx)
-	})
+	svc := testenv.NewService(t, cfg, framework.WithLogger(log))
 	if _, err := svc.EnsureStream(ctx, ordersStream); err != nil {
 		t.Fatalf("EnsureStream: %v", err)
 	}

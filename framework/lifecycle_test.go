@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
@@ -63,7 +64,7 @@ func TestInProcessRetriesOutlastAckWaitWithoutRedelivery(t *testing.T) {
 	svc := newService(t, srv, "retrying")
 	var calls atomic.Int64
 	var deliveries []uint64
-	retry := middleware.Retry(middleware.RetryPolicy{Backoff: framework.Backoff{Initial: 250 * time.Millisecond, Multiplier: 2, Jitter: -1}, MaxAttempts: 4, Logger: quietLogger()})
+	retry := middleware.Retry(middleware.RetryPolicy{Backoff: framework.Backoff{Initial: 250 * time.Millisecond, Multiplier: 2, Jitter: -1}, MaxAttempts: 4, Logger: slog.New(slog.DiscardHandler)})
 	sub, err := framework.Subscribe(t.Context(), svc, created, "retrying", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		deliveries = append(deliveries, m.NumDelivered)
 		if calls.Add(1) < 4 {
@@ -95,7 +96,7 @@ func TestPanicsLoseNothing(t *testing.T) {
 	const n = 400
 	var panics atomic.Int64
 	done := &effects{n: map[int]int{}}
-	chain := middleware.Defaults(middleware.Options{Logger: quietLogger(),
+	chain := middleware.Defaults(middleware.Options{Logger: slog.New(slog.DiscardHandler),
 		Retry: middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Millisecond}, MaxAttempts: 2}})
 	sub, err := framework.Subscribe(t.Context(), svc, created, "panicky", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		if rand.IntN(10) == 0 {

@@ -3,6 +3,7 @@ package framework_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +87,7 @@ func assertPermissionError(t *testing.T, err error, start time.Time, op, subject
 
 func startService(t *testing.T, cfg framework.Config) *framework.Service {
 	t.Helper()
-	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(quietLogger()))
+	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatalf("framework.New: %v", err)
 	}
@@ -170,7 +171,7 @@ func TestStreamCreateDeniedFailsAtOnceNamingTheSubject(t *testing.T) {
 func TestDeadLetterStreamDeniedFailsNew(t *testing.T) {
 	srv, user, _ := leastPrivilegeServer(t, without(servicePermissions(), "$JS.API.STREAM.CREATE.DEADLETTER"))
 	start := time.Now()
-	_, err := framework.New(context.Background(), slowTimeoutConfig(srv, user), framework.WithLogger(quietLogger()))
+	_, err := framework.New(context.Background(), slowTimeoutConfig(srv, user), framework.WithLogger(slog.New(slog.DiscardHandler)))
 	assertPermissionError(t, err, start, "publish", "$JS.API.STREAM.CREATE.DEADLETTER")
 	if !strings.Contains(err.Error(), "create it once as an operator") {
 		t.Errorf("the error does not say who creates the dead-letter stream: %v", err)
@@ -182,7 +183,7 @@ func TestInboxDeniedFailsNew(t *testing.T) {
 	perms.Subscribe = []string{"orders.>"}
 	srv, user, _ := leastPrivilegeServer(t, perms)
 	start := time.Now()
-	_, err := framework.New(context.Background(), slowTimeoutConfig(srv, user), framework.WithLogger(quietLogger()))
+	_, err := framework.New(context.Background(), slowTimeoutConfig(srv, user), framework.WithLogger(slog.New(slog.DiscardHandler)))
 	if err == nil || !strings.Contains(err.Error(), "subscribe") || !strings.Contains(err.Error(), `"_INBOX_order.`) {
 		t.Fatalf("want a subscribe permission error naming the inbox, got %v", err)
 	}

@@ -3,6 +3,7 @@ package framework_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -141,7 +142,7 @@ func TestPublishRefusesASourceSubscribersRefuse(t *testing.T) {
 	// refused before anything can be published: at New, naming the variable.
 	srv := testenv.Start(t)
 	cfg := srv.Config(strings.Repeat("s", wire.MaxEnvelopeValueLen+1))
-	_, err := framework.New(context.Background(), cfg, framework.WithLogger(quietLogger()))
+	_, err := framework.New(context.Background(), cfg, framework.WithLogger(slog.New(slog.DiscardHandler)))
 	if !errors.Is(err, framework.ErrInvalidConfig) || !strings.Contains(err.Error(), "SERVICE_NAME") {
 		t.Fatalf("want ErrInvalidConfig naming SERVICE_NAME, got %v", err)
 	}

@@ -130,7 +130,7 @@ func TestPublishRetryIsBounded(t *testing.T) {
 // the publish.
 func TestPublishResendsTheSameEventAfterAnAttemptTimeout(t *testing.T) {
 	srv := testenv.Start(t)
-	svc, err := framework.New(context.Background(), srv.Config("order"), framework.WithLogger(quietLogger()))
+	svc, err := framework.New(context.Background(), srv.Config("order"), framework.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package framework_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +20,7 @@ import (
 func roundTrip(t *testing.T, cfg framework.Config, n int) {
 	t.Helper()
 	ctx := context.Background()
-	svc, err := framework.New(ctx, cfg, framework.WithLogger(quietLogger()))
+	svc, err := framework.New(ctx, cfg, framework.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatalf("framework.New: %v", err)
 	}
@@ -57,7 +58,7 @@ func mustFailConnect(t *testing.T, cfg framework.Config, want string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	cfg.ConnectTimeout = 3 * time.Second
-	svc, err := framework.New(ctx, cfg, framework.WithLogger(quietLogger()))
+	svc, err := framework.New(ctx, cfg, framework.WithLogger(slog.New(slog.DiscardHandler)))
 	if err == nil {
 		_ = svc.Shutdown(ctx)
 		t.Fatalf("framework.New succeeded; want an error mentioning %q", want)

@@ -3,8 +3,6 @@ package capacity
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -26,11 +24,7 @@ func TestRegisteredInstances(t *testing.T) {
 	const each = 20 * time.Millisecond
 	var instances []*framework.Service
 	for range 2 {
-		svc, err := framework.New(ctx, srv.Config("worker"), framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
+		svc := testenv.NewService(t, srv.Config("worker"))
 		if _, err := svc.EnsureStream(ctx, spec); err != nil {
 			t.Fatal(err)
 		}

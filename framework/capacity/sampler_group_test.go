@@ -3,8 +3,6 @@ package capacity
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -24,11 +22,7 @@ func TestSamplerReadsAPartitionedGroup(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv := testenv.Start(t)
-	svc, err := framework.New(ctx, srv.Config("courier"), framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
+	svc := testenv.NewService(t, srv.Config("courier"))
 	if _, err := svc.EnsureStream(ctx, framework.StreamSpec{Name: "PARCELS", Subjects: []string{"parcels.>"}, Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}

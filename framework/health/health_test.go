@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -37,15 +36,7 @@ func newService(t *testing.T, srv *testenv.Server, opts ...framework.Option) *fr
 	cfg.RequestTimeout = 2 * time.Second
 	cfg.ShutdownTimeout = 5 * time.Second
 	ctx := context.Background()
-	svc, err := framework.New(ctx, cfg, append([]framework.Option{framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = svc.Shutdown(ctx)
-	})
+	svc := testenv.NewService(t, cfg, opts...)
 	if _, err := svc.EnsureStream(ctx, ordersStream); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package middleware_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -22,8 +21,6 @@ const (
 )
 
 var jobsStream = framework.StreamSpec{Name: "JOBS", Subjects: []string{"jobs.>"}}
-
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // syncBuffer is a goroutine-safe log sink.
 type syncBuffer struct {
@@ -57,15 +54,7 @@ func newService(t *testing.T, srv *testenv.Server, name string, opts ...framewor
 	cfg.RetryMax = 100 * time.Millisecond
 	cfg.ShutdownTimeout = 5 * time.Second
 	ctx := context.Background()
-	svc, err := framework.New(ctx, cfg, append([]framework.Option{framework.WithLogger(quietLogger())}, opts...)...)
-	if err != nil {
-		t.Fatalf("framework.New: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = svc.Shutdown(ctx)
-	})
+	svc := testenv.NewService(t, cfg, opts...)
 	if _, err := svc.EnsureStream(ctx, jobsStream); err != nil {
 		t.Fatalf("EnsureStream: %v", err)
 	}

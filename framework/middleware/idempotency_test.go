@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,7 +19,7 @@ import (
 func newIdempotency(t *testing.T, svc *framework.Service, cfg middleware.IdempotencyConfig) *middleware.Idempotency {
 	t.Helper()
 	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -190,15 +191,15 @@ func TestIdempotencyFailureReleasesClaimAndCrashedClaimIsTakenOver(t *testing.T)
 	// Another process claims "crashed" and dies mid-handler: its connection
 	// goes away, so its claim is never renewed, released or marked done. A
 	// redelivery must take the event over once the lease has run out.
-	conn, err := framework.Connect(ctx, srv.Config("doomed"), quietLogger())
+	conn, err := framework.Connect(ctx, srv.Config("doomed"), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	doomed, err := framework.New(ctx, srv.Config("doomed"), framework.WithConn(conn), framework.WithLogger(quietLogger()))
+	doomed, err := framework.New(ctx, srv.Config("doomed"), framework.WithConn(conn), framework.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead, err := middleware.NewIdempotency(ctx, doomed, middleware.IdempotencyConfig{Lease: lease, TTL: time.Minute, Logger: quietLogger()})
+	dead, err := middleware.NewIdempotency(ctx, doomed, middleware.IdempotencyConfig{Lease: lease, TTL: time.Minute, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

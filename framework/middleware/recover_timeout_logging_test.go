@@ -35,7 +35,7 @@ func TestRecoverTurnsPanicIntoErrorWithStack(t *testing.T) {
 
 func TestRetryRetriesPanicsInProcess(t *testing.T) {
 	runs := 0
-	h := middleware.Retry(middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Millisecond}, MaxAttempts: 3, Logger: quietLogger()})(
+	h := middleware.Retry(middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Millisecond}, MaxAttempts: 3, Logger: slog.New(slog.DiscardHandler)})(
 		framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 			runs++
 			if runs < 3 {
@@ -51,7 +51,7 @@ func TestRetryRetriesPanicsInProcess(t *testing.T) {
 func TestTimeoutSetsDeadlineAndAbandonsHungHandler(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	h := middleware.Retry(middleware.RetryPolicy{MaxAttempts: 1, AttemptTimeout: 100 * time.Millisecond, Logger: quietLogger()})(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
+	h := middleware.Retry(middleware.RetryPolicy{MaxAttempts: 1, AttemptTimeout: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 		if _, ok := ctx.Deadline(); !ok {
 			t.Error("no deadline on the handler's context")
 		}
@@ -69,7 +69,7 @@ func TestTimeoutSetsDeadlineAndAbandonsHungHandler(t *testing.T) {
 }
 
 func TestTimeoutKeepsAHandlersOwnResult(t *testing.T) {
-	h := middleware.Retry(middleware.RetryPolicy{MaxAttempts: 1, AttemptTimeout: time.Second, Logger: quietLogger()})(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
+	h := middleware.Retry(middleware.RetryPolicy{MaxAttempts: 1, AttemptTimeout: time.Second, Logger: slog.New(slog.DiscardHandler)})(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 		return errFlaky
 	}))
 	if err := h.Handle(context.Background(), message("e1")); err != errFlaky {

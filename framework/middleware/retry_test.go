@@ -20,7 +20,7 @@ func TestRetrySucceedsAfterKFailuresWithBackoff(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "retry")
 	const k = 3
-	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: 40 * time.Millisecond, Multiplier: 2, Max: time.Second, Jitter: -1}, MaxAttempts: 5, Logger: quietLogger()}
+	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: 40 * time.Millisecond, Multiplier: 2, Max: time.Second, Jitter: -1}, MaxAttempts: 5, Logger: slog.New(slog.DiscardHandler)}
 	var mu sync.Mutex
 	var calls []time.Time
 	var attempts []int
@@ -69,7 +69,7 @@ func TestRetryNonRetryableAndPermanentAreDeadLetteredWithoutRetry(t *testing.T) 
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "retry")
 	errBadInput := errors.New("customer does not exist")
-	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Millisecond}, MaxAttempts: 5, Logger: quietLogger(),
+	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Millisecond}, MaxAttempts: 5, Logger: slog.New(slog.DiscardHandler),
 		NonRetryable: func(err error) bool { return errors.Is(err, errBadInput) }}
 	calls := newCounter()
 	sub, err := framework.SubscribeHandler(t.Context(), svc, "jobs.>", "worker", framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
@@ -100,7 +100,7 @@ func TestRetryNonRetryableAndPermanentAreDeadLetteredWithoutRetry(t *testing.T) 
 func TestRetryGivesEachAttemptItsOwnDeadline(t *testing.T) {
 	const perAttempt = 150 * time.Millisecond
 	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: 10 * time.Millisecond, Jitter: -1}, MaxAttempts: 3,
-		AttemptTimeout: perAttempt, Logger: quietLogger()}
+		AttemptTimeout: perAttempt, Logger: slog.New(slog.DiscardHandler)}
 	type seen struct {
 		started, deadline time.Time
 		err               error
@@ -140,7 +140,7 @@ func TestRetryGivesEachAttemptItsOwnDeadline(t *testing.T) {
 }
 
 func TestRetryAttemptTimeoutErrorAndExhaustion(t *testing.T) {
-	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Millisecond}, MaxAttempts: 2, AttemptTimeout: 50 * time.Millisecond, Logger: quietLogger()}
+	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Millisecond}, MaxAttempts: 2, AttemptTimeout: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
 	runs := 0
 	h := middleware.Retry(policy)(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 		runs++
@@ -157,7 +157,7 @@ func TestRetryAttemptTimeoutErrorAndExhaustion(t *testing.T) {
 }
 
 func TestRetryStopsAtOnceWhenTheDeliveryIsCancelled(t *testing.T) {
-	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Hour, Max: time.Hour}, MaxAttempts: 5, MaxElapsed: -1, Logger: quietLogger()}
+	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Hour, Max: time.Hour}, MaxAttempts: 5, MaxElapsed: -1, Logger: slog.New(slog.DiscardHandler)}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := middleware.Retry(policy)(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 		cancel() // shutdown begins while the first attempt fails

@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -108,7 +109,7 @@ func consumeRound(b *testing.B, srv *testenv.Server, obs observe.Observer, conc,
 		opts = append(opts, framework.WithObserver(obs))
 	}
 	ctx := context.Background()
-	svc, err := framework.New(ctx, srv.Config("bench"), append(opts, framework.WithLogger(quietLogger()))...)
+	svc, err := framework.New(ctx, srv.Config("bench"), append(opts, framework.WithLogger(slog.New(slog.DiscardHandler)))...)
 	if err != nil {
 		b.Fatal(err)
 	}

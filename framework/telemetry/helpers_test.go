@@ -2,8 +2,6 @@ package telemetry_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -41,8 +39,6 @@ var (
 	orderTopic   = framework.MustNewTopic[orderCreated]("orders.created.v1", framework.Keyed())
 	stockTopic   = framework.MustNewTopic[stockReserved]("stock.reserved.v1")
 )
-
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // rig is an instrumented service on an embedded server, with in-memory
 // span and metric readers.
@@ -83,15 +79,7 @@ func newService(t testing.TB, srv *testenv.Server, name string, opts []framework
 		e(&cfg)
 	}
 	ctx := context.Background()
-	svc, err := framework.New(ctx, cfg, append([]framework.Option{framework.WithLogger(quietLogger())}, opts...)...)
-	if err != nil {
-		t.Fatalf("framework.New: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = svc.Shutdown(ctx)
-	})
+	svc := testenv.NewService(t, cfg, opts...)
 	for _, spec := range []framework.StreamSpec{ordersStream, stockStream} {
 		if _, err := svc.EnsureStream(ctx, spec); err != nil {
 			t.Fatalf("EnsureStream %s: %v", spec.Name, err)

@@ -55,8 +55,6 @@ type sysOptions struct {
 	ackWait time.Duration
 }
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 func newSystem(t *testing.T, o sysOptions) *system {
 	t.Helper()
 	s := &system{t: t, srv: testenv.Start(t), mws: o.middleware, ackWait: o.ackWait}
@@ -86,7 +84,7 @@ func (s *system) framework(name string) *framework.Service {
 	if s.ackWait > 0 {
 		cfg.AckWait = s.ackWait
 	}
-	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(quietLogger()))
+	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		s.t.Fatalf("framework.New(%s): %v", name, err)
 	}

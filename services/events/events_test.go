@@ -8,7 +8,6 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/services/events"
-	"github.com/jetkit/jetkit/services/internal/apitest"
 	"github.com/jetkit/jetkit/testenv"
 )
 
@@ -19,11 +18,11 @@ import (
 func TestEachStreamBelongsToItsPublisher(t *testing.T) {
 	srv := testenv.Start(t)
 	ctx := context.Background()
-	inv := apitest.Framework(t, srv.Config("inventory"))
+	inv := testenv.NewService(t, srv.Config("inventory"))
 	if err := events.Declare(ctx, inv, events.InventoryStream); err != nil { // inventory starts first
 		t.Fatal(err)
 	}
-	ord := apitest.Framework(t, srv.Config("order"))
+	ord := testenv.NewService(t, srv.Config("order"))
 	if err := events.Declare(ctx, ord, events.OrdersStream); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +44,7 @@ func TestEachStreamBelongsToItsPublisher(t *testing.T) {
 	if err := events.Declare(ctx, inv, events.InventoryStream); err != nil {
 		t.Fatal(err)
 	}
-	other := apitest.Framework(t, srv.Config("analytics"))
+	other := testenv.NewService(t, srv.Config("analytics"))
 	_, err := other.EnsureStream(ctx, framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.created.v1.>"}})
 	if !errors.Is(err, framework.ErrIncompatibleChange) {
 		t.Fatalf("a third program narrowing ORDERS: want ErrIncompatibleChange, got %v", err)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/services/events"
-	"github.com/jetkit/jetkit/services/internal/apitest"
 	"github.com/jetkit/jetkit/testenv"
 )
 
@@ -97,7 +96,7 @@ func newCrashRig(t *testing.T, withStale bool) *crashRig {
 	cfg.RetryInitial = 10 * time.Millisecond
 	cfg.RetryMax = 50 * time.Millisecond
 	cfg.MaxDeliver = 50
-	svc := apitest.Framework(t, cfg)
+	svc := testenv.NewService(t, cfg)
 	r := &crashRig{t: t, svc: svc}
 	if withStale {
 		r.stale = &staleReads{last: map[string]jetstream.KeyValueEntry{}}

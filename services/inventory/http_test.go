@@ -15,7 +15,7 @@ import (
 
 func newHTTP(t *testing.T) *httptest.Server {
 	t.Helper()
-	svc := apitest.Framework(t, testenv.Start(t).Config("inventory"))
+	svc := testenv.NewService(t, testenv.Start(t).Config("inventory"))
 	inv, err := inventory.New(context.Background(), svc)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +99,7 @@ func TestStockBadInput(t *testing.T) {
 // says otherwise, and a next_cursor to follow until the last page, which
 // has none. Following the cursors lists every SKU once, in order.
 func TestStockPages(t *testing.T) {
-	svc := apitest.Framework(t, testenv.Start(t).Config("inventory"))
+	svc := testenv.NewService(t, testenv.Start(t).Config("inventory"))
 	inv, err := inventory.New(context.Background(), svc)
 	if err != nil {
 		t.Fatal(err)

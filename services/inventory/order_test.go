@@ -11,7 +11,6 @@ import (
 
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/services/events"
-	"github.com/jetkit/jetkit/services/internal/apitest"
 	"github.com/jetkit/jetkit/testenv"
 )
 
@@ -24,7 +23,7 @@ import (
 func TestOrderEventsAreHandledInOrder(t *testing.T) {
 	const orders, stock = 150, 1000
 	srv := testenv.Start(t)
-	svc := apitest.Framework(t, srv.Config("inventory"))
+	svc := testenv.NewService(t, srv.Config("inventory"))
 	inv, err := New(context.Background(), svc, framework.Concurrency(16))
 	if err != nil {
 		t.Fatal(err)

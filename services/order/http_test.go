@@ -31,7 +31,7 @@ func newRig(t *testing.T) *rig {
 	cfg := srv.Config("order")
 	cfg.RetryInitial = 20 * time.Millisecond
 	cfg.RetryMax = 200 * time.Millisecond
-	svc := apitest.Framework(t, cfg)
+	svc := testenv.NewService(t, cfg)
 	orders, err := order.New(context.Background(), svc)
 	if err != nil {
 		t.Fatal(err)

@@ -1,32 +1,15 @@
 // Package apitest holds helpers shared by the sample services' tests: a
-// quiet framework service, a test HTTP server, and a JSON API client.
+// test HTTP server and a JSON API client (a quiet framework service is
+// testenv.NewService).
 package apitest
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/jetkit/jetkit/framework"
 )
-
-// Framework starts a framework service with cfg (e.g. from
-// testenv.Server.Config) that logs nothing, and shuts it down when the test
-// ends.
-func Framework(t testing.TB, cfg framework.Config) *framework.Service {
-	t.Helper()
-	svc, err := framework.New(context.Background(), cfg, framework.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatalf("start framework service %s: %v", cfg.ServiceName, err)
-	}
-	t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
-	return svc
-}
 
 // Serve serves h on a local test server closed when the test ends.
 func Serve(t testing.TB, h http.Handler) *httptest.Server {

@@ -6,7 +6,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/jetkit/jetkit/services/internal/apitest"
 	"github.com/jetkit/jetkit/services/internal/kvstate"
 	"github.com/jetkit/jetkit/testenv"
 )
@@ -17,7 +16,7 @@ type counter struct {
 
 func TestUpdateReadAndConfirm(t *testing.T) {
 	ctx := context.Background()
-	svc := apitest.Framework(t, testenv.Start(t).Config("kvstate"))
+	svc := testenv.NewService(t, testenv.Start(t).Config("kvstate"))
 	kv, err := kvstate.DeclareBucket(ctx, svc, "kvstate_test", "kvstate test")
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +56,7 @@ func TestUpdateReadAndConfirm(t *testing.T) {
 // Concurrent increments conflict and are retried: none is lost.
 func TestConcurrentUpdatesLoseNothing(t *testing.T) {
 	ctx := context.Background()
-	svc := apitest.Framework(t, testenv.Start(t).Config("kvstate"))
+	svc := testenv.NewService(t, testenv.Start(t).Config("kvstate"))
 	kv, err := kvstate.DeclareBucket(ctx, svc, "kvstate_test", "kvstate test")
 	if err != nil {
 		t.Fatal(err)

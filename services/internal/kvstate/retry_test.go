@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetkit/jetkit/services/internal/apitest"
 	"github.com/jetkit/jetkit/services/internal/kvstate"
 	"github.com/jetkit/jetkit/testenv"
 )
@@ -43,7 +42,7 @@ func (l *lostAnswers) Update(ctx context.Context, key string, value []byte, rev 
 // its own value: success, not a 503 or a conflict.
 func TestWriteWithLostAnswerSucceeds(t *testing.T) {
 	ctx := context.Background()
-	svc := apitest.Framework(t, testenv.Start(t).Config("kvstate"))
+	svc := testenv.NewService(t, testenv.Start(t).Config("kvstate"))
 	real, err := kvstate.DeclareBucket(ctx, svc, "kvstate_test", "kvstate test")
 	if err != nil {
 		t.Fatal(err)
