@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/jetkit/jetkit/cmd/jetkit/internal/capview"
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/framework/capacity"
 	"github.com/jetkit/jetkit/internal/httpserver"
@@ -294,7 +295,7 @@ func capacityView(e capacity.Estimate, samples []capacity.Sample, o capacityOpts
 		b.WriteString("  (Ctrl-C to stop)")
 	}
 	b.WriteString("\n\n")
-	for _, l := range e.Summary() {
+	for _, l := range capview.Summary(e) {
 		fmt.Fprintf(&b, "%-15s %s\n", l.Label, l.Value)
 	}
 	if o.add >= 0 {
@@ -302,17 +303,17 @@ func capacityView(e capacity.Estimate, samples []capacity.Sample, o capacityOpts
 		if pr, ok := e.Predict(o.add); ok {
 			what = "never drains"
 			if pr.Drains {
-				what = "drained in " + capacity.HumanDuration(time.Duration(pr.Drain))
+				what = "drained in " + capview.HumanDuration(time.Duration(pr.Drain))
 			}
 		}
 		fmt.Fprintf(&b, "%-15s %s\n", fmt.Sprintf("what if +%d", o.add), what)
 	}
-	backlogs := capacity.Backlogs(samples)
+	backlogs := capview.Backlogs(samples)
 	top := 0.0
 	for _, v := range backlogs {
 		top = max(top, v)
 	}
-	fmt.Fprintf(&b, "\n%-15s %s  max %.0f over %d samples\n", "backlog trend", capacity.Sparkline(backlogs, 60), top, len(backlogs))
+	fmt.Fprintf(&b, "\n%-15s %s  max %.0f over %d samples\n", "backlog trend", capview.Sparkline(backlogs, 60), top, len(backlogs))
 	if sampleErr != nil {
 		fmt.Fprintf(&b, "\nlast sample failed: %v\n", sampleErr)
 	}
@@ -329,7 +330,7 @@ func capacityLine(e capacity.Estimate, sampleErr error) string {
 		rho = fmt.Sprintf("%.2f", e.Utilisation)
 	}
 	line := fmt.Sprintf("%s %-5s backlog=%.0f lag=%s λ=%.1f/s processed=%.1f/s μ=%s ρ=%s recommend=%s needed=%s",
-		e.At.Format("15:04:05"), e.Status, e.Backlog, capacity.HumanDuration(time.Duration(e.TimeLag)), e.Arrival.PerSecond,
+		e.At.Format("15:04:05"), e.Status, e.Backlog, capview.HumanDuration(time.Duration(e.TimeLag)), e.Arrival.PerSecond,
 		e.Processed.PerSecond, mu, rho, countOrUnknown(e.Plan.Total), countOrUnknown(e.ReplicasNeeded))
 	if sampleErr != nil {
 		line += " sample_error=" + fmt.Sprintf("%q", sampleErr.Error())
@@ -357,7 +358,7 @@ func serveCapacityWeb(addr string, s *capacity.Sampler, est *capacity.Estimator,
 		_ = shutdown(context.Background())
 		return nil, fmt.Errorf("--web %s: listen: %w", addr, err)
 	}
-	srv := httpserver.New(capacity.WebHandler(s, est, hist, metrics), httpserver.Options{})
+	srv := httpserver.New(capview.Handler(s, est, hist, metrics), httpserver.Options{})
 	go func() { _ = srv.Serve(ln) }()
 	fmt.Fprintf(errOut, "capacity view on http://%s/ (metrics at /metrics)\n", ln.Addr())
 	return func() {

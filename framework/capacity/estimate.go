@@ -3,10 +3,11 @@ package capacity
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/jetkit/jetkit/internal/wire"
 	"math"
 	"sync"
 	"time"
+
+	"github.com/jetkit/jetkit/internal/wire"
 )
 
 // Params are the inputs an Estimator needs besides samples.

@@ -223,3 +223,21 @@ func (h *History) Skipped() int {
 	defer h.mu.Unlock()
 	return h.skipped
 }
+
+// SamplePoints are a sampler's window as history points, for a chart
+// without a History: each sample's backlog, the rates between consecutive
+// samples (over a few intervals, so that one late sample does not spike)
+// and the status of est.
+func SamplePoints(samples []Sample, est Estimate) []HistoryPoint {
+	const span = 3
+	var out []HistoryPoint
+	for i, b := range samples {
+		p := HistoryPoint{At: b.At, Status: est.Status, Backlog: b.Backlog()}
+		if i > 0 {
+			arr, proc := rates([]Sample{samples[max(0, i-span)], b})
+			p.Arrival, p.Processed = arr.PerSecond, proc.PerSecond
+		}
+		out = append(out, p)
+	}
+	return out
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jetkit/jetkit/internal/humanize"
 )
 
 // drainingWork is how much work, in seconds of the working instances'
@@ -51,7 +53,7 @@ func (e *Estimator) replicas(est Estimate, working int) (int, string) {
 	}
 	held, until := e.hold(est.At, n)
 	if held > n {
-		notes = append(notes, fmt.Sprintf("scale-down to %d held until %s: %d were needed within the last %s (Params.ScaleDownHold)", n, until.Format(time.TimeOnly), held, HumanDuration(e.p.ScaleDownHold)))
+		notes = append(notes, fmt.Sprintf("scale-down to %d held until %s: %d were needed within the last %s (Params.ScaleDownHold)", n, until.Format(time.TimeOnly), held, humanize.Duration(e.p.ScaleDownHold)))
 		n = held
 	}
 	if parts := est.Partitions; parts > 0 && n > parts {

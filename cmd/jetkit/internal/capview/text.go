@@ -1,10 +1,15 @@
-package capacity
+// Package capview renders capacity estimates for people: the text lines
+// of `jetkit capacity` and its web page (Handler).
+package capview
 
 import (
 	"fmt"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/jetkit/jetkit/framework/capacity"
+	"github.com/jetkit/jetkit/internal/humanize"
 )
 
 // Line is one labelled value of a human-readable summary.
@@ -15,8 +20,8 @@ type Line struct {
 
 // Summary renders an estimate as labelled lines, the same for the terminal
 // view and the web page.
-func (e Estimate) Summary() []Line {
-	rate := func(r Rate) string {
+func Summary(e capacity.Estimate) []Line {
+	rate := func(r capacity.Rate) string {
 		if r.Samples < 2 {
 			return "n/a (" + r.Note + ")"
 		}
@@ -61,14 +66,14 @@ func (e Estimate) Summary() []Line {
 		{"instances", fmt.Sprintf("%d [%s], %s", e.Instances, e.InstancesSource, capacity)},
 		{"utilisation ρ", rho},
 		{"drain time", drain},
-		{"recommendation", e.Recommendation()},
-		{"steady state", e.steadyText()},
-		{"replicas needed", e.neededText()},
+		{"recommendation", Recommendation(e)},
+		{"steady state", steadyText(e)},
+		{"replicas needed", neededText(e)},
 	}
 }
 
 // Recommendation says in one sentence what to do to meet the target drain time.
-func (e Estimate) Recommendation() string {
+func Recommendation(e capacity.Estimate) string {
 	p := e.Plan
 	target, startup := time.Duration(e.TargetDrain), time.Duration(e.StartupDelay)
 	switch {
@@ -87,7 +92,7 @@ func (e Estimate) Recommendation() string {
 	}
 }
 
-func (e Estimate) neededText() string {
+func neededText(e capacity.Estimate) string {
 	if e.ReplicasNeeded < 0 {
 		return "unknown (μ unknown)"
 	}
@@ -95,7 +100,7 @@ func (e Estimate) neededText() string {
 		e.ReplicasNeeded, HumanDuration(time.Duration(e.TargetDrain)))
 }
 
-func (e Estimate) steadyText() string {
+func steadyText(e capacity.Estimate) string {
 	if e.SteadyReplicas < 0 {
 		return "unknown (μ unknown)"
 	}
@@ -103,20 +108,7 @@ func (e Estimate) steadyText() string {
 }
 
 // HumanDuration rounds a duration for reading: 1.2s, 3m4s, 2h5m.
-func HumanDuration(d time.Duration) string {
-	switch {
-	case d == time.Duration(math.MaxInt64):
-		return "∞"
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(100 * time.Millisecond).String()
-	case d < time.Hour:
-		return d.Round(time.Second).String()
-	default:
-		return d.Round(time.Minute).String()
-	}
-}
+func HumanDuration(d time.Duration) string { return humanize.Duration(d) }
 
 var sparks = []rune("▁▂▃▄▅▆▇█")
 
@@ -142,7 +134,7 @@ func Sparkline(values []float64, width int) string {
 }
 
 // Backlogs are the backlog values of samples, oldest first.
-func Backlogs(samples []Sample) []float64 {
+func Backlogs(samples []capacity.Sample) []float64 {
 	out := make([]float64, len(samples))
 	for i, s := range samples {
 		out[i] = s.Backlog()

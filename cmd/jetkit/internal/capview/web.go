@@ -1,4 +1,4 @@
-package capacity
+package capview
 
 import (
 	"encoding/json"
@@ -9,9 +9,20 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/jetkit/jetkit/framework/capacity"
 )
 
-// WebHandler serves one consumer's capacity view:
+// Source is what the page reads from a capacity.Sampler.
+type Source interface {
+	Stream() string
+	Consumer() string
+	Samples() []capacity.Sample
+	IntervalDuration() time.Duration
+	Err() error
+}
+
+// Handler serves one consumer's capacity view:
 //
 //	/               an HTML page refreshed by the browser every sampling
 //	                interval (no JavaScript): the summary, then charts over
@@ -23,7 +34,7 @@ import (
 //	/metrics        the gauges in Prometheus format, when metrics is not nil
 //
 // Each request estimates from the sampler's current window. h may be nil.
-func WebHandler(s *Sampler, e *Estimator, h *History, metrics http.Handler) http.Handler {
+func Handler(s Source, e *capacity.Estimator, h *capacity.History, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		samples := s.Samples()
@@ -33,14 +44,14 @@ func WebHandler(s *Sampler, e *Estimator, h *History, metrics http.Handler) http
 			page.Err = err.Error()
 		} else {
 			page.Est = &est
-			page.Lines = est.Summary()
-			var points []HistoryPoint
+			page.Lines = Summary(est)
+			var points []capacity.HistoryPoint
 			if h != nil {
 				points = h.Points()
 				page.Span = historySpan(points)
 			}
 			if len(points) < 2 { // no history yet: the sampler's window
-				points = samplePoints(samples, est)
+				points = capacity.SamplePoints(samples, est)
 			}
 			page.Charts = charts(points, est)
 		}
@@ -71,7 +82,7 @@ type pageData struct {
 	Stream, Consumer string
 	Refresh          int
 	Err              string
-	Est              *Estimate
+	Est              *capacity.Estimate
 	Lines            []Line
 	Span             string
 	Charts           []figure
@@ -105,7 +116,7 @@ svg{width:100%;height:auto;display:block}
 `))
 
 // historySpan says how far back the history goes.
-func historySpan(points []HistoryPoint) string {
+func historySpan(points []capacity.HistoryPoint) string {
 	if len(points) < 2 {
 		return ""
 	}
@@ -113,35 +124,18 @@ func historySpan(points []HistoryPoint) string {
 	return fmt.Sprintf("%d estimates over %s", len(points), d)
 }
 
-// samplePoints stands in for a history: the sampler's window, with the
-// rates between consecutive samples (over a few intervals, so that one
-// late sample does not spike) and today's estimate of μ and instances.
-func samplePoints(samples []Sample, est Estimate) []HistoryPoint {
-	const span = 3
-	var out []HistoryPoint
-	for i, b := range samples {
-		p := HistoryPoint{At: b.At, Status: est.Status, Backlog: b.Backlog()}
-		if i > 0 {
-			arr, proc := rates([]Sample{samples[max(0, i-span)], b})
-			p.Arrival, p.Processed = arr.PerSecond, proc.PerSecond
-		}
-		out = append(out, p)
-	}
-	return out
-}
-
 // statusColor colours a status.
-var statusColor = map[Status]string{StatusOK: "#1a7f37", StatusWarn: "#bf8700", StatusStall: "#cf222e", StatusStop: "#6e7781"}
+var statusColor = map[capacity.Status]string{capacity.StatusOK: "#1a7f37", capacity.StatusWarn: "#bf8700", capacity.StatusStall: "#cf222e", capacity.StatusStop: "#6e7781"}
 
 // charts draws the page's charts from points (oldest first) and the
 // current estimate.
-func charts(points []HistoryPoint, est Estimate) []figure {
+func charts(points []capacity.HistoryPoint, est capacity.Estimate) []figure {
 	if len(points) == 0 {
 		return nil
 	}
 	unix := func(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 	now := unix(est.At)
-	line := func(name, color string, y func(HistoryPoint) float64) series {
+	line := func(name, color string, y func(capacity.HistoryPoint) float64) series {
 		s := series{name: name, color: color}
 		for _, p := range points {
 			s.pts = append(s.pts, [2]float64{unix(p.At), y(p)})
@@ -150,7 +144,7 @@ func charts(points []HistoryPoint, est Estimate) []figure {
 	}
 	var out []figure
 
-	backlog := []series{line("backlog", "#0969da", func(p HistoryPoint) float64 { return p.Backlog })}
+	backlog := []series{line("backlog", "#0969da", func(p capacity.HistoryPoint) float64 { return p.Backlog })}
 	marks := []mark{{now, "now"}}
 	if len(est.Predicted) > 0 {
 		pred := series{name: fmt.Sprintf("predicted with %d instance(s)", est.Plan.Total), color: "#8250df", dashed: true}
@@ -167,29 +161,29 @@ func charts(points []HistoryPoint, est Estimate) []figure {
 		"Backlog (pending + ack-pending) over time, then predicted after the recommended scale-up (dashed)."})
 
 	rateSeries := []series{
-		line("arrivals λ", "#0969da", func(p HistoryPoint) float64 { return p.Arrival }),
-		line("processed", "#1a7f37", func(p HistoryPoint) float64 { return p.Processed }),
+		line("arrivals λ", "#0969da", func(p capacity.HistoryPoint) float64 { return p.Arrival }),
+		line("processed", "#1a7f37", func(p capacity.HistoryPoint) float64 { return p.Processed }),
 	}
-	if hasAny(points, func(p HistoryPoint) bool { return p.Capacity > 0 }) {
-		c := line("capacity (instances × μ)", "#cf222e", func(p HistoryPoint) float64 { return p.Capacity })
+	if hasAny(points, func(p capacity.HistoryPoint) bool { return p.Capacity > 0 }) {
+		c := line("capacity (instances × μ)", "#cf222e", func(p capacity.HistoryPoint) float64 { return p.Capacity })
 		c.dashed = true
 		rateSeries = append(rateSeries, c)
 	}
 	out = append(out, figure{svgChart("per second", rateSeries, []mark{{now, "now"}}, nil),
 		"Arrival and processed rates, and the capacity estimated at each moment."})
 
-	if hasAny(points, func(p HistoryPoint) bool { return p.TimeLag > 0 }) {
-		out = append(out, figure{svgChart("seconds", []series{line("time lag", "#9a6700", func(p HistoryPoint) float64 { return p.TimeLag })}, nil, nil),
+	if hasAny(points, func(p capacity.HistoryPoint) bool { return p.TimeLag > 0 }) {
+		out = append(out, figure{svgChart("seconds", []series{line("time lag", "#9a6700", func(p capacity.HistoryPoint) float64 { return p.TimeLag })}, nil, nil),
 			"Time lag: the age of the oldest unprocessed message."})
 	}
-	if hasAny(points, func(p HistoryPoint) bool { return p.ServiceRate > 0 }) {
-		out = append(out, figure{svgChart("per second", []series{line("μ per instance", "#8250df", func(p HistoryPoint) float64 { return p.ServiceRate })}, nil, nil),
+	if hasAny(points, func(p capacity.HistoryPoint) bool { return p.ServiceRate > 0 }) {
+		out = append(out, figure{svgChart("per second", []series{line("μ per instance", "#8250df", func(p capacity.HistoryPoint) float64 { return p.ServiceRate })}, nil, nil),
 			"Service rate μ of one instance, as estimated at each moment."})
 	}
-	if hasAny(points, func(p HistoryPoint) bool { return p.Instances > 0 || p.ReplicasNeeded > 0 }) {
+	if hasAny(points, func(p capacity.HistoryPoint) bool { return p.Instances > 0 || p.ReplicasNeeded > 0 }) {
 		out = append(out, figure{svgChart("instances", []series{
-			line("instances", "#0969da", func(p HistoryPoint) float64 { return float64(p.Instances) }),
-			line("replicas needed", "#cf222e", func(p HistoryPoint) float64 { return float64(p.ReplicasNeeded) }),
+			line("instances", "#0969da", func(p capacity.HistoryPoint) float64 { return float64(p.Instances) }),
+			line("replicas needed", "#cf222e", func(p capacity.HistoryPoint) float64 { return float64(p.ReplicasNeeded) }),
 		}, nil, nil), "Instances consuming and replicas needed (the autoscaling gauge)."})
 	}
 	var bands []band
@@ -204,7 +198,7 @@ func charts(points []HistoryPoint, est Estimate) []figure {
 	return out
 }
 
-func hasAny(points []HistoryPoint, f func(HistoryPoint) bool) bool {
+func hasAny(points []capacity.HistoryPoint, f func(capacity.HistoryPoint) bool) bool {
 	for _, p := range points {
 		if f(p) {
 			return true

@@ -1,12 +1,6 @@
 package capacity
 
 import (
-	"context"
-	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -83,97 +77,4 @@ func TestEstimateSynthetic(t *testing.T) {
 	if est2.ServiceSource != SourceEarlierSaturated || est2.ServiceRate.PerSecond != 50 || est2.Status != StatusOK {
 		t.Errorf("after draining: μ %v from %s, status %s; want 50 from %s, OK", est2.ServiceRate.PerSecond, est2.ServiceSource, est2.Status, SourceEarlierSaturated)
 	}
-}
-
-func TestWebAndMetrics(t *testing.T) {
-	s := syntheticSampler(t)
-	e := NewEstimator(Params{StartupDelay: 15 * time.Second})
-	if _, err := e.Estimate(s.Stream(), s.Consumer(), s.Samples()); err != nil {
-		t.Fatal(err)
-	}
-	metrics, shutdown, err := PrometheusHandler(NamedEstimator{Stream: "ORDERS", Consumer: "billing", Estimator: e})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = shutdown(context.Background()) }()
-	srv := httptest.NewServer(WebHandler(s, e, nil, metrics))
-	defer srv.Close()
-	get := func(path string) string {
-		t.Helper()
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %s: %s", path, resp.Status, b)
-		}
-		return string(b)
-	}
-	page := get("/")
-	for _, want := range []string{"<svg", "<polyline", "predicted with 3 instance(s)", `class="WARN"`, "add 2 → 3 instance(s)", `http-equiv="refresh"`} {
-		if !strings.Contains(page, want) {
-			t.Errorf("page lacks %q", want)
-		}
-	}
-	if strings.Contains(page, "<script") {
-		t.Error("page has JavaScript")
-	}
-	raw := get("/estimate.json")
-	for _, want := range []string{`"earliest_s":15.000`, `"drain_s":60.000`, `"t_s":0.000`} {
-		if !strings.Contains(raw, want) {
-			t.Errorf("estimate.json lacks %s: %s", want, raw)
-		}
-	}
-	var est Estimate
-	if err := json.Unmarshal([]byte(raw), &struct {
-		Status *Status `json:"status"`
-		Plan   *struct {
-			Total *int `json:"total"`
-		} `json:"plan"`
-	}{Status: &est.Status, Plan: &struct {
-		Total *int `json:"total"`
-	}{Total: &est.Plan.Total}}); err != nil {
-		t.Fatal(err)
-	}
-	if est.Status != StatusWarn || est.Plan.Total != 3 {
-		t.Errorf("estimate.json: status %s total %d, want WARN 3", est.Status, est.Plan.Total)
-	}
-	prom := get("/metrics")
-	for _, want := range []string{
-		`jetkit_capacity_replicas_needed{consumer="billing",otel_scope_name="` + MeterName,
-		`jetkit_capacity_status{consumer="billing"`,
-		`jetkit_capacity_arrival_rate_per_second{consumer="billing"`,
-		`jetkit_capacity_time_lag_seconds{consumer="billing"`,
-	} {
-		if !strings.Contains(prom, want) {
-			t.Errorf("metrics lack %q", want)
-		}
-	}
-	if !hasSample(prom, "jetkit_capacity_replicas_needed", "3") || !hasSample(prom, "jetkit_capacity_status", "1") {
-		t.Errorf("metrics: replicas_needed 3 and status 1 expected:\n%s", grepLines(prom, "jetkit_capacity"))
-	}
-	if strings.Contains(prom, "jetkit_capacity_drain_time") {
-		t.Error("drain time exported although the backlog never drains at this capacity")
-	}
-}
-
-func hasSample(prom, name, value string) bool {
-	for _, l := range strings.Split(prom, "\n") {
-		if strings.HasPrefix(l, name+"{") && strings.HasSuffix(l, "} "+value) {
-			return true
-		}
-	}
-	return false
-}
-
-func grepLines(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }
