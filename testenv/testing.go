@@ -41,20 +41,7 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 
 // WaitFor polls cond until it holds, ctx ends or timeout passes.
 func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if cond() {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
+	return embedded.WaitFor(ctx, timeout, cond)
 }
 
 // WaitConsumerIdle waits until the consumer has nothing pending and nothing

@@ -147,7 +147,13 @@ func (c *Cluster) WaitConsumerLeader(timeout time.Duration, stream, consumer str
 
 // waitFor polls cond until it holds or timeout passes.
 func waitFor(timeout time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	return WaitFor(context.Background(), timeout, cond)
+}
+
+// WaitFor polls cond every 5 ms until it holds, ctx ends or timeout passes
+// (testenv.WaitFor).
+func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
