@@ -26,8 +26,9 @@ type serviceCode struct {
 }
 
 // readServiceCode parses the main package in dir. It expects what the
-// sample services do: a string constant passed to framework.LoadConfig
-// (or a literal), and envconfig.Process(prefix, &own) for its own struct.
+// sample services do: a string constant passed to framework.LoadConfig or
+// Config.FromEnv (or a literal), and envconfig.Process(prefix, &own) for
+// its own struct.
 func readServiceCode(dir string) (serviceCode, error) {
 	sc := serviceCode{dir: dir, own: map[string]bool{}, imports: map[string]bool{}}
 	fset := token.NewFileSet()
@@ -91,7 +92,8 @@ func readServiceCode(dir string) (serviceCode, error) {
 			}
 			pkg, _ := sel.X.(*ast.Ident)
 			switch {
-			case pkg != nil && pkg.Name == "framework" && sel.Sel.Name == "LoadConfig" && len(call.Args) == 1:
+			case pkg != nil && pkg.Name == "framework" && sel.Sel.Name == "LoadConfig" && len(call.Args) == 1,
+				sel.Sel.Name == "FromEnv" && len(call.Args) == 1: // cfg.FromEnv(prefix) on a framework.Config
 				sc.prefix, found = stringArg(call.Args[0]), true
 			case pkg != nil && pkg.Name == "envconfig" && sel.Sel.Name == "Process" && len(call.Args) == 2:
 				if u, ok := call.Args[1].(*ast.UnaryExpr); ok {
@@ -108,10 +110,10 @@ func readServiceCode(dir string) (serviceCode, error) {
 		})
 	}
 	if !found {
-		return sc, fmt.Errorf("%s: no framework.LoadConfig(<string constant>) call found", dir)
+		return sc, fmt.Errorf("%s: no framework.LoadConfig(<string constant>) or Config.FromEnv(<string constant>) call found", dir)
 	}
 	if sc.prefix == "" {
-		sc.prefix = framework.DefaultEnvPrefix
+		sc.prefix = "JETKIT"
 	}
 	for _, af := range parsed {
 		for _, d := range af.Decls {
