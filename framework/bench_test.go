@@ -102,7 +102,7 @@ func BenchmarkMiddlewareChain(b *testing.B) {
 	pass := func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, m *Message) error { return next.Handle(ctx, m) })
 	}
-	h := Chain(HandlerFunc(func(context.Context, *Message) error { return nil }), pass, pass, pass)
+	h := chain(HandlerFunc(func(context.Context, *Message) error { return nil }), pass, pass, pass)
 	m := &Message{}
 	ctx := context.Background()
 	b.ReportAllocs()

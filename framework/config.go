@@ -13,9 +13,9 @@ import (
 	"github.com/jetkit/jetkit/internal/wire"
 )
 
-// DefaultEnvPrefix is the environment variable prefix LoadConfig uses when
+// defaultEnvPrefix is the environment variable prefix LoadConfig uses when
 // given an empty prefix: JETKIT_NATS_URL, JETKIT_ACK_WAIT, ...
-const DefaultEnvPrefix = "JETKIT"
+const defaultEnvPrefix = "JETKIT"
 
 // AckMode selects how a subscription acknowledges a handled message.
 type AckMode string
@@ -110,7 +110,7 @@ type Config struct {
 	// PublishAsyncMaxPending bounds un-acknowledged async publishes.
 	PublishAsyncMaxPending int `envconfig:"PUBLISH_ASYNC_MAX_PENDING" default:"4000"`
 
-	prefix string // the environment prefix LoadConfig read; "" is DefaultEnvPrefix
+	prefix string // the environment prefix LoadConfig read; "" is JETKIT
 }
 
 // Limits LoadConfig and Validate enforce beyond the obvious ones.
@@ -124,7 +124,7 @@ const (
 // envPrefix is the prefix c's variables are named with.
 func (c Config) envPrefix() string {
 	if c.prefix == "" {
-		return DefaultEnvPrefix
+		return defaultEnvPrefix
 	}
 	return c.prefix
 }
@@ -154,7 +154,7 @@ func DefaultConfig() Config {
 }
 
 // LoadConfig reads the configuration from environment variables named
-// PREFIX_FIELD (prefix "" means DefaultEnvPrefix; it is upper-cased) and
+// PREFIX_FIELD (prefix "" means JETKIT; it is upper-cased) and
 // validates it. Only prefixed variables are read: ORDER_SERVICE_NAME, never
 // SERVICE_NAME. PREFIX_SERVICE_NAME is required. The error lists every
 // problem at once, naming each variable and the form it expects, and never
@@ -173,7 +173,7 @@ func LoadConfig(prefix string) (Config, error) { return DefaultConfig().FromEnv(
 //	cfg, err := cfg.FromEnv("ORDER") // ORDER_SERVICE_NAME, if set, wins
 func (c Config) FromEnv(prefix string) (Config, error) {
 	if prefix == "" {
-		prefix = DefaultEnvPrefix
+		prefix = defaultEnvPrefix
 	}
 	prefix = strings.ToUpper(prefix)
 	if strings.Trim(prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != "" || prefix[0] < 'A' || prefix[0] > 'Z' {

@@ -70,8 +70,8 @@ func (f HandlerFunc) Handle(ctx context.Context, m *Message) error { return f(ct
 // middleware given is the outermost.
 type Middleware func(Handler) Handler
 
-// Chain wraps h in mws, the first outermost.
-func Chain(h Handler, mws ...Middleware) Handler {
+// chain wraps h in mws, the first outermost.
+func chain(h Handler, mws ...Middleware) Handler {
 	for i := len(mws) - 1; i >= 0; i-- {
 		h = mws[i](h)
 	}

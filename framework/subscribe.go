@@ -99,7 +99,7 @@ func (svc *Service) subscribe(ctx context.Context, subject string, filters []str
 	mws := append(svc.serviceMiddleware(), o.middleware...)
 	var s *Subscription
 	if o.partitioned {
-		if s, err = svc.startPartitioned(ctx, stream, subject, durable, Chain(h, mws...), o); err != nil {
+		if s, err = svc.startPartitioned(ctx, stream, subject, durable, chain(h, mws...), o); err != nil {
 			return nil, err
 		}
 		s.svc = svc
@@ -110,7 +110,7 @@ func (svc *Service) subscribe(ctx context.Context, subject string, filters []str
 		}
 		s = &Subscription{
 			conn: svc.conn, stream: stream, durable: durable, subject: subject, filters: filters, opts: o,
-			handler: Chain(h, mws...), consumer: cons, svc: svc, stopDone: make(chan struct{}),
+			handler: chain(h, mws...), consumer: cons, svc: svc, stopDone: make(chan struct{}),
 			log: svc.log.With("stream", stream, "consumer", durable),
 		}
 		s.sizePull(ctx) // the first pull's depth and byte cap (pull_limits.go)

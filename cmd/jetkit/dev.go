@@ -159,7 +159,7 @@ func devNATS(ctx context.Context, out io.Writer, o devOptions) (framework.Config
 	if urls := os.Getenv("JETKIT_NATS_URL"); urls != "" {
 		cfg := framework.DefaultConfig()
 		cfg.ServiceName = "jetkit-dev" // each sample service gets its own name
-		cfg, err := cfg.FromEnv(framework.DefaultEnvPrefix)
+		cfg, err := cfg.FromEnv("JETKIT")
 		if err != nil {
 			return cfg, "", nil, err
 		}

@@ -138,3 +138,11 @@ func deadLetterCount(t *testing.T, svc *framework.Service) uint64 {
 	}
 	return info.State.Msgs
 }
+
+// chain wraps h in mws, the first outermost, as a subscription does.
+func chain(h framework.Handler, mws ...framework.Middleware) framework.Handler {
+	for i := len(mws) - 1; i >= 0; i-- {
+		h = mws[i](h)
+	}
+	return h
+}

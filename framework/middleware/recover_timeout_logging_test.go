@@ -20,7 +20,7 @@ func TestRecoverTurnsPanicIntoErrorWithStack(t *testing.T) {
 			return seenByOuter
 		})
 	}
-	h := framework.Chain(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
+	h := chain(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 		panic(errFlaky)
 	}), outer, middleware.Recover())
 	err := h.Handle(context.Background(), message("e1"))
@@ -86,7 +86,7 @@ func TestLoggingLevelsAndFields(t *testing.T) {
 	if buf.String() != "" {
 		t.Fatalf("success must log only at debug, got:\n%s", buf.String())
 	}
-	failing := framework.Chain(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error { panic("kaput") }),
+	failing := chain(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error { panic("kaput") }),
 		middleware.Logging(log), middleware.Recover())
 	m := message("evt-9")
 	m.Attempt = 2

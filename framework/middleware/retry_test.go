@@ -200,7 +200,7 @@ func TestRetryZeroPolicyMeansDefaultsAndBadPolicyPanics(t *testing.T) {
 func TestRetryWarnsWhenNested(t *testing.T) {
 	log, buf := bufferLogger(slog.LevelWarn)
 	policy := middleware.RetryPolicy{Backoff: framework.Backoff{Initial: time.Millisecond}, MaxAttempts: 2, Logger: log}
-	h := framework.Chain(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error { return nil }),
+	h := chain(framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error { return nil }),
 		middleware.Retry(policy), middleware.Retry(policy))
 	for range 3 {
 		if err := h.Handle(context.Background(), message("e1")); err != nil {
