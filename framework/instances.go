@@ -94,11 +94,14 @@ func (r *registry) beat() {
 		r.kv = kv
 	}
 	live := map[string]bool{}
+	now := time.Now()
 	for _, sub := range r.svc.Subscriptions() {
 		key := wire.InstanceKeyPrefix(sub.Stream(), sub.Durable()) + r.id
+		running, oldest := sub.running(now)
 		val, _ := json.Marshal(wire.InstanceRecord{
 			Service: r.svc.cfg.ServiceName, Concurrency: sub.Concurrency(),
 			AvgHandlerNS: int64(sub.AvgHandlerTime()), Received: sub.Stats().Received,
+			Running: running, OldestRunningNS: int64(oldest),
 		})
 		live[key] = true
 		if _, err := r.kv.Put(ctx, key, val); err != nil {

@@ -30,3 +30,32 @@ func (s *Subscription) AvgHandlerTime() time.Duration {
 // now: fixed by the Prefetch option, or adapted to the measured handler
 // time and payload size (see Prefetch).
 func (s *Subscription) Prefetch() int { return int(s.prefetch.Load()) }
+
+// running counts the handlers running now and the age of the oldest, for
+// the instance registrations (instances.go): the capacity estimator names
+// an instance whose handlers hang.
+func (s *Subscription) running(now time.Time) (n int, oldest time.Duration) {
+	if s.group != nil {
+		s.group.mu.Lock()
+		parts := make([]*Subscription, 0, len(s.group.owned))
+		for _, p := range s.group.owned {
+			parts = append(parts, p)
+		}
+		s.group.mu.Unlock()
+		for _, p := range parts {
+			k, o := p.running(now)
+			n, oldest = n+k, max(oldest, o)
+		}
+		return n, oldest
+	}
+	for i := range s.slots {
+		slot := &s.slots[i]
+		slot.mu.Lock()
+		if slot.msg != nil && !slot.abandoned {
+			n++
+			oldest = max(oldest, now.Sub(slot.started))
+		}
+		slot.mu.Unlock()
+	}
+	return n, oldest
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -127,6 +128,9 @@ type Estimate struct {
 	// Status is the Burrow-style health, StatusReason says why.
 	Status       Status `json:"status"`
 	StatusReason string `json:"status_reason"`
+	// Stuck names, when the status is STALL, the registered instances whose
+	// handlers have run longest (at most 3; StatusReason names them too).
+	Stuck []BusyInstance `json:"stuck,omitempty"`
 	// Backlog is B = Pending + AckPending now.
 	Backlog    float64 `json:"backlog"`
 	Pending    uint64  `json:"pending"`
@@ -271,6 +275,14 @@ func (e *Estimator) Estimate(stream, consumer string, samples []Sample) (Estimat
 		sw = sw[len(sw)-p.StatusSamples:]
 	}
 	est.Status, est.StatusReason = status(sw, rw, len(sw) >= p.StatusSamples)
+	if est.Status == StatusStall && len(last.Busy) > 0 {
+		est.Stuck = last.Busy[:min(len(last.Busy), 3)]
+		names := make([]string, len(est.Stuck))
+		for i, b := range est.Stuck {
+			names[i] = b.String()
+		}
+		est.StatusReason += "; longest-running handlers: " + strings.Join(names, ", ")
+	}
 	working := est.working()
 	if working < est.Instances {
 		est.ServiceRate.Note += fmt.Sprintf("; the %d running instance(s) complete nothing now (%s): they count as 0 in the prediction", est.Instances, est.Status)

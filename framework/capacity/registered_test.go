@@ -3,6 +3,7 @@ package capacity
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,4 +94,55 @@ func TestRegisteredInstances(t *testing.T) {
 	if smp.Registered == nil || smp.Registered.Instances != 1 {
 		t.Fatalf("after one instance shut down: registered %+v, want 1 instance", smp.Registered)
 	}
+}
+
+// A consumer whose only instance hangs is STALL, and the estimate names
+// that instance from its registration: the service, its instance id, how
+// many handlers run and for how long.
+func TestStallNamesTheStuckInstance(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv := testenv.Start(t)
+	svc := testenv.NewService(t, srv.Config("worker"))
+	if _, err := svc.EnsureStream(ctx, framework.StreamSpec{Name: "JOBS", Subjects: []string{"jobs.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) }) // before the service shuts down
+	topic := framework.MustNewTopic[parcel]("jobs.run.v1")
+	if _, err := framework.Subscribe(ctx, svc, topic, "workers", func(ctx context.Context, _ parcel, _ *framework.Message) error {
+		<-release // hangs
+		return nil
+	}, framework.Concurrency(1)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := topic.Publish(ctx, svc, parcel{ID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops, err := framework.Connect(ctx, srv.Config("ops"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ops.Close()
+	s, err := NewSampler(ops.JS, "JOBS", "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := NewEstimator(Params{})
+	var est Estimate
+	testenv.Eventually(t, 30*time.Second, "STALL naming the stuck instance", func() bool {
+		mustSample(t, s)
+		if len(s.Samples()) < 3 {
+			return false
+		}
+		est, err = e.Estimate("JOBS", "workers", s.Samples())
+		return err == nil && est.Status == StatusStall && len(est.Stuck) == 1
+	})
+	if b := est.Stuck[0]; b.Service != "worker" || b.Running != 1 || b.Oldest <= 0 || b.Instance == "" ||
+		!strings.Contains(est.StatusReason, "worker/"+b.Instance) {
+		t.Fatalf("stuck %+v, reason %q: want the worker instance with 1 handler running", b, est.StatusReason)
+	}
+	t.Logf("%s: %s", est.Status, est.StatusReason)
 }

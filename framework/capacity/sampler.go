@@ -1,6 +1,7 @@
 package capacity
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetkit/jetkit/framework"
+	"github.com/jetkit/jetkit/internal/humanize"
 	"github.com/jetkit/jetkit/internal/wire"
 )
 
@@ -63,6 +65,10 @@ type Sample struct {
 	// out of bounds (a registration is written by a service, so it is not
 	// trusted).
 	IgnoredRegistrations int `json:"ignored_registrations,omitempty"`
+	// Busy lists the registered instances with handlers running now, the
+	// one running longest first (at most maxBusy): the estimate names
+	// them when the consumer stalls.
+	Busy []BusyInstance `json:"busy,omitempty"`
 	// Partitions is the partition count when the sample reads a
 	// partitioned consumer group (framework.Partitioned): the consumer
 	// name is the group's durable, and the counts and sequences above are
@@ -365,7 +371,8 @@ func (s *Sampler) registered(ctx context.Context, smp *Sample) {
 		var r wire.InstanceRecord
 		if len(e.Value()) > wire.InstanceRecordMax || json.Unmarshal(e.Value(), &r) != nil ||
 			r.Concurrency < 0 || r.Concurrency > maxRegisteredConcurrency ||
-			r.AvgHandlerNS < 0 || r.AvgHandlerNS > int64(time.Hour) {
+			r.AvgHandlerNS < 0 || r.AvgHandlerNS > int64(time.Hour) ||
+			r.Running < 0 || r.Running > maxRegisteredConcurrency || r.OldestRunningNS < 0 || r.OldestRunningNS > int64(30*24*time.Hour) {
 			smp.IgnoredRegistrations++
 			continue
 		}
@@ -376,6 +383,14 @@ func (s *Sampler) registered(ctx context.Context, smp *Sample) {
 			timed++
 		}
 		lt.Received += r.Received
+		if r.Running > 0 {
+			smp.Busy = append(smp.Busy, BusyInstance{Instance: strings.TrimPrefix(k, wire.InstanceKeyPrefix(s.stream, s.consumer)),
+				Service: safeName(r.Service), Running: r.Running, Oldest: time.Duration(r.OldestRunningNS)})
+		}
+	}
+	slices.SortFunc(smp.Busy, func(a, b BusyInstance) int { return cmp.Compare(b.Oldest, a.Oldest) })
+	if len(smp.Busy) > maxBusy {
+		smp.Busy = smp.Busy[:maxBusy]
 	}
 	if lt.Instances == 0 {
 		return
@@ -390,6 +405,44 @@ func (s *Sampler) registered(ctx context.Context, smp *Sample) {
 // maxRegisteredConcurrency bounds the concurrency a registration may
 // claim; larger claims are ignored.
 const maxRegisteredConcurrency = 1 << 20
+
+// maxBusy bounds Sample.Busy.
+const maxBusy = 10
+
+// BusyInstance is a registered instance with handlers running.
+type BusyInstance struct {
+	// Instance is the registration's instance id; Service the service
+	// name it gave (reduced to letters, digits, '-', '_' and '.').
+	Instance string `json:"instance"`
+	Service  string `json:"service"`
+	// Running is its handlers running, and Oldest how long the oldest of
+	// them had run, when the instance last refreshed its registration
+	// (every 5 s).
+	Running int           `json:"running"`
+	Oldest  time.Duration `json:"oldest_running_ns"`
+}
+
+func (b BusyInstance) String() string {
+	return fmt.Sprintf("%s/%s (%d running, the oldest for %s)", b.Service, b.Instance, b.Running, humanize.Duration(b.Oldest))
+}
+
+// safeName keeps what a registration's service name may show: at most 64
+// letters, digits, '-', '_' and '.' (it is printed on terminals and pages).
+func safeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= 64 {
+			break
+		}
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		return "?"
+	}
+	return b.String()
+}
 
 // readOldest reads the first message matching the filters at or after
 // smp.OldestSeq and records its sequence and timestamp.

@@ -228,4 +228,8 @@ type InstanceRecord struct {
 	AvgHandlerNS int64 `json:"avg_handler_ns"`
 	// Received is the deliveries it has handled so far.
 	Received uint64 `json:"received"`
+	// Running is the handlers running now, and OldestRunningNS how long
+	// the oldest of them has run: a hung instance shows here.
+	Running         int   `json:"running"`
+	OldestRunningNS int64 `json:"oldest_running_ns"`
 }
