@@ -93,6 +93,10 @@ func (r *registry) beat() {
 		}
 		r.kv = kv
 	}
+	// The puts' own subjects are watched, so that a refused put is this
+	// registry's and fails it at once, not a concurrent call's.
+	ctx, perm := r.svc.conn.watchPermissions(ctx, "$KV."+wire.InstanceBucket+".")
+	defer perm.done()
 	live := map[string]bool{}
 	now := time.Now()
 	for _, sub := range r.svc.Subscriptions() {
@@ -105,7 +109,10 @@ func (r *registry) beat() {
 		})
 		live[key] = true
 		if _, err := r.kv.Put(ctx, key, val); err != nil {
-			r.problem(err)
+			r.problem(perm.explain(err))
+			if r.off {
+				return
+			}
 			continue
 		}
 		r.written[key] = true
@@ -123,7 +130,10 @@ func (r *registry) beat() {
 // configuration is the first creator's (or the operator's).
 func (r *registry) bind(ctx context.Context) (jetstream.KeyValue, error) {
 	c := r.svc.conn
-	ctx, perm := c.watchPermissions(ctx, c.jsPrefixes()...)
+	// Its own subjects only: a refusal here is the registry's, never that
+	// of a Subscribe running beside it (permission.go routes a violation to
+	// the call watching its subject most specifically).
+	ctx, perm := c.watchPermissions(ctx, "$JS.API.STREAM.INFO.KV_"+wire.InstanceBucket, "$JS.API.STREAM.CREATE.KV_"+wire.InstanceBucket)
 	kv, err := c.JS.KeyValue(ctx, wire.InstanceBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = c.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{

@@ -70,8 +70,11 @@ type permissionWatch struct {
 	sends sendReaper // ends publish sends past their deadline (publish_send.go)
 }
 
-// record offers err to every waiting call whose subjects it concerns and
-// reports whether err was a permission violation.
+// record offers err to the waiting calls whose subjects it concerns most
+// specifically, and reports whether err was a permission violation. A call
+// watching a whole API ("$JS.") does not take a refusal meant for a call
+// watching that very subject: the instance registrations run beside
+// Subscribe, and their refusal must not fail it.
 func (w *permissionWatch) record(err error) bool {
 	pe := asPermissionError(err)
 	if pe == nil {
@@ -79,10 +82,35 @@ func (w *permissionWatch) record(err error) bool {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	best := w.longestMatchLocked(pe.Subject)
 	for g := range w.waiters {
-		g.offer(pe)
+		if n := g.matchLen(pe.Subject); n > 0 && n == best {
+			g.offer(pe)
+		}
 	}
 	return true
+}
+
+// longestMatchLocked is the longest prefix of subject a waiting call
+// watches (0: none).
+func (w *permissionWatch) longestMatchLocked(subject string) int {
+	best := 0
+	for g := range w.waiters {
+		best = max(best, g.matchLen(subject))
+	}
+	return best
+}
+
+// claims reports whether subject's violation is g's: g watches it, and no
+// waiting call watches it more specifically.
+func (w *permissionWatch) claims(g *permissionGuard, subject string) bool {
+	n := g.matchLen(subject)
+	if n == 0 {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return n >= w.longestMatchLocked(subject)
 }
 
 // permissionGuard watches one call (a provisioning step, a publish) for
@@ -206,13 +234,18 @@ func (c *Conn) inboxPrefix() string {
 	return nats.InboxPrefix
 }
 
-func (g *permissionGuard) matches(subject string) bool {
+func (g *permissionGuard) matches(subject string) bool { return g.matchLen(subject) > 0 }
+
+// matchLen is the length of the longest of g's prefixes subject begins
+// with (0: none).
+func (g *permissionGuard) matchLen(subject string) int {
+	n := 0
 	for _, p := range g.prefixes {
-		if strings.HasPrefix(subject, p) {
-			return true
+		if len(p) > n && strings.HasPrefix(subject, p) {
+			n = len(p)
 		}
 	}
-	return false
+	return n
 }
 
 func (g *permissionGuard) offer(pe *PermissionError) {
@@ -247,7 +280,7 @@ func (g *permissionGuard) violation() *PermissionError {
 		return seen
 	}
 	if le := g.conn.NC.LastError(); le != nil && le.Error() != g.before {
-		if pe := asPermissionError(le); pe != nil && g.matches(pe.Subject) {
+		if pe := asPermissionError(le); pe != nil && g.conn.perms.claims(g, pe.Subject) {
 			return pe
 		}
 	}

@@ -273,3 +273,30 @@ func TestReadinessNamesARefusedAccountInfo(t *testing.T) {
 		t.Fatalf("Ready: want a fast error naming $JS.API.INFO, got %v after %s", err, time.Since(start))
 	}
 }
+
+// A service that may not register its instances (no jetkit_instances
+// permissions) still subscribes: the registration's refusal, which comes
+// while further Subscribe calls run, is the registration's alone. It is
+// logged once.
+func TestRefusedRegistrationFailsNoSubscribe(t *testing.T) {
+	perms := servicePermissions()
+	for _, d := range []string{"inventory-a", "inventory-b", "inventory-c", "inventory-d"} {
+		perms.Publish = append(perms.Publish, "$JS.API.CONSUMER.INFO.ORDERS."+d, "$JS.API.CONSUMER.CREATE.ORDERS."+d,
+			"$JS.API.CONSUMER.MSG.NEXT.ORDERS."+d, "$JS.ACK.ORDERS."+d+".>")
+	}
+	srv, user, admin := leastPrivilegeServer(t, perms)
+	newService(t, srv, "order", func(c *framework.Config) { *c = admin.Credentials().Apply(*c) }) // declares ORDERS
+	logs := &syncBuffer{}
+	svc := testenv.NewService(t, slowTimeoutConfig(srv, user), framework.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	for _, d := range []string{"inventory", "inventory-a", "inventory-b", "inventory-c", "inventory-d"} {
+		if _, err := framework.Subscribe(t.Context(), svc, createdByOrder, d, func(context.Context, orderCreated, *framework.Message) error { return nil }); err != nil {
+			t.Fatalf("Subscribe %s beside the refused registration: %v", d, err)
+		}
+	}
+	testenv.Eventually(t, 20*time.Second, "the refusal logged", func() bool {
+		return strings.Contains(logs.String(), "instance registration refused by permissions")
+	})
+	if n := strings.Count(logs.String(), "instance registration refused"); n != 1 {
+		t.Errorf("refusal logged %d times, want once:\n%s", n, logs.String())
+	}
+}
