@@ -108,6 +108,11 @@ type Rate struct {
 	Samples int `json:"samples"`
 	// Note qualifies the number (approximation, source).
 	Note string `json:"note,omitempty"`
+	// StdErr is the standard error of PerSecond, where it is known (the
+	// arrival rate: from the count over the window and its measured
+	// overdispersion); PerSecond ± 2 StdErr holds the true rate about 95%
+	// of the time.
+	StdErr float64 `json:"std_err,omitempty"`
 }
 
 // Seconds is a duration that encodes in JSON as seconds.

@@ -33,6 +33,7 @@ type HistoryPoint struct {
 	Status         Status    `json:"status"`
 	Backlog        float64   `json:"backlog"`
 	Arrival        float64   `json:"arrival"`
+	ArrivalErr     float64   `json:"arrival_err,omitempty"` // standard error of Arrival
 	Processed      float64   `json:"processed"`
 	ServiceRate    float64   `json:"mu"`
 	Instances      int       `json:"instances"`
@@ -44,7 +45,7 @@ type HistoryPoint struct {
 // pointOf is the history point of est.
 func pointOf(est Estimate) HistoryPoint {
 	return HistoryPoint{
-		At: est.At, Status: est.Status, Backlog: est.Backlog, Arrival: est.Arrival.PerSecond,
+		At: est.At, Status: est.Status, Backlog: est.Backlog, Arrival: est.Arrival.PerSecond, ArrivalErr: est.Arrival.StdErr,
 		Processed: est.Processed.PerSecond, ServiceRate: est.ServiceRate.PerSecond, Instances: est.Instances,
 		Capacity: est.Capacity, TimeLag: time.Duration(est.TimeLag).Seconds(), ReplicasNeeded: max(est.ReplicasNeeded, 0),
 	}
@@ -58,7 +59,7 @@ func (p HistoryPoint) valid() bool {
 	default:
 		return false
 	}
-	for _, f := range []float64{p.Backlog, p.Arrival, p.Processed, p.ServiceRate, p.Capacity, p.TimeLag} {
+	for _, f := range []float64{p.Backlog, p.Arrival, p.ArrivalErr, p.Processed, p.ServiceRate, p.Capacity, p.TimeLag} {
 		if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 {
 			return false
 		}

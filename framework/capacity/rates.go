@@ -190,8 +190,13 @@ func arrivalRate(w []Sample, long int) Rate {
 	if len(cur) == 0 { // only deviations so far: use them
 		cur = ivs
 	}
-	rate, _ := level(cur)
+	rate, phi := level(cur)
 	r := Rate{PerSecond: rate, From: cur[0].from, To: cur[len(cur)-1].to, Samples: len(cur) + 1}
+	// The window's count N is overdispersed Poisson, var N = φ·N: the rate
+	// N/T has the standard error √(φ·N)/T = √(φ·rate/T).
+	if span := r.To.Sub(r.From).Seconds(); span > 0 {
+		r.StdErr = math.Sqrt(phi * rate / span)
+	}
 	switch {
 	case !changed.IsZero() && start > len(ivs)-long:
 		r.Note = fmt.Sprintf("since a change of level detected at %s", changed.Format(time.TimeOnly))

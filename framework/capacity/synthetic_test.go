@@ -45,6 +45,10 @@ func TestEstimateSynthetic(t *testing.T) {
 		}
 	}
 	near("λ", est.Arrival.PerSecond, 100)
+	// 1000 arrivals in 10 s, evenly (φ = 1): standard error √(100/10).
+	if se := est.Arrival.StdErr; se < 3.16 || se > 3.17 {
+		t.Errorf("λ standard error %v, want √10 ≈ 3.162", se)
+	}
 	near("processed", est.Processed.PerSecond, 50)
 	near("μ", est.ServiceRate.PerSecond, 50)
 	near("ρ", est.Utilisation, 2)

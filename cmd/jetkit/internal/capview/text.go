@@ -25,7 +25,11 @@ func Summary(e capacity.Estimate) []Line {
 		if r.Samples < 2 {
 			return "n/a (" + r.Note + ")"
 		}
-		return fmt.Sprintf("%.1f/s over %s", r.PerSecond, r.To.Sub(r.From).Round(100*time.Millisecond))
+		pm := ""
+		if r.StdErr > 0 {
+			pm = fmt.Sprintf(" ± %.1f", 2*r.StdErr) // about 95%
+		}
+		return fmt.Sprintf("%.1f/s%s over %s", r.PerSecond, pm, r.To.Sub(r.From).Round(100*time.Millisecond))
 	}
 	mu := "unknown"
 	if e.Processed.PerSecond > 0 && e.Instances > 0 {

@@ -160,17 +160,30 @@ func charts(points []capacity.HistoryPoint, est capacity.Estimate) []figure {
 	out = append(out, figure{svgChart("messages", backlog, marks, nil),
 		"Backlog (pending + ack-pending) over time, then predicted after the recommended scale-up (dashed)."})
 
-	rateSeries := []series{
+	var rateSeries []series
+	if hasAny(points, func(p capacity.HistoryPoint) bool { return p.ArrivalErr > 0 }) {
+		// λ ± 2 standard errors: about 95% confidence, drawn as a band.
+		band := series{name: "λ ± 2 SE (≈95%)", color: "#0969da", area: true}
+		for _, p := range points {
+			band.pts = append(band.pts, [2]float64{unix(p.At), p.Arrival + 2*p.ArrivalErr})
+		}
+		for i := len(points) - 1; i >= 0; i-- {
+			p := points[i]
+			band.pts = append(band.pts, [2]float64{unix(p.At), max(p.Arrival-2*p.ArrivalErr, 0)})
+		}
+		rateSeries = append(rateSeries, band)
+	}
+	rateSeries = append(rateSeries,
 		line("arrivals λ", "#0969da", func(p capacity.HistoryPoint) float64 { return p.Arrival }),
 		line("processed", "#1a7f37", func(p capacity.HistoryPoint) float64 { return p.Processed }),
-	}
+	)
 	if hasAny(points, func(p capacity.HistoryPoint) bool { return p.Capacity > 0 }) {
 		c := line("capacity (instances × μ)", "#cf222e", func(p capacity.HistoryPoint) float64 { return p.Capacity })
 		c.dashed = true
 		rateSeries = append(rateSeries, c)
 	}
 	out = append(out, figure{svgChart("per second", rateSeries, []mark{{now, "now"}}, nil),
-		"Arrival and processed rates, and the capacity estimated at each moment."})
+		"Arrival rate with its ≈95% confidence band, processed rate, and the capacity estimated at each moment."})
 
 	if hasAny(points, func(p capacity.HistoryPoint) bool { return p.TimeLag > 0 }) {
 		out = append(out, figure{svgChart("seconds", []series{line("time lag", "#9a6700", func(p capacity.HistoryPoint) float64 { return p.TimeLag })}, nil, nil),
@@ -211,6 +224,7 @@ type series struct {
 	name   string
 	color  string
 	dashed bool
+	area   bool         // pts outline a closed band, filled lightly
 	pts    [][2]float64 // x unix seconds, y
 }
 
@@ -320,8 +334,13 @@ func svgChart(yLabel string, ss []series, marks []mark, bands []band) template.H
 		if s.dashed {
 			dash = ` stroke-dasharray="6 4"`
 		}
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`, s.color, dash, strings.TrimSpace(pts.String()))
-		fmt.Fprintf(&b, `<line x1="%.0f" x2="%.0f" y1="%.0f" y2="%.0f" stroke="%s" stroke-width="2"%s/>`, lx, lx+legendSwatch, h-12, h-12, s.color, dash)
+		if s.area {
+			fmt.Fprintf(&b, `<polygon fill="%s" fill-opacity="0.15" stroke="none" points="%s"/>`, s.color, strings.TrimSpace(pts.String()))
+			fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="8" fill="%s" fill-opacity="0.15"/>`, lx, h-16, legendSwatch, s.color)
+		} else {
+			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`, s.color, dash, strings.TrimSpace(pts.String()))
+			fmt.Fprintf(&b, `<line x1="%.0f" x2="%.0f" y1="%.0f" y2="%.0f" stroke="%s" stroke-width="2"%s/>`, lx, lx+legendSwatch, h-12, h-12, s.color, dash)
+		}
 		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" font-size="12">%s</text>`, lx+legendSwatch+legendLine, h-8, html.EscapeString(s.name))
 		lx += legendSwatch + legendLine + float64(len([]rune(s.name)))*legendCharW + legendGap
 	}

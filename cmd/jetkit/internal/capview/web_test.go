@@ -158,6 +158,7 @@ func historyServer(t *testing.T) *httptest.Server {
 		est := capacity.Estimate{At: t0.Add(time.Duration(i) * 5 * time.Second), Backlog: float64(10 * i), Instances: 1 + i/40, ReplicasNeeded: 3,
 			Capacity: 50, TimeLag: capacity.Seconds(time.Duration(i) * 100 * time.Millisecond)}
 		est.Arrival.PerSecond, est.Processed.PerSecond, est.ServiceRate.PerSecond = 100, 50, 50
+		est.Arrival.StdErr = 5
 		switch {
 		case i < 60:
 			est.Status = capacity.StatusWarn
@@ -188,7 +189,7 @@ func TestPageChartsTheHistory(t *testing.T) {
 		t.Errorf("%d charts, want 6 (backlog, rates, time lag, μ, instances, status)", n)
 	}
 	for _, want := range []string{"history: 120 estimates over 9m55s", "time lag", "μ per instance", "replicas needed",
-		"capacity (instances × μ)", "predicted with 3 instance(s)", `viewBox="0 0 960`, "svg{width:100%", `<title>STALL</title>`} {
+		"capacity (instances × μ)", "λ ± 2 SE (≈95%)", `<polygon fill="#0969da" fill-opacity="0.15"`, "predicted with 3 instance(s)", `viewBox="0 0 960`, "svg{width:100%", `<title>STALL</title>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}
