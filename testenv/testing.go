@@ -45,7 +45,10 @@ func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool) error
 }
 
 // WaitConsumerIdle waits until the consumer has nothing pending and nothing
-// awaiting an ack, or fails the test after timeout.
+// awaiting an ack, or fails the test after timeout. Right after a publish
+// the server may not count the message as pending yet, so a consumer can
+// look idle before it has seen it: wait for an effect of the messages
+// first (a state, a reply event), then for the consumer to be idle.
 func WaitConsumerIdle(t testing.TB, js jetstream.JetStream, stream, consumer string, timeout time.Duration) {
 	t.Helper()
 	var last string

@@ -10,6 +10,8 @@ import (
 	"github.com/jetkit/jetkit/framework"
 	"github.com/jetkit/jetkit/services/events"
 	"github.com/jetkit/jetkit/services/order"
+	"github.com/jetkit/jetkit/testenv"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 const waitLong = 30 * time.Second
@@ -187,14 +189,19 @@ func TestMalformedOrderEventIsRejected(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.settle(waitLong)
 	st, err := s.orderSvc.Conn().JS.Stream(ctx, events.InventoryStream.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Wait for the effect itself: right after a publish the consumer may
+	// not count the message as pending yet, so an idle consumer proves
+	// nothing on its own.
 	for id := range bad {
-		m, err := st.GetLastMsgForSubject(ctx, events.InventoryRejectedTopic.Subject()+"."+id)
-		if err != nil {
+		var m *jetstream.RawStreamMsg
+		if err := testenv.WaitFor(ctx, waitLong, func() bool {
+			m, err = st.GetLastMsgForSubject(ctx, events.InventoryRejectedTopic.Subject()+"."+id)
+			return err == nil
+		}); err != nil {
 			t.Errorf("%s: no rejection published: %v", id, err)
 			continue
 		}
@@ -203,6 +210,7 @@ func TestMalformedOrderEventIsRejected(t *testing.T) {
 			t.Errorf("%s: rejection %+v (%v), want reason %s", id, rej, err, events.ReasonInvalidOrder)
 		}
 	}
+	s.settle(waitLong)
 	if got := s.stock("apple"); got.Available != 10 || got.InFlight != 0 {
 		t.Errorf("apple: %+v, want 10", got)
 	}
