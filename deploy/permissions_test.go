@@ -181,17 +181,23 @@ func TestSampleServicesRunWithLeastPrivilege(t *testing.T) {
 		{"INVENTORY", order.ReservedDurable, "inventory.reserved.v1"},
 		{"INVENTORY", order.RejectedDurable, "inventory.rejected.v1"},
 	} {
-		testenv.WaitConsumerIdle(t, js, c.stream, c.durable, 15*time.Second)
+		// The handled count reaching what was published is the condition;
+		// an idle consumer alone is not (it may not count the poison yet).
 		published := subjectCount(t, js, c.stream, c.subject)
 		var handled uint64
-		for _, s := range append(invSvc.Subscriptions(), ordSvc.Subscriptions()...) {
-			if s.Stream() == c.stream && s.Durable() == c.durable {
-				st := s.Stats()
-				handled = st.Acked + st.DeadLettered
-				if st.DeadLettered != deadLettered[c.durable] || st.DeadLetterFailed != 0 {
-					t.Errorf("%s: dead-lettered %d (failed %d), want %d", c.durable, st.DeadLettered, st.DeadLetterFailed, deadLettered[c.durable])
+		var st framework.SubscriptionStats
+		_ = testenv.WaitFor(ctx, 15*time.Second, func() bool {
+			for _, s := range append(invSvc.Subscriptions(), ordSvc.Subscriptions()...) {
+				if s.Stream() == c.stream && s.Durable() == c.durable {
+					st = s.Stats()
+					handled = st.Acked + st.DeadLettered
 				}
 			}
+			return handled >= published
+		})
+		testenv.WaitConsumerIdle(t, js, c.stream, c.durable, 15*time.Second)
+		if st.DeadLettered != deadLettered[c.durable] || st.DeadLetterFailed != 0 {
+			t.Errorf("%s: dead-lettered %d (failed %d), want %d", c.durable, st.DeadLettered, st.DeadLetterFailed, deadLettered[c.durable])
 		}
 		if published == 0 || published != handled {
 			t.Errorf("%s/%s: published %d on %s, handled %d", c.stream, c.durable, published, c.subject, handled)
