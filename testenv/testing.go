@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -44,33 +45,68 @@ func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool) error
 	return embedded.WaitFor(ctx, timeout, cond)
 }
 
-// WaitConsumerIdle waits until the consumer has nothing pending and nothing
-// awaiting an ack, or fails the test after timeout. Right after a publish
-// the server may not count the message as pending yet, so a consumer can
-// look idle before it has seen it: wait for an effect of the messages
-// first (a state, a reply event), then for the consumer to be idle.
+// WaitConsumerIdle waits until the consumer has nothing pending, nothing
+// awaiting an ack, and has been delivered every message matching its
+// filters that the stream held when the wait began, or fails the test
+// after timeout. The last condition matters right after a publish: the
+// server counts a stored message as pending a moment after it acks the
+// publish, so pending and ack-pending alone can read 0 before the
+// consumer has seen it.
 func WaitConsumerIdle(t testing.TB, js jetstream.JetStream, stream, consumer string, timeout time.Duration) {
 	t.Helper()
 	var last string
+	var target uint64 // the stream's last sequence when the wait began
 	err := WaitFor(context.Background(), timeout, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		c, err := js.Consumer(ctx, stream, consumer)
+		st, err := js.Stream(ctx, stream)
 		if err != nil {
 			last = err.Error()
 			return false
 		}
-		info, err := c.Info(ctx)
+		if target == 0 {
+			target = st.CachedInfo().State.LastSeq
+		}
+		c, err := st.Consumer(ctx, consumer)
 		if err != nil {
 			last = err.Error()
 			return false
 		}
-		last = fmt.Sprintf("pending=%d ack_pending=%d redelivered=%d", info.NumPending, info.NumAckPending, info.NumRedelivered)
-		return info.NumPending == 0 && info.NumAckPending == 0
+		info := c.CachedInfo()
+		last = fmt.Sprintf("pending=%d ack_pending=%d redelivered=%d delivered up to %d of %d", info.NumPending, info.NumAckPending, info.NumRedelivered, info.Delivered.Stream, target)
+		if info.NumPending != 0 || info.NumAckPending != 0 {
+			return false
+		}
+		return deliveredUpTo(ctx, st, info, target)
 	})
 	if err != nil {
 		t.Fatalf("consumer %s/%s not idle after %s: %s", stream, consumer, timeout, last)
 	}
+}
+
+// deliveredUpTo reports whether no message matching the consumer's
+// filters lies after its delivered position and at or before seq.
+func deliveredUpTo(ctx context.Context, st jetstream.Stream, info *jetstream.ConsumerInfo, seq uint64) bool {
+	if info.Delivered.Stream >= seq {
+		return true
+	}
+	filters := info.Config.FilterSubjects
+	if info.Config.FilterSubject != "" {
+		filters = append(filters, info.Config.FilterSubject)
+	}
+	if len(filters) == 0 {
+		filters = []string{">"}
+	}
+	for _, f := range filters {
+		m, err := st.GetMsg(ctx, info.Delivered.Stream+1, jetstream.WithGetMsgSubject(f))
+		if err == nil && m.Sequence <= seq {
+			return false // a matching message not delivered yet
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false
+		}
+	}
+	return true
 }
 
 // StartCluster runs an embedded JetStream cluster of size nodes for the
