@@ -66,6 +66,11 @@ func asPermissionError(err error) *PermissionError {
 type permissionWatch struct {
 	mu      sync.Mutex
 	waiters map[*permissionGuard]struct{}
+	// routed are the last violations record handed out (their error
+	// text): a call that did not get one does not take it from the
+	// connection's last error either.
+	routed [16]string
+	next   int
 
 	sends sendReaper // ends publish sends past their deadline (publish_send.go)
 }
@@ -82,6 +87,8 @@ func (w *permissionWatch) record(err error) bool {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.routed[w.next%len(w.routed)] = err.Error()
+	w.next++
 	best := w.longestMatchLocked(pe.Subject)
 	for g := range w.waiters {
 		if n := g.matchLen(pe.Subject); n > 0 && n == best {
@@ -101,15 +108,22 @@ func (w *permissionWatch) longestMatchLocked(subject string) int {
 	return best
 }
 
-// claims reports whether subject's violation is g's: g watches it, and no
+// claims reports whether the violation text on subject, read from the
+// connection's last error, is g's: record has not handed it out already
+// (had it been g's, g would hold it), g watches the subject, and no
 // waiting call watches it more specifically.
-func (w *permissionWatch) claims(g *permissionGuard, subject string) bool {
+func (w *permissionWatch) claims(g *permissionGuard, subject, text string) bool {
 	n := g.matchLen(subject)
 	if n == 0 {
 		return false
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	for _, r := range w.routed {
+		if r == text {
+			return false
+		}
+	}
 	return n >= w.longestMatchLocked(subject)
 }
 
@@ -280,8 +294,16 @@ func (g *permissionGuard) violation() *PermissionError {
 		return seen
 	}
 	if le := g.conn.NC.LastError(); le != nil && le.Error() != g.before {
-		if pe := asPermissionError(le); pe != nil && g.conn.perms.claims(g, pe.Subject) {
-			return pe
+		if pe := asPermissionError(le); pe != nil {
+			if g.conn.perms.claims(g, pe.Subject, le.Error()) {
+				return pe
+			}
+			// claims waits for a record under way, which may have handed
+			// the violation to g meanwhile.
+			g.mu.Lock()
+			seen = g.seen
+			g.mu.Unlock()
+			return seen
 		}
 	}
 	return nil
