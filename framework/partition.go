@@ -305,7 +305,14 @@ func (g *group) startPartition(ctx context.Context, p int) (*Subscription, error
 		handler: g.handler, consumer: cons, stopDone: make(chan struct{}), partGroup: g.durable, partition: p,
 		log: g.svc.log.With("stream", name, "consumer", durable, "partition", p)}
 	if n := cons.CachedInfo().NumAckPending; n > 0 { // left by the previous owner
-		s.reorder = newReorderWindow(n, reorderWait(o.ackWait), o.ackWait/3, func(ms []jetstream.Msg) {
+		pendingNow := func(ctx context.Context) (int, error) {
+			info, err := cons.Info(ctx)
+			if err != nil {
+				return 0, err
+			}
+			return info.NumAckPending, nil
+		}
+		s.reorder = newReorderWindow(n, reorderWait(o.ackWait), o.ackWait/3, pendingNow, func(ms []jetstream.Msg) {
 			p := &pull{retired: make(chan struct{})} // never retired: ordered pulls are not resized
 			for _, m := range ms {                   // the window timed out: deliver what it held
 				s.deliverOrdered(p, m)

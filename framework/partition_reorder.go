@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"time"
@@ -26,32 +27,48 @@ import (
 // when the redeliveries are all there, or after AckWait and a margin, by
 // when every message the previous owner held is past its deadline (fewer
 // come back when the previous owner's last acks landed after the count
-// was read). It keeps what it holds alive with InProgress meanwhile; what
-// it can hold is bounded by the consumer's MaxAckPending.
+// was read: then the consumer's own ack-pending count, polled every
+// pendingCheck, equals what the window holds, and it closes). It keeps
+// what it holds alive with InProgress meanwhile; what it can hold is
+// bounded by the consumer's MaxAckPending.
 type reorderWindow struct {
-	mu    sync.Mutex
-	want  int // redeliveries expected
-	got   int // redeliveries held
-	held  []jetstream.Msg
-	open  bool
-	timer *time.Timer
-	beat  *time.Ticker
-	quit  chan struct{}
+	mu      sync.Mutex
+	want    int // redeliveries expected
+	got     int // redeliveries held
+	held    []jetstream.Msg
+	open    bool
+	timer   *time.Timer
+	beat    *time.Ticker
+	check   *time.Ticker
+	quit    chan struct{}
+	flush   func([]jetstream.Msg)
+	pending func(context.Context) (int, error) // the consumer's NumAckPending now
 }
 
+// pendingCheck is how often an open window asks the server how many
+// messages are pending.
+const pendingCheck = 250 * time.Millisecond
+
 // newReorderWindow holds deliveries until pending redeliveries are among
-// them; flush delivers what it holds if they are not all there after
+// them, or the consumer has nothing pending but what the window holds
+// (pendingNow); flush delivers what it holds if neither happened after
 // wait. Every beat it sends InProgress for what it holds.
-func newReorderWindow(pending int, wait, beat time.Duration, flush func([]jetstream.Msg)) *reorderWindow {
-	w := &reorderWindow{want: pending, open: true, beat: time.NewTicker(beat), quit: make(chan struct{})}
-	w.timer = time.AfterFunc(wait, func() {
-		w.mu.Lock()
-		ms := w.closeLocked()
-		w.mu.Unlock()
-		flush(ms)
-	})
+func newReorderWindow(pending int, wait, beat time.Duration, pendingNow func(context.Context) (int, error), flush func([]jetstream.Msg)) *reorderWindow {
+	w := &reorderWindow{want: pending, open: true, beat: time.NewTicker(beat), check: time.NewTicker(pendingCheck),
+		quit: make(chan struct{}), flush: flush, pending: pendingNow}
+	w.timer = time.AfterFunc(wait, w.closeAndFlush)
 	go w.keepAlive()
 	return w
+}
+
+// closeAndFlush ends the window and delivers what it held, in order.
+func (w *reorderWindow) closeAndFlush() {
+	w.mu.Lock()
+	ms := w.closeLocked()
+	w.mu.Unlock()
+	if len(ms) > 0 {
+		w.flush(ms)
+	}
 }
 
 func (w *reorderWindow) keepAlive() {
@@ -65,6 +82,20 @@ func (w *reorderWindow) keepAlive() {
 				_ = m.InProgress() // a failure: the server redelivers it, which the window absorbs
 			}
 			w.mu.Unlock()
+		case <-w.check.C:
+			if w.pending == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			n, err := w.pending(ctx)
+			cancel()
+			w.mu.Lock()
+			done := err == nil && w.open && n <= len(w.held)
+			w.mu.Unlock()
+			if done { // nothing else pending: nothing older can come back
+				w.closeAndFlush()
+				return
+			}
 		}
 	}
 }
@@ -101,6 +132,7 @@ func (w *reorderWindow) closeLocked() []jetstream.Msg {
 	w.open = false
 	w.timer.Stop()
 	w.beat.Stop()
+	w.check.Stop()
 	close(w.quit)
 	held := w.held
 	w.held = nil

@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"context"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -34,7 +35,7 @@ func seqs(ms []jetstream.Msg) []uint64 {
 func TestReorderWindowHoldsFirstDeliveriesUntilTheRedeliveriesAreBack(t *testing.T) {
 	var beats atomic.Int64
 	flushed := make(chan []jetstream.Msg, 1)
-	w := newReorderWindow(2, time.Hour, 5*time.Millisecond, func(ms []jetstream.Msg) { flushed <- ms })
+	w := newReorderWindow(2, time.Hour, 5*time.Millisecond, nil, func(ms []jetstream.Msg) { flushed <- ms })
 	for _, m := range []jetstream.Msg{windowMsg(7, 2, &beats), windowMsg(12, 1, &beats), windowMsg(13, 1, &beats)} {
 		if out := w.offer(m); out != nil {
 			t.Fatalf("offer(%d) released %v while a redelivery is missing", streamSeq(m), seqs(out))
@@ -67,7 +68,7 @@ func TestReorderWindowHoldsFirstDeliveriesUntilTheRedeliveriesAreBack(t *testing
 func TestReorderWindowFlushesAtItsDeadline(t *testing.T) {
 	var beats atomic.Int64
 	flushed := make(chan []jetstream.Msg, 1)
-	w := newReorderWindow(3, 20*time.Millisecond, time.Hour, func(ms []jetstream.Msg) { flushed <- ms })
+	w := newReorderWindow(3, 20*time.Millisecond, time.Hour, nil, func(ms []jetstream.Msg) { flushed <- ms })
 	w.offer(windowMsg(9, 1, &beats))
 	w.offer(windowMsg(4, 2, &beats))
 	select {
@@ -80,5 +81,31 @@ func TestReorderWindowFlushesAtItsDeadline(t *testing.T) {
 	}
 	if out := w.offer(windowMsg(10, 1, &beats)); !slices.Equal(seqs(out), []uint64{10}) {
 		t.Fatalf("after the flush, offer released %v, want [10]", seqs(out))
+	}
+}
+
+// When the previous owner's last acks land after the pending count was
+// read, fewer redeliveries come back than expected: as soon as the
+// consumer has nothing pending but what the window holds, it closes, in
+// order, without waiting for its deadline.
+func TestReorderWindowClosesWhenNothingElseIsPending(t *testing.T) {
+	var beats atomic.Int64
+	flushed := make(chan []jetstream.Msg, 1)
+	var delivered atomic.Int64 // the server's ack-pending: only what was offered to the window
+	w := newReorderWindow(3, time.Hour, time.Hour, func(context.Context) (int, error) {
+		return int(delivered.Load()), nil
+	}, func(ms []jetstream.Msg) { flushed <- ms })
+	delivered.Add(2)
+	if out := w.offer(windowMsg(9, 1, &beats)); out != nil {
+		t.Fatalf("released %v at once", seqs(out))
+	}
+	w.offer(windowMsg(4, 2, &beats))
+	select {
+	case ms := <-flushed:
+		if got, want := seqs(ms), []uint64{4, 9}; !slices.Equal(got, want) {
+			t.Fatalf("flushed %v, want %v", got, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the window stayed shut although nothing else was pending")
 	}
 }
