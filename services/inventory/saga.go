@@ -45,7 +45,11 @@ import (
 // removed the markers. Each attempt therefore names its markers with its
 // own token, the committed record lists the tokens it stands for, and
 // whoever tidies a SKU gives back the effect of any other marker of the
-// order (steps.go).
+// order (steps.go). A late reserve is given back that way. A late release
+// cannot always be: the stock it gave back may be reserved by another
+// order before anyone tidies. So a final release stays recorded in the
+// SKU's record for releaseKeep, and an attempt releases only while its
+// view of the reservation is younger than releaseFresh, far less.
 const (
 	stateReserving = "reserving"
 	stateUnwinding = "unwinding"
@@ -165,7 +169,8 @@ func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
 	// non-final state's stock work, make sure it is current: rewrite it at
 	// its revision (commit), which fails if it has moved on.
 	current := false
-	unwound := false // this call moved it to rejected or cancelled itself
+	var fresh time.Time // when r was last known current
+	unwound := false    // this call moved it to rejected or cancelled itself
 	for step := 0; step < 16; step++ {
 		var err error
 		if !current && (r.State == stateReserving || r.State == stateUnwinding || r.State == stateReleasing) {
@@ -179,7 +184,7 @@ func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
 				}
 				continue
 			}
-			current = true
+			current, fresh = true, time.Now()
 		}
 		switch r.State {
 		case stateReserving:
@@ -200,7 +205,7 @@ func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
 			}
 		case stateReleasing:
 			var tokens map[string]string
-			if tokens, err = s.releaseLines(ctx, r, nuid.Next()); err == nil {
+			if tokens, err = s.releaseLines(ctx, r, nuid.Next(), fresh); err == nil {
 				r.State, r.ReleaseTokens = stateReleased, tokens
 			}
 		case stateReserved:
@@ -246,7 +251,9 @@ func (s *Service) drive(ctx context.Context, r reservation, rev uint64) error {
 				return err
 			}
 			current, unwound = false, false
+			continue
 		}
+		fresh = time.Now()
 	}
 	return fmt.Errorf("reservation of order %s: no final state after 16 steps (state %q); will retry", r.OrderID, r.State)
 }

@@ -2,8 +2,10 @@ package inventory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jetkit/jetkit/services/events"
 )
@@ -83,7 +85,15 @@ func (s *Service) holdLines(ctx context.Context, r reservation, tok string) (*ev
 
 // releaseLines gives back each line of a reserved order once, marking each
 // with tok, and returns per SKU the token of the release marker.
-func (s *Service) releaseLines(ctx context.Context, r reservation, tok string) (map[string]string, error) {
+//
+// The release marker, and after the order is final its entry in Released,
+// is what stops a second release. An attempt that overlapped the one that
+// committed can still be releasing after that one finished; it must find
+// the entry, so it releases only while its view of the reservation, known
+// current at fresh, is younger than releaseFresh (entries are kept for
+// releaseKeep, far longer). An older view ends the attempt with an error,
+// and its retry starts from the record as it is then.
+func (s *Service) releaseLines(ctx context.Context, r reservation, tok string, fresh time.Time) (map[string]string, error) {
 	tokens := make(map[string]string, len(r.Lines))
 	for _, line := range r.Lines {
 		var released string
@@ -92,6 +102,13 @@ func (s *Service) releaseLines(ctx context.Context, r reservation, tok string) (
 			if ms := markersOf(st, holdRelease, r.OrderID); len(ms) > 0 {
 				released = ms[0].token // released by an earlier attempt
 				return changed, nil
+			}
+			if t, ok := releasedOf(st, r.OrderID); ok {
+				released = t // released, and the order final, by another attempt
+				return changed, nil
+			}
+			if age := time.Since(fresh); age > releaseFresh {
+				return false, fmt.Errorf("%w: the reservation was last known current %s ago", errStaleView, age.Round(time.Millisecond))
 			}
 			st.Available += line.Qty
 			setHold(st, markerKey(holdRelease, r.OrderID, tok), line.Qty)
@@ -104,6 +121,29 @@ func (s *Service) releaseLines(ctx context.Context, r reservation, tok string) (
 		tokens[line.SKU] = released
 	}
 	return tokens, nil
+}
+
+// releaseFresh bounds how old an attempt's view of a reservation may be
+// when it releases stock (see releaseLines and releaseKeep).
+const releaseFresh = 30 * time.Second
+
+// errStaleView ends a release attempt whose view of the reservation is
+// older than releaseFresh; the message is retried.
+var errStaleView = errors.New("release not applied")
+
+// releasedOf reports the token of the order's release that is final and
+// still recorded in st.Released.
+func releasedOf(st *stockRecord, orderID string) (string, bool) {
+	prefix := markerKey(holdRelease, orderID, "")
+	for k := range st.Released {
+		switch {
+		case strings.HasPrefix(k, prefix):
+			return k[len(prefix):], true
+		case k+":" == prefix: // a marker from before tokens
+			return "", true
+		}
+	}
+	return "", false
 }
 
 // lineStep changes one SKU's record for one line of a reservation and
@@ -162,8 +202,9 @@ func (s *Service) commitHold(st *stockRecord, exists bool, r reservation, line e
 // settleFinal tidies a SKU once the reservation is rejected, cancelled or
 // released, after which no step runs again. Every legitimate reserve
 // marker is gone by then (undone, or spent and removed when released), so
-// any left is a stray and its quantity is given back. Release markers the
-// record committed to are removed; any other is a stray release, taken
+// any left is a stray and its quantity is given back. The release marker
+// the record committed to moves to Released, where overlapping attempts
+// still find it (see releaseLines); any other is a stray release, taken
 // back as far as the stock still allows (the rest is logged: it may have
 // been reserved by another order in the meantime).
 func (s *Service) settleFinal(st *stockRecord, exists bool, r reservation, line events.Line) bool {
@@ -171,8 +212,15 @@ func (s *Service) settleFinal(st *stockRecord, exists bool, r reservation, line 
 	if !exists {
 		return changed
 	}
+	now := time.Now()
 	for _, m := range markersOf(st, holdRelease, r.OrderID) {
-		if m.token != r.ReleaseTokens[line.SKU] {
+		if m.token == r.ReleaseTokens[line.SKU] {
+			// Recorded as final for a while: see releaseLines.
+			if st.Released == nil {
+				st.Released = map[string]time.Time{}
+			}
+			st.Released[m.key] = now
+		} else {
 			back := min(m.qty, st.Available)
 			st.Available -= back
 			if back < m.qty {

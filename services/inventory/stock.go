@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -31,6 +32,28 @@ type stockRecord struct {
 	// repeated step a no-op. Markers are removed once the order's
 	// reservation record is final, so the map only holds work in flight.
 	Holds map[string]int `json:"holds,omitempty"`
+	// Released keeps, once an order's release is final, its release
+	// marker's key and when it became final, for releaseKeep: an attempt
+	// that overlapped the one that committed the release must still see
+	// that the release was applied (see releaseLines). Older entries are
+	// dropped with the record's next write.
+	Released map[string]time.Time `json:"released,omitempty"`
+}
+
+// releaseKeep is how long a final release stays recorded in Released.
+// It must exceed releaseFresh plus any clock skew between instances: an
+// attempt whose view of the reservation is older than releaseFresh
+// releases nothing, so no attempt that could still release an order
+// outlives the record of its release.
+const releaseKeep = 10 * time.Minute
+
+// dropOldReleases removes the entries of Released older than releaseKeep.
+func dropOldReleases(st *stockRecord, now time.Time) {
+	for k, at := range st.Released {
+		if now.Sub(at) > releaseKeep {
+			delete(st.Released, k)
+		}
+	}
 }
 
 // StockLevel is what the HTTP API and callers see of one SKU.
@@ -54,10 +77,17 @@ type StockLevel struct {
 func (s *Service) updateStock(ctx context.Context, sku string, confirm bool, change func(st *stockRecord, exists bool) (bool, error)) (stockRecord, uint64, error) {
 	unlock := s.skuLocks.lock(sku)
 	defer unlock()
-	if confirm {
-		return kvstate.UpdateConfirmed(ctx, s.stock, sku, change)
+	tidy := func(st *stockRecord, exists bool) (bool, error) {
+		write, err := change(st, exists)
+		if write && err == nil {
+			dropOldReleases(st, time.Now())
+		}
+		return write, err
 	}
-	return kvstate.Update(ctx, s.stock, sku, change)
+	if confirm {
+		return kvstate.UpdateConfirmed(ctx, s.stock, sku, tidy)
+	}
+	return kvstate.Update(ctx, s.stock, sku, tidy)
 }
 
 // SetStock sets the available quantity of sku (creating it if needed),
