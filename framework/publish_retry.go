@@ -27,7 +27,7 @@ import (
 // it.
 type PublishRetry struct {
 	// Attempts is the total number of sends, the first included; 1 sends
-	// once and never retries. 0 means 8.
+	// once and never retries. 0 means 12.
 	Attempts int
 	// Backoff paces the resends; zero fields take 100ms, 2s, ×2 and no
 	// jitter.
@@ -38,10 +38,12 @@ type PublishRetry struct {
 }
 
 // WithPublishRetry sets the retry policy of one synchronous publish.
-// Without it (or with the zero PublishRetry) Publish sends up to 8 times
-// with pauses of 100ms doubling to 2s, about 7s of pauses, enough to ride
-// out a JetStream leader election or a client reconnecting to another
-// node. PublishRetry{Attempts: 1} disables retrying. It has no effect on
+// Without it (or with the zero PublishRetry) Publish sends up to 12 times
+// with pauses of 100ms doubling to 2s, about 15s of pauses: longer than a
+// JetStream leader election after a node dies (nats-server's Raft
+// election timeout is 4 to 9 s) or a client reconnecting to another node.
+// With the default 5 s request timeout, every send timing out takes
+// 12 × (5 s + 2 s) = 84 s, inside the stream's 2-minute duplicates window. PublishRetry{Attempts: 1} disables retrying. It has no effect on
 // PublishAsync, whose failures are reported by Conn.FlushAsync.
 //
 //	_, err := topic.Publish(ctx, svc, ev, framework.WithPublishRetry(framework.PublishRetry{
@@ -55,7 +57,7 @@ func WithPublishRetry(r PublishRetry) PublishOption {
 var publishBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2, Jitter: -1}
 
 // publishAttempts is what a PublishRetry's zero Attempts takes.
-const publishAttempts = 8
+const publishAttempts = 12
 
 func (r PublishRetry) validate() error {
 	if r.Attempts < 1 || r.AttemptTimeout < 0 {

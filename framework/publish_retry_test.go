@@ -102,13 +102,13 @@ func TestPublishRetryIsBounded(t *testing.T) {
 	if n := resends.Load(); n != 0 {
 		t.Fatalf("%d resends with Attempts 1", n)
 	}
-	// Zero Attempts means the default, 8 sends.
+	// Zero Attempts means the default, 12 sends.
 	resends.Store(0)
 	if _, err := topic.Publish(ctx, svc, orderCreated{}, framework.WithPublishRetry(framework.PublishRetry{Backoff: framework.Backoff{Initial: time.Millisecond, Max: time.Millisecond}})); !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		t.Fatalf("zero Attempts: err = %v, want ErrNoStreamResponse", err)
 	}
-	if n := resends.Load(); n != 7 {
-		t.Fatalf("%d resends with zero Attempts, want 7 (8 sends)", n)
+	if n := resends.Load(); n != 11 {
+		t.Fatalf("%d resends with zero Attempts, want 11 (12 sends)", n)
 	}
 	// The caller's deadline ends the retry early.
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
