@@ -134,19 +134,28 @@ func (r *registry) bind(ctx context.Context) (jetstream.KeyValue, error) {
 	// of a Subscribe running beside it (permission.go routes a violation to
 	// the call watching its subject most specifically).
 	ctx, perm := c.watchPermissions(ctx, "$JS.API.STREAM.INFO.KV_"+wire.InstanceBucket, "$JS.API.STREAM.CREATE.KV_"+wire.InstanceBucket)
-	kv, err := c.JS.KeyValue(ctx, wire.InstanceBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = c.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: wire.InstanceBucket, Description: "jetkit instance registrations (capacity estimator)",
-			TTL: wire.InstanceTTL, History: 1, Storage: jetstream.MemoryStorage, Replicas: r.svc.cfg.Replicas,
-			MaxValueSize: wire.InstanceRecordMax,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = c.JS.KeyValue(ctx, wire.InstanceBucket)
-		}
-	}
+	kv, err := c.bindKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: wire.InstanceBucket, Description: "jetkit instance registrations (capacity estimator)",
+		TTL: wire.InstanceTTL, History: 1, Storage: jetstream.MemoryStorage, Replicas: r.svc.cfg.Replicas,
+		MaxValueSize: wire.InstanceRecordMax,
+	})
 	err = perm.explain(err)
 	perm.done()
+	return kv, err
+}
+
+// bindKeyValue finds the bucket cfg names, or creates it with cfg. It
+// never updates an existing bucket: a bucket shared by services (instance
+// registrations, partition membership) keeps its first creator's (or the
+// operator's) configuration, so no service needs the right to change it.
+func (c *Conn) bindKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := c.JS.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = c.JS.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = c.JS.KeyValue(ctx, cfg.Bucket)
+		}
+	}
 	return kv, err
 }
 

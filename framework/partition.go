@@ -54,6 +54,11 @@ var errStillPinned = errors.New("partition still pinned by its previous owner")
 // instances start, shut down or crash; see docs/partitions.md for the guarantees
 // and the time a move takes. Subscription.Partitions lists the partitions
 // an instance owns.
+//
+// With Subscribe it reads one keyed topic. With SubscribeHandler and a
+// filter whose last token is the key (orders.*.v1.*) it reads every
+// matching topic, and all the events of one key, whatever their topic,
+// are handled in order: the partition depends on the key alone.
 func Partitioned() SubscribeOption {
 	return func(o *subOptions) { o.partitioned, o.orderedByKey = true, true }
 }
@@ -88,7 +93,8 @@ type group struct {
 	svc     *Service
 	log     *slog.Logger
 	stream  jetstream.Stream
-	subject string
+	subject string // the topic's subject or the filter, for labels
+	base    string // the keyed subjects less the key: <domain>.<event>.v<N>, wildcards allowed
 	durable string
 	count   int
 	handler Handler
@@ -109,11 +115,32 @@ type group struct {
 	done chan struct{}
 }
 
+// partitionBase is what a Partitioned subscription's partition filters
+// are built on: the subject of a keyed topic (orders.created.v1), or a
+// filter with the key as its last token (orders.*.v1.*, every event of a
+// key in one subscription) less that token. A partitioned stream's keyed
+// subjects have four tokens, the partition inserted before the key, so
+// the base has three, none of them ">".
+func partitionBase(subject string) (string, error) {
+	base := subject
+	if strings.ContainsAny(subject, "*>") {
+		var ok bool
+		if base, ok = strings.CutSuffix(subject, ".*"); !ok || strings.Contains(base, ">") {
+			return "", fmt.Errorf("Partitioned needs a keyed topic (framework.Subscribe with a topic declared Keyed) or a filter whose last token is the key, like orders.*.v1.*; %q is neither", subject)
+		}
+	}
+	if n := strings.Count(base, ".") + 1; n != 3 {
+		return "", fmt.Errorf("Partitioned needs keyed subjects of four tokens (<domain>.<event>.v<N>.<key>), as a partitioned stream stores them with the partition before the key; %q has keys at token %d", subject, n+1)
+	}
+	return base, nil
+}
+
 // startPartitioned starts the group of a Partitioned subscription.
 func (svc *Service) startPartitioned(ctx context.Context, streamName, subject, durable string, h Handler, o subOptions) (*Subscription, error) {
 	what := fmt.Sprintf("subscribe %s as %q", subject, durable)
-	if strings.ContainsAny(subject, "*>") {
-		return nil, fmt.Errorf("%s: Partitioned needs a keyed topic (framework.Subscribe with a topic declared Keyed), not a wildcard filter", what)
+	base, err := partitionBase(subject)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	st, err := retryTransient(ctx, svc.conn, "stream "+streamName, func(ctx context.Context) (jetstream.Stream, error) {
 		return svc.conn.JS.Stream(ctx, streamName)
@@ -126,7 +153,7 @@ func (svc *Service) startPartitioned(ctx context.Context, streamName, subject, d
 		return nil, fmt.Errorf("%s: Partitioned needs a partitioned stream, and %s is not: declare it with StreamSpec.Partitions", what, streamName)
 	}
 	kv, err := retryTransient(ctx, svc.conn, "bucket "+partitionBucket, func(ctx context.Context) (jetstream.KeyValue, error) {
-		return svc.conn.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		return svc.conn.bindKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: partitionBucket, Description: "jetkit partitioned consumer group members",
 			TTL: memberTTL, Storage: jetstream.MemoryStorage, Replicas: svc.cfg.Replicas, History: 1,
 		})
@@ -136,13 +163,13 @@ func (svc *Service) startPartitioned(ctx context.Context, streamName, subject, d
 	}
 	o.pinnedTTL = pinnedTTL(o.ackWait)
 	g := &group{
-		svc: svc, stream: st, subject: subject, durable: durable, count: n, handler: h, opts: o, kv: kv,
+		svc: svc, stream: st, subject: subject, base: base, durable: durable, count: n, handler: h, opts: o, kv: kv,
 		prefix: wire.KVKeyToken(streamName) + "." + wire.KVKeyToken(durable) + ".", id: nuid.Next(),
 		owned: map[int]*Subscription{}, releasing: map[int]bool{}, quit: make(chan struct{}), done: make(chan struct{}),
 	}
 	g.log = svc.log.With("stream", streamName, "consumer", durable)
 	s := &Subscription{conn: svc.conn, stream: streamName, durable: durable, subject: subject,
-		filters: []string{subject + ".*.*"}, opts: o, handler: h, group: g, stopDone: make(chan struct{}),
+		filters: []string{base + ".*.*"}, opts: o, handler: h, group: g, stopDone: make(chan struct{}),
 		log: svc.log.With("stream", streamName, "consumer", durable)}
 	g.reconcile() // join now: the first partitions start before Subscribe returns
 	go g.run()
@@ -284,7 +311,7 @@ func rendezvous(member string, p int) uint64 {
 func (g *group) startPartition(ctx context.Context, p int) (*Subscription, error) {
 	o := g.opts
 	o.partitioned = false
-	filters := []string{fmt.Sprintf("%s.%d.*", g.subject, p)}
+	filters := []string{fmt.Sprintf("%s.%d.*", g.base, p)}
 	durable := wire.PartitionConsumer(g.durable, p)
 	name := g.stream.CachedInfo().Config.Name
 	cons, err := ensureConsumer(ctx, g.svc.conn, name, durable, filters, o)

@@ -332,7 +332,7 @@ func TestPartitionedNeedsAPartitionedStreamAndAKeyedTopic(t *testing.T) {
 	}
 	ensureShop(t, svc)
 	_, err = framework.SubscribeHandler(t.Context(), svc, "shop.>", "p", framework.HandlerFunc(func(context.Context, *framework.Message) error { return nil }), framework.Partitioned())
-	if err == nil || !strings.Contains(err.Error(), "not a wildcard filter") {
+	if err == nil || !strings.Contains(err.Error(), "is neither") {
 		t.Fatalf("wildcard filter: err = %v", err)
 	}
 	if n := len(svc.Subscriptions()); n != 0 {

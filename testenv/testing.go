@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetkit/jetkit/internal/wire"
 	"github.com/jetkit/jetkit/testenv/embedded"
 )
 
@@ -51,7 +53,9 @@ func WaitFor(ctx context.Context, timeout time.Duration, cond func() bool) error
 // after timeout. The last condition matters right after a publish: the
 // server counts a stored message as pending a moment after it acks the
 // publish, so pending and ack-pending alone can read 0 before the
-// consumer has seen it.
+// consumer has seen it. On a partitioned stream (StreamSpec.Partitions),
+// consumer may name a Partitioned subscription's durable: then every
+// partition's consumer must be idle.
 func WaitConsumerIdle(t testing.TB, js jetstream.JetStream, stream, consumer string, timeout time.Duration) {
 	t.Helper()
 	var last string
@@ -67,17 +71,29 @@ func WaitConsumerIdle(t testing.TB, js jetstream.JetStream, stream, consumer str
 		if target == 0 {
 			target = st.CachedInfo().State.LastSeq
 		}
-		c, err := st.Consumer(ctx, consumer)
-		if err != nil {
-			last = err.Error()
-			return false
+		names := []string{consumer}
+		if _, err := st.Consumer(ctx, consumer); errors.Is(err, jetstream.ErrConsumerNotFound) {
+			n, _ := strconv.Atoi(st.CachedInfo().Config.Metadata[wire.StreamPartitionsMetadata])
+			if n > 0 {
+				names = names[:0]
+				for p := range n {
+					names = append(names, wire.PartitionConsumer(consumer, p))
+				}
+			}
 		}
-		info := c.CachedInfo()
-		last = fmt.Sprintf("pending=%d ack_pending=%d redelivered=%d delivered up to %d of %d", info.NumPending, info.NumAckPending, info.NumRedelivered, info.Delivered.Stream, target)
-		if info.NumPending != 0 || info.NumAckPending != 0 {
-			return false
+		for _, name := range names {
+			c, err := st.Consumer(ctx, name)
+			if err != nil {
+				last = name + ": " + err.Error()
+				return false
+			}
+			info := c.CachedInfo()
+			last = fmt.Sprintf("%s: pending=%d ack_pending=%d redelivered=%d delivered up to %d of %d", name, info.NumPending, info.NumAckPending, info.NumRedelivered, info.Delivered.Stream, target)
+			if info.NumPending != 0 || info.NumAckPending != 0 || !deliveredUpTo(ctx, st, info, target) {
+				return false
+			}
 		}
-		return deliveredUpTo(ctx, st, info, target)
+		return true
 	})
 	if err != nil {
 		t.Fatalf("consumer %s/%s not idle after %s: %s", stream, consumer, timeout, last)
