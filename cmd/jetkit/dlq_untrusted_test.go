@@ -159,8 +159,9 @@ func TestDLQReplayAsOpsKeepsForgedEntriesOut(t *testing.T) {
 		}
 	}
 	inv := connect("inventory")
-	if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("ORDERS", "inventory"),
-		Header: deadLetterHeader("$JS.API.STREAM.PURGE.ORDERS", map[string]string{wire.HeaderDLQConsumer: "inventory"})}); err != nil {
+	consumer := wire.PartitionConsumer("inventory", 0) // it reads ORDERS partitioned
+	if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("ORDERS", consumer),
+		Header: deadLetterHeader("$JS.API.STREAM.PURGE.ORDERS", map[string]string{wire.HeaderDLQConsumer: consumer})}); err != nil {
 		t.Fatal(err)
 	}
 

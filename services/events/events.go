@@ -31,11 +31,20 @@ import (
 // INVENTORY. Each service declares its own stream and waits for the other
 // (Declare), so either may start first.
 var (
-	// OrdersStream stores what the order service publishes.
-	OrdersStream = framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}, Owner: "order"}
+	// OrdersStream stores what the order service publishes, in
+	// OrderPartitions partitions by order id (orders.created.v1.o-1 is
+	// stored as orders.created.v1.<partition>.o-1), so that the inventory
+	// instances can share it partition by partition, each order's events
+	// in order.
+	OrdersStream = framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}, Owner: "order", Partitions: OrderPartitions}
 	// InventoryStream stores what the inventory service publishes.
 	InventoryStream = framework.StreamSpec{Name: "INVENTORY", Subjects: []string{"inventory.>"}, Owner: "inventory"}
 )
+
+// OrderPartitions is the partition count of ORDERS: at most this many
+// inventory instances share the work. Changing it is a migration to a new
+// stream (docs/partitions.md).
+const OrderPartitions = 4
 
 // Typed topics, declared once and used to publish and subscribe. Each is
 // keyed by order id (orders.created.v1.<order id>), so one order's events

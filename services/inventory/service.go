@@ -30,9 +30,11 @@ const (
 	StockBucket = "inventory_stock"
 	// ReservationBucket holds one key per order: its reservation state.
 	ReservationBucket = "inventory_reservations"
-	// Durable consumes the orders' events (OrdersFilter), ordered by
-	// key: one order's created and cancelled are handled one at a time,
-	// in the order they were published.
+	// Durable consumes the orders' events (OrdersFilter), partitioned
+	// by order id between the inventory instances (consumers inventory-p0
+	// to inventory-p<N-1>, N = events.OrderPartitions): one order's created
+	// and cancelled are handled by one instance at a time, one after the
+	// other, in the order they were published.
 	Durable = "inventory"
 	// OrdersFilter is what the inventory reads from ORDERS: every
 	// version-1 order event, each keyed by its order id.
@@ -51,10 +53,11 @@ type Service struct {
 
 // New declares the streams (reconciling INVENTORY, which it owns, and
 // checking ORDERS) and buckets the inventory needs and starts
-// consuming orders on svc: one subscription, ordered by key (the order
-// id), so that an order's events are handled in the order they were
-// published while different orders run in parallel. opts add to it
-// (concurrency, ack mode, middleware). svc.Shutdown stops it.
+// consuming orders on svc: one subscription, partitioned by order id
+// (framework.Partitioned) between the instances, so that an order's events
+// are handled by one instance in the order they were published while
+// different orders run in parallel. opts add to it (concurrency, ack mode,
+// middleware). svc.Shutdown stops it and hands its partitions over.
 func New(ctx context.Context, svc *framework.Service, opts ...framework.SubscribeOption) (*Service, error) {
 	return newService(ctx, svc, nil, opts)
 }
@@ -76,7 +79,7 @@ func newService(ctx context.Context, svc *framework.Service, wrap func(jetstream
 	if wrap != nil {
 		s.stock, s.reservations = wrap(s.stock), wrap(s.reservations)
 	}
-	opts = append([]framework.SubscribeOption{framework.OrderedByKey()}, opts...)
+	opts = append([]framework.SubscribeOption{framework.Partitioned()}, opts...)
 	if _, err := framework.SubscribeHandler(ctx, svc, OrdersFilter, Durable, framework.HandlerFunc(s.handleOrder), opts...); err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
