@@ -75,7 +75,7 @@ bytes).`,
 func addFilterFlags(cmd *cobra.Command, o *dlqOpts) {
 	f := cmd.Flags()
 	f.StringVar(&o.filter.Stream, "stream", "", "only entries consumed from this stream")
-	f.StringVar(&o.filter.Consumer, "consumer", "", "only entries of this consumer")
+	f.StringVar(&o.filter.Consumer, "consumer", "", "only entries of this consumer (a Partitioned group's durable: of its partitions too)")
 	f.StringVar(&o.filter.Reason, "reason", "", "only this reason: decode, permanent or max-deliver")
 	f.Uint64Var(&o.filter.FromSeq, "from", 0, "first dead-letter sequence (inclusive)")
 	f.Uint64Var(&o.filter.ToSeq, "to", 0, "last dead-letter sequence (inclusive)")

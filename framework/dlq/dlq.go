@@ -63,7 +63,10 @@ type Entry struct {
 
 // Filter selects entries; zero fields match everything.
 type Filter struct {
-	// Stream and Consumer select by the original stream and consumer.
+	// Stream and Consumer select by the original stream and consumer, as
+	// the dead-letter subject names them (a writer cannot choose another).
+	// A Partitioned group's durable also selects the dead letters of its
+	// partitions' consumers (<durable>-p0, <durable>-p1, ...).
 	Stream   string
 	Consumer string
 	// Reason selects by dead-letter reason (decode, permanent, max-deliver).
@@ -115,18 +118,35 @@ func (f Filter) subject() (string, error) {
 	if err := f.Validate(); err != nil {
 		return "", err
 	}
-	stream, consumer := f.Stream, f.Consumer
+	stream := f.Stream
 	if stream == "" {
 		stream = "*"
 	}
-	if consumer == "" {
-		consumer = "*"
-	}
-	return wire.DeadLetterSubjectPrefix + "." + stream + "." + consumer, nil
+	// The consumer is matched by match: a group's partition consumers
+	// have names of their own.
+	return wire.DeadLetterSubjectPrefix + "." + stream + ".*", nil
 }
 
 func (f Filter) match(e Entry) bool {
-	return (f.Reason == "" || f.Reason == e.Reason) && (f.ToSeq == 0 || e.Seq <= f.ToSeq)
+	return (f.Reason == "" || f.Reason == e.Reason) && (f.ToSeq == 0 || e.Seq <= f.ToSeq) && f.matchConsumer(e.path)
+}
+
+// matchConsumer reports whether the dead-letter subject path names
+// f.Consumer or one of its partition consumers.
+func (f Filter) matchConsumer(path string) bool {
+	if f.Consumer == "" {
+		return true
+	}
+	c := path[strings.LastIndexByte(path, '.')+1:]
+	if c == f.Consumer {
+		return true
+	}
+	p, ok := strings.CutPrefix(c, f.Consumer+"-p")
+	if !ok || p == "" {
+		return false
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && wire.PartitionConsumer(f.Consumer, n) == c
 }
 
 // Store is a dead-letter stream.

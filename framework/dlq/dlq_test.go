@@ -3,14 +3,16 @@ package dlq_test
 import (
 	"context"
 	"errors"
-	"github.com/nats-io/nats.go/jetstream"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nats-io/nats.go"
 
@@ -223,5 +225,47 @@ func TestPurgeEverythingAndBadFilter(t *testing.T) {
 	}
 	if _, err := dlq.Open(ctx, conn.JS, "NOPE"); err == nil || !strings.Contains(err.Error(), "JETKIT_DEAD_LETTER_STREAM") {
 		t.Fatalf("opening a missing stream: %v", err)
+	}
+}
+
+// A Partitioned group's dead letters are written per partition consumer
+// (<durable>-p<N>); a filter on the group's durable selects them, and no
+// other consumer whose name merely starts like it.
+func TestConsumerFilterSelectsAGroupsPartitions(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := context.Background()
+	conn, err := framework.Connect(ctx, srv.Config("dlq-group"), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DEADLETTER", Subjects: []string{wire.DeadLetterSubjectPrefix + ".>"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"inventory", "inventory-p0", "other", "inventory-p3", "inventory-px", "inventory-p", "inventoryx", "inventory-p01", "inventory-p2"} {
+		h := nats.Header{}
+		h.Set(wire.HeaderDLQReason, dlq.ReasonPermanent)
+		h.Set(wire.HeaderDLQSubject, "orders.created.v1.o-1")
+		if _, err := conn.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("ORDERS", c), Header: h}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := dlq.Open(ctx, conn.JS, "DEADLETTER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.List(ctx, dlq.Filter{Stream: "ORDERS", Consumer: "inventory"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for _, e := range got {
+		seqs = append(seqs, e.Seq)
+	}
+	if want := []uint64{1, 2, 4, 9}; !slices.Equal(seqs, want) {
+		t.Errorf("entries of consumer inventory: sequences %v, want %v (inventory, -p0, -p3, -p2)", seqs, want)
+	}
+	if got, _ := store.List(ctx, dlq.Filter{Consumer: "inventory-p3"}, 0); len(got) != 1 || got[0].Seq != 4 {
+		t.Errorf("entries of consumer inventory-p3: %v, want the one at sequence 4", got)
 	}
 }

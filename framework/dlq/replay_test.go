@@ -37,6 +37,9 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 		t.Cleanup(c.Close)
 		return c
 	}
+	// The inventory's consumer of ORDERS, as deploy/nats-permissions.conf
+	// names it (the sample inventory reads ORDERS partitioned).
+	invConsumer := wire.PartitionConsumer("inventory", 0)
 	ops := connect("ops")
 	if _, err := ops.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DEADLETTER", Subjects: []string{wire.DeadLetterSubjectPrefix + ".>"}}); err != nil {
 		t.Fatal(err)
@@ -46,7 +49,7 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := ops.JS.CreateOrUpdateConsumer(ctx, "ORDERS", jetstream.ConsumerConfig{Durable: "inventory", FilterSubject: "orders.created.v1.>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+	if _, err := ops.JS.CreateOrUpdateConsumer(ctx, "ORDERS", jetstream.ConsumerConfig{Durable: invConsumer, FilterSubject: "orders.created.v1.>", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
 	}
 	// ORDERS: o-1 .. o-5 at sequences 1 .. 5; 2 and 3 are then deleted
@@ -67,8 +70,8 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 		}
 	}
 
-	// The inventory user writes dead letters on the one subject it may:
-	// jetkit.deadletter.ORDERS.inventory.
+	// The inventory user writes dead letters on the subjects it may, one
+	// per partition consumer: jetkit.deadletter.ORDERS.inventory-p0 here.
 	inv := connect("inventory")
 	type entry struct {
 		stream, consumer, subject, seq string
@@ -83,7 +86,7 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 		{subject: "_INBOX.abc", seq: "1", refused: "inbox"},
 		{subject: "inventory.reserved.v1.o-1", seq: "1", refused: "does not store"},
 		{subject: "orders.cancelled.v1.o-1", seq: "1", refused: "does not read"},
-		{stream: "INVENTORY", consumer: "order-reserved", subject: "inventory.reserved.v1.o-1", seq: "1", refused: "was written to jetkit.deadletter.ORDERS.inventory,"},
+		{stream: "INVENTORY", consumer: "order-reserved", subject: "inventory.reserved.v1.o-1", seq: "1", refused: "was written to jetkit.deadletter.ORDERS.inventory-p0,"},
 		{subject: "orders.created.v1.o-9", seq: "1", refused: "ORDERS sequence 1 is on orders.created.v1.o-1, not orders.created.v1.o-9"},
 		{subject: "orders.created.v1.o-9", seq: "99", refused: "never had sequence 99"},
 		{subject: "orders.created.v1.o-9", refused: "no Jetkit-Dlq-Stream-Seq"},
@@ -102,7 +105,7 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 			h.Set(k, v)
 		}
 		if e.stream == "" {
-			e.stream, e.consumer = "ORDERS", "inventory"
+			e.stream, e.consumer = "ORDERS", invConsumer
 		}
 		for k, v := range map[string]string{wire.HeaderDLQReason: dlq.ReasonPermanent, wire.HeaderDLQSubject: e.subject,
 			wire.HeaderDLQStream: e.stream, wire.HeaderDLQConsumer: e.consumer, wire.HeaderDLQStreamSeq: e.seq} {
@@ -110,7 +113,7 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 				h.Set(k, v)
 			}
 		}
-		if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("ORDERS", "inventory"), Header: h, Data: []byte(e.data)}); err != nil {
+		if _, err := inv.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("ORDERS", invConsumer), Header: h, Data: []byte(e.data)}); err != nil {
 			t.Fatal(err)
 		}
 		bySeq[uint64(i+1)] = e
