@@ -44,6 +44,13 @@ func capacityServer(t *testing.T) *testenv.Server {
 			t.Fatal(err)
 		}
 	}
+	// The server counts a stored message as pending a moment after it acks
+	// the publish; a sample taken before would see the backlog still
+	// growing, as if messages were arriving.
+	testenv.Eventually(t, 10*time.Second, "consumer idle counts all 100 pending", func() bool {
+		c, err := st.Consumer(ctx, "idle")
+		return err == nil && c.CachedInfo().NumPending == 100
+	})
 	return srv
 }
 
