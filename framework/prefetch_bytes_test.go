@@ -36,7 +36,7 @@ func TestPrefetchLargeMessageBacklogStaysWithinByteCap(t *testing.T) {
 	var log handledLog
 	var maxDelivered atomic.Uint64
 	sub, err := framework.Subscribe(t.Context(), svc, created, "large", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
-		log.add(ev.Index)
+		log.add(ev.Index, m)
 		if m.NumDelivered > maxDelivered.Load() {
 			maxDelivered.Store(m.NumDelivered)
 		}
@@ -89,7 +89,7 @@ func TestFixedPrefetchCappedInBytes(t *testing.T) {
 	var log handledLog
 	release := make(chan struct{})
 	sub, err := framework.Subscribe(t.Context(), svc, created, "fixed-large", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
-		log.add(ev.Index)
+		log.add(ev.Index, m)
 		if ev.Index == 0 {
 			<-release
 		}

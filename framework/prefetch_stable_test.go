@@ -82,7 +82,7 @@ func TestAdaptivePrefetchStableUnderCPUContention(t *testing.T) {
 	var log handledLog
 	var redelivered atomic.Int64
 	sub, err := framework.Subscribe(t.Context(), svc, created, "contended", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
-		log.add(ev.Index)
+		log.add(ev.Index, m)
 		if m.NumDelivered > 1 {
 			redelivered.Add(1)
 		}

@@ -13,25 +13,29 @@ import (
 )
 
 // handledLog records, at concurrency 1, the order events were handled in
-// and how often each was.
+// (by stream sequence) and how often each was (by index).
 type handledLog struct {
 	mu    sync.Mutex
-	order []int
+	order []uint64 // stream sequences, in handling order
+	index []int    // the events' indexes, in handling order
 	times map[int]int
 }
 
-func (l *handledLog) add(i int) {
+func (l *handledLog) add(i int, m *framework.Message) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.times == nil {
 		l.times = map[int]int{}
 	}
-	l.order = append(l.order, i)
+	l.order = append(l.order, m.StreamSeq)
+	l.index = append(l.index, i)
 	l.times[i]++
 }
 
 // check fails t unless events 0..n-1 were each handled exactly once, in
-// order.
+// stream order. Stream order is what concurrency 1 keeps; it is the
+// publish order unless a publish was resent (nats.go resends an async
+// publish that met no responders, after later ones), which is logged.
 func (l *handledLog) check(t *testing.T, n int) {
 	t.Helper()
 	l.mu.Lock()
@@ -43,7 +47,14 @@ func (l *handledLog) check(t *testing.T, n int) {
 	}
 	for i := 1; i < len(l.order); i++ {
 		if l.order[i] <= l.order[i-1] {
-			t.Fatalf("out of order at position %d: event %d after event %d", i, l.order[i], l.order[i-1])
+			t.Fatalf("out of stream order at position %d: sequence %d (event %d) after sequence %d (event %d)",
+				i, l.order[i], l.index[i], l.order[i-1], l.index[i-1])
+		}
+	}
+	for i := 1; i < len(l.index); i++ {
+		if l.index[i] < l.index[i-1] {
+			t.Logf("stored out of publish order: event %d (sequence %d) after event %d (sequence %d)", l.index[i], l.order[i], l.index[i-1], l.order[i-1])
+			break
 		}
 	}
 	if len(l.order) != n {
@@ -58,7 +69,7 @@ func subscribeInOrder(t *testing.T, svc *framework.Service, durable string, work
 	log, deepest := &handledLog{}, &atomic.Int64{}
 	var sub atomic.Pointer[framework.Subscription]
 	s, err := framework.Subscribe(t.Context(), svc, created, durable, func(ctx context.Context, ev orderCreated, m *framework.Message) error {
-		log.add(ev.Index)
+		log.add(ev.Index, m)
 		if s := sub.Load(); s != nil {
 			if p := int64(s.Prefetch()); p > deepest.Load() {
 				deepest.Store(p)
@@ -87,7 +98,7 @@ func TestAdaptivePrefetchShrinksForSlowHandler(t *testing.T) {
 	publishN(t, svc, n)
 	var log handledLog
 	sub, err := framework.Subscribe(t.Context(), svc, created, "slow", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
-		log.add(ev.Index)
+		log.add(ev.Index, m)
 		time.Sleep(40 * time.Millisecond)
 		return nil
 	}, framework.Concurrency(1), framework.AckWait(2*time.Second))
@@ -165,7 +176,7 @@ func TestAdaptivePrefetchShrinksBehindStuckHandler(t *testing.T) {
 	publishN(t, svc, n)
 	var log handledLog
 	sub, err := framework.Subscribe(t.Context(), svc, created, "stuck", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
-		log.add(ev.Index)
+		log.add(ev.Index, m)
 		if ev.Index == 0 {
 			time.Sleep(3 * time.Second) // 1.5x AckWait
 		}
