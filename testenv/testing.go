@@ -71,24 +71,14 @@ func WaitConsumerIdle(t testing.TB, js jetstream.JetStream, stream, consumer str
 		if target == 0 {
 			target = st.CachedInfo().State.LastSeq
 		}
-		names := []string{consumer}
-		if _, err := st.Consumer(ctx, consumer); errors.Is(err, jetstream.ErrConsumerNotFound) {
-			n, _ := strconv.Atoi(st.CachedInfo().Config.Metadata[wire.StreamPartitionsMetadata])
-			if n > 0 {
-				names = names[:0]
-				for p := range n {
-					names = append(names, wire.PartitionConsumer(consumer, p))
-				}
-			}
+		consumers, err := idleCandidates(ctx, st, consumer)
+		if err != nil {
+			last = err.Error()
+			return false
 		}
-		for _, name := range names {
-			c, err := st.Consumer(ctx, name)
-			if err != nil {
-				last = name + ": " + err.Error()
-				return false
-			}
+		for _, c := range consumers {
 			info := c.CachedInfo()
-			last = fmt.Sprintf("%s: pending=%d ack_pending=%d redelivered=%d delivered up to %d of %d", name, info.NumPending, info.NumAckPending, info.NumRedelivered, info.Delivered.Stream, target)
+			last = fmt.Sprintf("%s: pending=%d ack_pending=%d redelivered=%d delivered up to %d of %d", info.Name, info.NumPending, info.NumAckPending, info.NumRedelivered, info.Delivered.Stream, target)
 			if info.NumPending != 0 || info.NumAckPending != 0 || !deliveredUpTo(ctx, st, info, target) {
 				return false
 			}
@@ -98,6 +88,26 @@ func WaitConsumerIdle(t testing.TB, js jetstream.JetStream, stream, consumer str
 	if err != nil {
 		t.Fatalf("consumer %s/%s not idle after %s: %s", stream, consumer, timeout, last)
 	}
+}
+
+// idleCandidates returns the consumer named name, or, when there is none
+// and the stream is partitioned, the consumers of a Partitioned group's
+// partitions (name-p0, name-p1, ...).
+func idleCandidates(ctx context.Context, st jetstream.Stream, name string) ([]jetstream.Consumer, error) {
+	c, err := st.Consumer(ctx, name)
+	n, _ := strconv.Atoi(st.CachedInfo().Config.Metadata[wire.StreamPartitionsMetadata])
+	if err == nil || !errors.Is(err, jetstream.ErrConsumerNotFound) || n == 0 {
+		return []jetstream.Consumer{c}, err
+	}
+	out := make([]jetstream.Consumer, 0, n)
+	for p := range n {
+		pc, err := st.Consumer(ctx, wire.PartitionConsumer(name, p))
+		if err != nil {
+			return nil, fmt.Errorf("partition %d of %s: %w", p, name, err)
+		}
+		out = append(out, pc)
+	}
+	return out, nil
 }
 
 // deliveredUpTo reports whether no message matching the consumer's
