@@ -67,7 +67,7 @@ func Summary(e capacity.Estimate) []Line {
 		{"arrivals λ", rate(e.Arrival)},
 		{"processed", rate(e.Processed)},
 		{"service μ", mu},
-		{"instances", fmt.Sprintf("%d [%s], %s", e.Instances, e.InstancesSource, capacity)},
+		{"instances", fmt.Sprintf("%d [%s], %s%s", e.Instances, e.InstancesSource, capacity, partitionsText(e))},
 		{"utilisation ρ", rho},
 		{"drain time", drain},
 		{"recommendation", Recommendation(e)},
@@ -100,8 +100,21 @@ func neededText(e capacity.Estimate) string {
 	if e.ReplicasNeeded < 0 {
 		return "unknown (μ unknown)"
 	}
-	return fmt.Sprintf("%d (fewest draining within %s, at least the steady state; the autoscaling gauge)",
-		e.ReplicasNeeded, HumanDuration(time.Duration(e.TargetDrain)))
+	note := ""
+	if e.ReplicasNote != "" {
+		note = "; " + e.ReplicasNote
+	}
+	return fmt.Sprintf("%d (fewest draining within %s, at least the steady state; the autoscaling gauge%s)",
+		e.ReplicasNeeded, HumanDuration(time.Duration(e.TargetDrain)), note)
+}
+
+// partitionsText names a partitioned group's partition count, the most
+// instances that can work on it.
+func partitionsText(e capacity.Estimate) string {
+	if e.Partitions == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d partitions: at most %d instances work, more get no partition", e.Partitions, e.Partitions)
 }
 
 func steadyText(e capacity.Estimate) string {
