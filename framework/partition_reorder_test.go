@@ -71,14 +71,7 @@ func TestReorderWindowFlushesAtItsDeadline(t *testing.T) {
 	w := newReorderWindow(3, 20*time.Millisecond, time.Hour, nil, func(ms []jetstream.Msg) { flushed <- ms })
 	w.offer(windowMsg(9, 1, &beats))
 	w.offer(windowMsg(4, 2, &beats))
-	select {
-	case ms := <-flushed:
-		if got, want := seqs(ms), []uint64{4, 9}; !slices.Equal(got, want) {
-			t.Fatalf("flushed %v, want %v", got, want)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the window did not flush at its deadline")
-	}
+	expectFlush(t, flushed, []uint64{4, 9}, "the window did not flush at its deadline")
 	if out := w.offer(windowMsg(10, 1, &beats)); !slices.Equal(seqs(out), []uint64{10}) {
 		t.Fatalf("after the flush, offer released %v, want [10]", seqs(out))
 	}
@@ -100,12 +93,19 @@ func TestReorderWindowClosesWhenNothingElseIsPending(t *testing.T) {
 		t.Fatalf("released %v at once", seqs(out))
 	}
 	w.offer(windowMsg(4, 2, &beats))
+	expectFlush(t, flushed, []uint64{4, 9}, "the window stayed shut although nothing else was pending")
+}
+
+// expectFlush waits for the window's flush and checks it released want,
+// in that order; it fails with why when nothing is flushed.
+func expectFlush(t *testing.T, flushed <-chan []jetstream.Msg, want []uint64, why string) {
+	t.Helper()
 	select {
 	case ms := <-flushed:
-		if got, want := seqs(ms), []uint64{4, 9}; !slices.Equal(got, want) {
+		if got := seqs(ms); !slices.Equal(got, want) {
 			t.Fatalf("flushed %v, want %v", got, want)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the window stayed shut although nothing else was pending")
+		t.Fatal(why)
 	}
 }
