@@ -61,8 +61,9 @@ func TestHungHandlerIsAbandonedPastMaxHandlerTime(t *testing.T) {
 	}
 	const next = 20
 	publishN(t, svc, 1+next)
-	testenv.Eventually(t, 10*time.Second, "every message, the hung one retried, is handled", func() bool {
-		return handled.Load() == 1+next
+	// The handler's return comes before its ack is counted: wait for the count.
+	testenv.Eventually(t, 10*time.Second, "every message, the hung one retried, is handled and acked", func() bool {
+		return handled.Load() == 1+next && sub.Stats().Acked == 1+next
 	})
 	testenv.WaitConsumerIdle(t, svc.Conn().JS, ordersStream.Name, "hung", 5*time.Second)
 	st := sub.Stats()
@@ -85,7 +86,9 @@ func TestHungHandlerIsAbandonedPastMaxHandlerTime(t *testing.T) {
 	// the subscription goes on with its new worker.
 	releaseOnce.Do(func() { close(release) })
 	publishFrom(t, svc, 1+next, 1)
-	testenv.Eventually(t, 5*time.Second, "the next message is handled", func() bool { return handled.Load() == 2+next })
+	testenv.Eventually(t, 5*time.Second, "the next message is handled and acked", func() bool {
+		return handled.Load() == 2+next && sub.Stats().Acked == 2+next
+	})
 	if st := sub.Stats(); st.Acked != 2+next || st.Abandoned != 1 {
 		t.Fatalf("after the stuck handler returned: %+v", st)
 	}

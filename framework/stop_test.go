@@ -55,7 +55,9 @@ func TestSubscriptionStopHandsBackAndLeavesTheServiceRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 20*time.Second, "every event handled by the next subscription", func() bool { return done.distinct() == n })
+	testenv.Eventually(t, 20*time.Second, "every event handled and acked by the next subscription", func() bool {
+		return done.distinct() == n && sub2.Stats().Acked >= n
+	})
 	testenv.WaitConsumerIdle(t, svc.Conn().JS, "ORDERS", "worker", 10*time.Second)
 	done.check(t, n)
 	if st := sub2.Stats(); st.Acked != n || st.DeadLettered != 0 {

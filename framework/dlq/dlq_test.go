@@ -164,7 +164,7 @@ func TestListShowReplayPurgeRoundTrip(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "billing handled the 5 replays", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(billed) == 5
+		return len(billed) == 5 && billing.Stats().Acked == 5
 	})
 	testenv.WaitConsumerIdle(t, svc.Conn().JS, "JOBS", "billing", 5*time.Second)
 	testenv.WaitConsumerIdle(t, svc.Conn().JS, "JOBS", "audit", 5*time.Second)
