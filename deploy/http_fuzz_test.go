@@ -68,7 +68,7 @@ func serve(t *testing.T, h http.Handler, method, target, body string) (int, map[
 // valid lines.
 func FuzzOrderPlaceRequest(f *testing.F) {
 	svc := fuzzService(f, "order")
-	orders, err := order.New(context.Background(), svc)
+	orders, err := order.New(context.Background(), svc, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func FuzzOrderPlaceRequest(f *testing.F) {
 // level reads back as written.
 func FuzzInventoryStockRequest(f *testing.F) {
 	svc := fuzzService(f, "inventory")
-	inv, err := inventory.New(context.Background(), svc)
+	inv, err := inventory.New(context.Background(), svc, nil)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -184,7 +184,7 @@ func TestFailingDeadLetterCopyIsVisible(t *testing.T) {
 		defer cancel()
 		_ = invSvc.Shutdown(sctx)
 	}()
-	if _, err := inventory.New(ctx, invSvc); err != nil {
+	if _, err := inventory.New(ctx, invSvc, nil); err != nil {
 		t.Fatal(err)
 	}
 	probes := health.New(invSvc)

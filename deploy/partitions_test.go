@@ -33,7 +33,7 @@ func TestPartitionedInventoryMovesWithLeastPrivilege(t *testing.T) {
 	cfg := testenv.Credentials{User: "inventory", Password: passwords["inventory"]}.Apply(srv.Config("inventory"))
 	cfg.ShutdownTimeout = 5 * time.Second
 	svc := testenv.NewService(t, cfg, framework.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-	if _, err := inventory.New(ctx, svc); err != nil {
+	if _, err := inventory.New(ctx, svc, nil); err != nil {
 		t.Fatalf("second inventory.New with the inventory user's permissions: %v", err)
 	}
 	sub := func(svc *framework.Service) *framework.Subscription {

@@ -71,10 +71,10 @@ func startSampleServices(t *testing.T, srv *testenv.Server) (invSvc, ordSvc *fra
 	invErr := make(chan error, 1)
 	go func() {
 		var err error
-		inv, err = inventory.New(ctx, invSvc)
+		inv, err = inventory.New(ctx, invSvc, nil)
 		invErr <- err
 	}()
-	orders, err := order.New(ctx, ordSvc)
+	orders, err := order.New(ctx, ordSvc, nil)
 	if err != nil {
 		t.Fatalf("order.New with the order user's permissions: %v", err)
 	}

@@ -26,8 +26,8 @@ func clusterWorld(t *testing.T, cl *testenv.Cluster) (w *world, pub *framework.S
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		w.worker(w.service(faultConfig(cl.Config("worker"))), map[bool]framework.SubscribeOption{
-			true: framework.AckSync(), false: framework.AckAsync(),
+		w.worker(w.service(faultConfig(cl.Config("worker"))), map[bool]framework.AckMode{
+			true: framework.AckModeSync, false: framework.AckModeAsync,
 		}[i%2 == 0])
 	}
 	if _, err := cl.WaitConsumerLeader(settleTimeout, jobsStream.Name, durable); err != nil {

@@ -124,16 +124,17 @@ func (w *world) apply(m *framework.Message) {
 	seqs[m.StreamSeq] = true
 }
 
-// worker subscribes svc to the jobs as one member of the consumer group.
-func (w *world) worker(svc *framework.Service, opts ...framework.SubscribeOption) *framework.Subscription {
+// worker subscribes svc to the jobs as one member of the consumer group,
+// acking in ackMode ("" for the service's default).
+func (w *world) worker(svc *framework.Service, ackMode framework.AckMode) *framework.Subscription {
 	w.t.Helper()
 	h := func(ctx context.Context, ev job, m *framework.Message) error {
 		time.Sleep(time.Millisecond) // simulated work
 		w.apply(m)
 		return nil
 	}
-	opts = append([]framework.SubscribeOption{framework.Concurrency(4), framework.Prefetch(16)}, opts...)
-	sub, err := framework.Subscribe(w.t.Context(), svc, jobTopic, durable, h, opts...)
+	sub, err := framework.Subscribe(w.t.Context(), svc, jobTopic, durable, h,
+		&framework.SubscribeOptions{Concurrency: 4, Prefetch: 16, AckMode: ackMode})
 	if err != nil {
 		w.t.Fatalf("subscribe: %v", err)
 	}

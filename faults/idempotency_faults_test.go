@@ -37,7 +37,7 @@ func TestIdempotencySurvivesItsBucketLeaderCrash(t *testing.T) {
 		}
 		idems = append(idems, idem)
 		svc.Use(middleware.Defaults(middleware.Options{Logger: w.logger(), Idempotency: idem})...)
-		w.worker(svc, framework.AckSync())
+		w.worker(svc, framework.AckModeSync)
 	}
 	const bucketStream = "KV_jetkit-idempotency"
 	leader, err := cl.WaitStreamLeader(settleTimeout, bucketStream)

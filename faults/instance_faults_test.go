@@ -35,7 +35,7 @@ func TestKillConsumerInstanceMidBatch(t *testing.T) {
 		held <- m.Envelope.ID
 		<-release // mid-work when the process dies: the effect never happens
 		return errors.New("crashed")
-	}, framework.Concurrency(4), framework.Prefetch(16))
+	}, &framework.SubscribeOptions{Concurrency: 4, Prefetch: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestKillConsumerInstanceMidBatch(t *testing.T) {
 		}
 	}
 	for range 2 {
-		w.worker(w.service(config("survivor")))
+		w.worker(w.service(config("survivor")), "")
 	}
 	testenv.Eventually(t, settleTimeout, "survivors are working", func() bool { return w.processed.Load() >= 50 })
 
@@ -94,7 +94,7 @@ func TestRestartSingleNodeUnderLoad(t *testing.T) {
 	w := newWorld(t)
 	pub := w.service(faultConfig(srv.Config("publisher")))
 	for range 2 {
-		w.worker(w.service(faultConfig(srv.Config("worker"))))
+		w.worker(w.service(faultConfig(srv.Config("worker"))), "")
 	}
 	wait := w.publishers(pub, publishers, perPublisher, pace)
 	waitPublished(t, w, total/3)

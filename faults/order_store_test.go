@@ -37,7 +37,7 @@ func TestPlaceOrderSurvivesOrdersStoreLeaderLoss(t *testing.T) {
 		defer cancel()
 		_ = svc.Shutdown(ctx)
 	})
-	orders, err := order.New(ctx, svc)
+	orders, err := order.New(ctx, svc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,7 +105,7 @@ func TestPartitionedConsumptionSurvivesStreamLeaderCrash(t *testing.T) {
 			t.Fatalf("EnsureStream: %v", err)
 		}
 		sub, err := framework.Subscribe(t.Context(), svc, shopStep, "shoppers", handler,
-			framework.Partitioned(), framework.Concurrency(4), framework.AckSync())
+			&framework.SubscribeOptions{Partitioned: true, Concurrency: 4, AckMode: framework.AckModeSync})
 		if err != nil {
 			t.Fatalf("subscribe: %v", err)
 		}

@@ -43,11 +43,11 @@ func TestSampleSystemSurvivesNodeLoss(t *testing.T) {
 		return svc
 	}
 	orderSvc := start("order")
-	orders, err := order.New(ctx, orderSvc, framework.Concurrency(4))
+	orders, err := order.New(ctx, orderSvc, &framework.SubscribeOptions{Concurrency: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := inventory.New(ctx, start("inventory"), framework.Concurrency(4))
+	inv, err := inventory.New(ctx, start("inventory"), &framework.SubscribeOptions{Concurrency: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -131,7 +131,7 @@ func BenchmarkDispatch(b *testing.B) {
 		var ev benchEvent
 		return decodeEvent(JSON, m.Envelope, m.Data, &ev)
 	})
-	o := defaultSubOptions(DefaultConfig())
+	o := subOptionsFrom(DefaultConfig(), nil)
 	if err := o.finish(); err != nil {
 		b.Fatal(err)
 	}

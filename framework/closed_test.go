@@ -30,7 +30,7 @@ func TestSubscribeRacingShutdown(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			sub, subErr = framework.Subscribe(t.Context(), svc, created, "racer", func(context.Context, orderCreated, *framework.Message) error { return nil })
+			sub, subErr = framework.Subscribe(t.Context(), svc, created, "racer", func(context.Context, orderCreated, *framework.Message) error { return nil }, nil)
 		}()
 		go func() {
 			defer wg.Done()
@@ -86,7 +86,7 @@ func TestClosedServiceRefusesWork(t *testing.T) {
 		if _, err := created.PublishAsync(ctx, svc, orderCreated{ID: "late"}); !errors.Is(err, framework.ErrClosed) {
 			t.Errorf("shared conn %v: PublishAsync after Shutdown: %v, want ErrClosed", shared, err)
 		}
-		_, err = framework.Subscribe(ctx, svc, created, "late", func(context.Context, orderCreated, *framework.Message) error { return nil })
+		_, err = framework.Subscribe(ctx, svc, created, "late", func(context.Context, orderCreated, *framework.Message) error { return nil }, nil)
 		if !errors.Is(err, framework.ErrClosed) {
 			t.Errorf("shared conn %v: Subscribe after Shutdown: %v, want ErrClosed", shared, err)
 		}
@@ -112,7 +112,7 @@ func TestSubscribeHintsAtStreamOnlyWhenNoneFound(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "hint")
 	nowhere := framework.MustNewTopic[orderCreated]("nowhere.created.v1")
-	_, err := framework.Subscribe(t.Context(), svc, nowhere, "hint", func(context.Context, orderCreated, *framework.Message) error { return nil })
+	_, err := framework.Subscribe(t.Context(), svc, nowhere, "hint", func(context.Context, orderCreated, *framework.Message) error { return nil }, nil)
 	if !errors.Is(err, jetstream.ErrStreamNotFound) || !strings.Contains(err.Error(), "EnsureStream") {
 		t.Fatalf("Subscribe to a subject no stream stores: %v, want ErrStreamNotFound with the EnsureStream hint", err)
 	}

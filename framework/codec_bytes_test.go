@@ -23,7 +23,7 @@ func TestBytesCodecRoundTrip(t *testing.T) {
 		gotData = ev
 		got <- m
 		return nil
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := blobs.Publish(t.Context(), svc, payload); err != nil {

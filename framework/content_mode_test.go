@@ -48,7 +48,7 @@ func TestStructuredModeIsAccepted(t *testing.T) {
 	sub, err := framework.Subscribe(t.Context(), svc, created, "structured", func(_ context.Context, ev orderCreated, m *framework.Message) error {
 		got.add(ev, m)
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestAllowMissingEnvelope(t *testing.T) {
 	sub, err := framework.Subscribe(t.Context(), svc, created, "bare", func(_ context.Context, ev orderCreated, m *framework.Message) error {
 		typed.add(ev, m)
 		return nil
-	}, framework.AllowMissingEnvelope())
+	}, &framework.SubscribeOptions{AllowMissingEnvelope: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestAllowMissingEnvelope(t *testing.T) {
 		}
 		untyped.add(ev, m)
 		return nil
-	}), framework.AllowMissingEnvelope())
+	}), &framework.SubscribeOptions{AllowMissingEnvelope: true})
 	if err != nil {
 		t.Fatal(err)
 	}

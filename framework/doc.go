@@ -14,7 +14,7 @@
 //	svc, err := framework.New(ctx, cfg)
 //	svc.Use(middleware.Defaults(middleware.Options{})...)
 //	_, err = svc.EnsureStream(ctx, framework.StreamSpec{Name: "ORDERS", Subjects: []string{"orders.>"}})
-//	_, err = framework.Subscribe(ctx, svc, OrderCreated, "inventory", reserve)
+//	_, err = framework.Subscribe(ctx, svc, OrderCreated, "inventory", reserve, nil)
 //	err = svc.Run(ctx) // until ctx ends, then a graceful shutdown
 //
 // # Topics and events
@@ -42,12 +42,13 @@
 //
 // # Subscriptions
 //
-// Subscribe options set the ack mode (AckAsync, the default, or AckSync,
-// where a message counts as done only once the server confirms its ack),
-// Concurrency (handlers running at once; Concurrency(1) is strict stream
-// order) and OrderedByKey (one message at a time per key, keys in
-// parallel). How many messages are pulled ahead of the handlers adapts to
-// the measured handler time and payload size unless Prefetch fixes it.
+// SubscribeOptions set the ack mode (AckModeAsync, the default, or
+// AckModeSync, where a message counts as done only once the server
+// confirms its ack), Concurrency (handlers running at once; 1 is strict
+// stream order), OrderedByKey (one message at a time per key, keys in
+// parallel) and Partitioned (each key owned by one instance at a time).
+// How many messages are pulled ahead of the handlers adapts to the
+// measured handler time and payload size unless Prefetch fixes it.
 // Instances of one service share a durable name and split the work;
 // services that each need every event use different names.
 //

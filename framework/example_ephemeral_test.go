@@ -14,7 +14,7 @@ import (
 	"github.com/jetkit/jetkit/testenv/embedded"
 )
 
-func ExampleEphemeral() {
+func ExampleSubscribeOptions_ephemeral() {
 	srv, err := embedded.Run(embedded.Options{}) // an embedded NATS server
 	if err != nil {
 		panic(err)
@@ -45,7 +45,7 @@ func ExampleEphemeral() {
 				readers[i] <- ev.ID
 				return nil
 			},
-			framework.Ephemeral(), framework.DeliverNew())
+			&framework.SubscribeOptions{Ephemeral: true, DeliverNew: true})
 		if err != nil {
 			panic(err)
 		}

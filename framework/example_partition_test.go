@@ -19,7 +19,7 @@ type shipment struct {
 // Two instances of one service share the partitions of a partitioned
 // stream: each order's events are handled by one instance at a time, in
 // stream order.
-func ExamplePartitioned() {
+func ExampleSubscribeOptions_partitioned() {
 	srv, err := testenv.Run(testenv.Options{})
 	if err != nil {
 		fmt.Println(err)
@@ -43,7 +43,7 @@ func ExamplePartitioned() {
 			fmt.Println(err)
 			return
 		}
-		sub, err := framework.Subscribe(ctx, svc, shipments, "shipper", handle, framework.Partitioned())
+		sub, err := framework.Subscribe(ctx, svc, shipments, "shipper", handle, &framework.SubscribeOptions{Partitioned: true})
 		if err != nil {
 			fmt.Println(err)
 			return

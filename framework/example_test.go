@@ -79,7 +79,7 @@ func ExampleSubscribe() {
 			handled <- ev.ID + " " + ev.SKU + " from " + m.Subject
 			return nil // acked
 		},
-		framework.Concurrency(8), framework.OrderedByKey())
+		&framework.SubscribeOptions{Concurrency: 8, OrderedByKey: true})
 	if err != nil {
 		panic(err)
 	}

@@ -27,7 +27,7 @@ func TestHandedBackMessagesAreNotDeadLetteredForMaxDeliver(t *testing.T) {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}, framework.MaxDeliver(1), framework.Concurrency(1), framework.Prefetch(n), framework.AckWait(time.Minute))
+	}, &framework.SubscribeOptions{MaxDeliver: 1, Concurrency: 1, Prefetch: n, AckWait: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestHandedBackMessagesAreNotDeadLetteredForMaxDeliver(t *testing.T) {
 	sub2, err := framework.Subscribe(t.Context(), second, created, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		handled.Add(1)
 		return nil
-	}, framework.MaxDeliver(1), framework.AckWait(time.Minute))
+	}, &framework.SubscribeOptions{MaxDeliver: 1, AckWait: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,9 +53,7 @@ func TestHungHandlerIsAbandonedPastMaxHandlerTime(t *testing.T) {
 		handled.Add(1)
 		return nil
 	}
-	sub, err := framework.Subscribe(t.Context(), svc, created, "hung", h, framework.Concurrency(1),
-		framework.AckWait(200*time.Millisecond), framework.MaxHandlerTime(500*time.Millisecond),
-		framework.Wrap(middleware.Defaults(middleware.Options{Logger: slog.New(slog.DiscardHandler)})...))
+	sub, err := framework.Subscribe(t.Context(), svc, created, "hung", h, &framework.SubscribeOptions{Concurrency: 1, AckWait: 200 * time.Millisecond, MaxHandlerTime: 500 * time.Millisecond, Middleware: middleware.Defaults(middleware.Options{Logger: slog.New(slog.DiscardHandler)})})
 	if err != nil {
 		t.Fatal(err)
 	}

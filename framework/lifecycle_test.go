@@ -38,7 +38,7 @@ func TestLongHandlerWithCompetingInstanceIsDeliveredOnce(t *testing.T) {
 	var svcA *framework.Service
 	for _, name := range []string{"a", "b"} {
 		svc := newService(t, srv, "long-"+name)
-		sub, err := framework.Subscribe(t.Context(), svc, created, "long", handler, framework.AckWait(ackWait), framework.Prefetch(1))
+		sub, err := framework.Subscribe(t.Context(), svc, created, "long", handler, &framework.SubscribeOptions{AckWait: ackWait, Prefetch: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,7 @@ func TestInProcessRetriesOutlastAckWaitWithoutRedelivery(t *testing.T) {
 			return errors.New("dependency down")
 		}
 		return nil
-	}, framework.AckWait(300*time.Millisecond), framework.Prefetch(1), framework.Wrap(retry))
+	}, &framework.SubscribeOptions{AckWait: 300 * time.Millisecond, Prefetch: 1, Middleware: []framework.Middleware{retry}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestPanicsLoseNothing(t *testing.T) {
 		}
 		done.add(ev.Index)
 		return nil
-	}, framework.Concurrency(8), framework.Wrap(chain...))
+	}, &framework.SubscribeOptions{Concurrency: 8, Middleware: chain})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestHungHandlerIsBoundedByTimeoutAndRedelivered(t *testing.T) {
 			<-release // ignores ctx
 		}
 		return nil
-	}, framework.Concurrency(1), framework.Wrap(middleware.Retry(middleware.RetryPolicy{MaxAttempts: 1, AttemptTimeout: 200 * time.Millisecond})))
+	}, &framework.SubscribeOptions{Concurrency: 1, Middleware: []framework.Middleware{middleware.Retry(middleware.RetryPolicy{MaxAttempts: 1, AttemptTimeout: 200 * time.Millisecond})}})
 	if err != nil {
 		t.Fatal(err)
 	}

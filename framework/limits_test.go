@@ -112,11 +112,11 @@ func TestBoundedDecode(t *testing.T) {
 	tight := framework.MustNewTopic[blob]("blobs.tight.v1", framework.WithCodec(countingCodec{&calls}), framework.WithDecodeLimits(framework.DecodeLimits{MaxBytes: 4096, MaxDepth: 8, MaxValues: 100}))
 	var handled atomic.Int64
 	h := func(context.Context, blob, *framework.Message) error { handled.Add(1); return nil }
-	subA, err := framework.Subscribe(ctx, svc, defaults, "a", h)
+	subA, err := framework.Subscribe(ctx, svc, defaults, "a", h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	subB, err := framework.Subscribe(ctx, svc, tight, "b", h)
+	subB, err := framework.Subscribe(ctx, svc, tight, "b", h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestDeadLetterOfAMessageAtMaxPayloadFits(t *testing.T) {
 	svc := newService(t, srv, "order")
 	sub, err := framework.Subscribe(t.Context(), svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error {
 		return framework.Permanent(errors.New("rejected by the handler"))
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestTopicDecodeGivesUntypedHandlersTheSameChecks(t *testing.T) {
 		}
 		decoded.Add(1)
 		return nil
-	}))
+	}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -140,7 +140,7 @@ func TestOrderedByKeyKeepsEachKeysOrderThroughFailures(t *testing.T) {
 		}
 		check.end(ev, true)
 		return nil
-	}, framework.Concurrency(16), framework.OrderedByKey())
+	}, &framework.SubscribeOptions{Concurrency: 16, OrderedByKey: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,9 +188,9 @@ func TestOrderedByKeyHandBackKeepsOrderForTheNextOwner(t *testing.T) {
 		check.end(ev, true)
 		return nil
 	}
-	opts := []framework.SubscribeOption{framework.Concurrency(4), framework.OrderedByKey(), framework.AckSync()}
+	opts := &framework.SubscribeOptions{Concurrency: 4, OrderedByKey: true, AckMode: framework.AckModeSync}
 	first := newService(t, srv, "first")
-	if _, err := framework.Subscribe(t.Context(), first, keyedEvents, "owner", handler, opts...); err != nil {
+	if _, err := framework.Subscribe(t.Context(), first, keyedEvents, "owner", handler, opts); err != nil {
 		t.Fatal(err)
 	}
 	publishKeyed(t, first, keys, perKey)
@@ -203,7 +203,7 @@ func TestOrderedByKeyHandBackKeepsOrderForTheNextOwner(t *testing.T) {
 	}
 
 	second := newService(t, srv, "second")
-	if _, err := framework.Subscribe(t.Context(), second, keyedEvents, "owner", handler, opts...); err != nil {
+	if _, err := framework.Subscribe(t.Context(), second, keyedEvents, "owner", handler, opts); err != nil {
 		t.Fatal(err)
 	}
 	if err := testenv.WaitFor(context.Background(), 60*time.Second, func() bool { return check.settled() == keys*perKey }); err != nil {
@@ -252,7 +252,7 @@ func TestOrderedByKeyFailingKeyDoesNotHoldOthers(t *testing.T) {
 			mu.Unlock()
 		}
 		return nil
-	}, framework.Concurrency(8), framework.OrderedByKey())
+	}, &framework.SubscribeOptions{Concurrency: 8, OrderedByKey: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestOrderedByKeyHotKeyDoesNotHoldOthers(t *testing.T) {
 			coldDoneAt = time.Now()
 		}
 		return nil
-	}, framework.Concurrency(8), framework.OrderedByKey())
+	}, &framework.SubscribeOptions{Concurrency: 8, OrderedByKey: true})
 	if err != nil {
 		t.Fatal(err)
 	}

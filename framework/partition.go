@@ -47,22 +47,6 @@ const (
 // errStillPinned: a partition's previous owner is still pinned.
 var errStillPinned = errors.New("partition still pinned by its previous owner")
 
-// Partitioned shares the subscription between the instances of the
-// service, partition by partition, on a stream declared with
-// StreamSpec.Partitions: each key's events are handled by one instance at
-// a time, in stream order (it implies OrderedByKey). Partitions move when
-// instances start, shut down or crash; see docs/partitions.md for the guarantees
-// and the time a move takes. Subscription.Partitions lists the partitions
-// an instance owns.
-//
-// With Subscribe it reads one keyed topic. With SubscribeHandler and a
-// filter whose last token is the key (orders.*.v1.*) it reads every
-// matching topic, and all the events of one key, whatever their topic,
-// are handled in order: the partition depends on the key alone.
-func Partitioned() SubscribeOption {
-	return func(o *subOptions) { o.partitioned, o.orderedByKey = true, true }
-}
-
 // pinnedTTL is the PinnedTTL of a partition consumer: past AckWait, and
 // past the interval of an idle pull's requests (which renew the pin).
 func pinnedTTL(ackWait time.Duration) time.Duration {
@@ -126,11 +110,11 @@ func partitionBase(subject string) (string, error) {
 	if strings.ContainsAny(subject, "*>") {
 		var ok bool
 		if base, ok = strings.CutSuffix(subject, ".*"); !ok || strings.Contains(base, ">") {
-			return "", fmt.Errorf("Partitioned needs a keyed topic (framework.Subscribe with a topic declared Keyed) or a filter whose last token is the key, like orders.*.v1.*; %q is neither", subject)
+			return "", fmt.Errorf("a Partitioned subscription needs a keyed topic (framework.Subscribe with a topic declared Keyed) or a filter whose last token is the key, like orders.*.v1.*; %q is neither", subject)
 		}
 	}
 	if n := strings.Count(base, ".") + 1; n != 3 {
-		return "", fmt.Errorf("Partitioned needs keyed subjects of four tokens (<domain>.<event>.v<N>.<key>), as a partitioned stream stores them with the partition before the key; %q has keys at token %d", subject, n+1)
+		return "", fmt.Errorf("a Partitioned subscription needs keyed subjects of four tokens (<domain>.<event>.v<N>.<key>), as a partitioned stream stores them with the partition before the key; %q has keys at token %d", subject, n+1)
 	}
 	return base, nil
 }

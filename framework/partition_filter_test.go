@@ -34,7 +34,7 @@ func TestPartitionedFilterOrdersAKeysEventsAcrossTopics(t *testing.T) {
 	start := func(name string) instance {
 		svc := newService(t, srv, name)
 		ensureShop(t, svc)
-		sub, err := framework.SubscribeHandler(t.Context(), svc, "shop.*.v1.*", "auditor", h, framework.Partitioned(), framework.Concurrency(4))
+		sub, err := framework.SubscribeHandler(t.Context(), svc, "shop.*.v1.*", "auditor", h, &framework.SubscribeOptions{Partitioned: true, Concurrency: 4})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func TestPartitionedRefusesFiltersWithoutTheKey(t *testing.T) {
 		"shop.step.*":   "four tokens",
 		"shop.*.v1.x.*": "four tokens",
 	} {
-		_, err := framework.SubscribeHandler(t.Context(), svc, filter, "p", nop, framework.Partitioned())
+		_, err := framework.SubscribeHandler(t.Context(), svc, filter, "p", nop, &framework.SubscribeOptions{Partitioned: true})
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), filter) {
 			t.Errorf("filter %s: err = %v, want one naming it and saying %q", filter, err, want)
 		}

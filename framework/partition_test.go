@@ -123,7 +123,7 @@ func startInstance(t *testing.T, srv *testenv.Server, name string, h framework.T
 	t.Helper()
 	svc := newService(t, srv, name, edit...)
 	ensureShop(t, svc)
-	sub, err := framework.Subscribe(t.Context(), svc, shopSteps, "shipper", h, framework.Partitioned(), framework.Concurrency(4), framework.AckSync())
+	sub, err := framework.Subscribe(t.Context(), svc, shopSteps, "shipper", h, &framework.SubscribeOptions{Partitioned: true, Concurrency: 4, AckMode: framework.AckModeSync})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,12 +326,12 @@ func TestPartitionedGroupSurvivesACrash(t *testing.T) {
 func TestPartitionedNeedsAPartitionedStreamAndAKeyedTopic(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "pneeds")
-	_, err := framework.Subscribe(t.Context(), svc, keyedEvents, "p", func(context.Context, keyedEvent, *framework.Message) error { return nil }, framework.Partitioned())
+	_, err := framework.Subscribe(t.Context(), svc, keyedEvents, "p", func(context.Context, keyedEvent, *framework.Message) error { return nil }, &framework.SubscribeOptions{Partitioned: true})
 	if err == nil || !strings.Contains(err.Error(), "StreamSpec.Partitions") {
 		t.Fatalf("unpartitioned stream: err = %v", err)
 	}
 	ensureShop(t, svc)
-	_, err = framework.SubscribeHandler(t.Context(), svc, "shop.>", "p", framework.HandlerFunc(func(context.Context, *framework.Message) error { return nil }), framework.Partitioned())
+	_, err = framework.SubscribeHandler(t.Context(), svc, "shop.>", "p", framework.HandlerFunc(func(context.Context, *framework.Message) error { return nil }), &framework.SubscribeOptions{Partitioned: true})
 	if err == nil || !strings.Contains(err.Error(), "is neither") {
 		t.Fatalf("wildcard filter: err = %v", err)
 	}

@@ -120,7 +120,7 @@ func TestLeastPrivilegeServiceRunsEndToEnd(t *testing.T) {
 			return framework.Permanent(errors.New("qty must be positive"))
 		}
 		return nil
-	}, framework.AckSync())
+	}, &framework.SubscribeOptions{AckMode: framework.AckModeSync})
 	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}
@@ -200,7 +200,7 @@ func TestConsumerCreateDeniedFailsSubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err := framework.Subscribe(t.Context(), svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error { return nil })
+	_, err := framework.Subscribe(t.Context(), svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error { return nil }, nil)
 	assertPermissionError(t, err, start, "publish", "$JS.API.CONSUMER.CREATE.ORDERS.inventory")
 	if len(svc.Subscriptions()) != 0 {
 		t.Fatalf("a failed subscription is still tracked")
@@ -214,7 +214,7 @@ func TestPullDeniedFailsSubscribeAtStartUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err := framework.Subscribe(t.Context(), svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error { return nil })
+	_, err := framework.Subscribe(t.Context(), svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error { return nil }, nil)
 	assertPermissionError(t, err, start, "publish", "$JS.API.CONSUMER.MSG.NEXT.ORDERS.inventory")
 	if len(svc.Subscriptions()) != 0 {
 		t.Fatalf("a failed subscription is still tracked")
@@ -289,7 +289,7 @@ func TestRefusedRegistrationFailsNoSubscribe(t *testing.T) {
 	logs := &syncBuffer{}
 	svc := testenv.NewService(t, slowTimeoutConfig(srv, user), framework.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	for _, d := range []string{"inventory", "inventory-a", "inventory-b", "inventory-c", "inventory-d"} {
-		if _, err := framework.Subscribe(t.Context(), svc, createdByOrder, d, func(context.Context, orderCreated, *framework.Message) error { return nil }); err != nil {
+		if _, err := framework.Subscribe(t.Context(), svc, createdByOrder, d, func(context.Context, orderCreated, *framework.Message) error { return nil }, nil); err != nil {
 			t.Fatalf("Subscribe %s beside the refused registration: %v", d, err)
 		}
 	}

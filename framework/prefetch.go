@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Adaptive prefetch. Unless Prefetch(n) fixes it, a subscription sizes
+// Adaptive prefetch. Unless SubscribeOptions.Prefetch fixes it, a subscription sizes
 // its pull from what it measures: fast handlers get a deep buffer (the
 // throughput nats.go's Consume reaches only with large batches), slow
 // handlers a shallow one, so that no buffered message outlives AckWait

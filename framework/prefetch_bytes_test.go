@@ -42,7 +42,7 @@ func TestPrefetchLargeMessageBacklogStaysWithinByteCap(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // the handler's work: the backlog arrives faster
 		return nil
-	}, framework.Concurrency(1), framework.AckWait(5*time.Second))
+	}, &framework.SubscribeOptions{Concurrency: 1, AckWait: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestFixedPrefetchCappedInBytes(t *testing.T) {
 			<-release
 		}
 		return nil
-	}, framework.Concurrency(1), framework.Prefetch(n), framework.AckWait(30*time.Second))
+	}, &framework.SubscribeOptions{Concurrency: 1, Prefetch: n, AckWait: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestPrefetchByteCapWithoutStreamInfo(t *testing.T) {
 	sub, err := framework.Subscribe(t.Context(), svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error {
 		time.Sleep(10 * time.Millisecond) // the handler's work: the backlog arrives faster
 		return nil
-	}, framework.Concurrency(1))
+	}, &framework.SubscribeOptions{Concurrency: 1})
 	if err != nil {
 		t.Fatalf("Subscribe to a stream declared by another service: %v", err)
 	}

@@ -87,7 +87,7 @@ func TestAdaptivePrefetchStableUnderCPUContention(t *testing.T) {
 			redelivered.Add(1)
 		}
 		return nil
-	}, framework.Concurrency(1))
+	}, &framework.SubscribeOptions{Concurrency: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func subscribeInOrder(t *testing.T, svc *framework.Service, durable string, work
 		}
 		time.Sleep(work)
 		return nil
-	}, framework.Concurrency(1))
+	}, &framework.SubscribeOptions{Concurrency: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestAdaptivePrefetchShrinksForSlowHandler(t *testing.T) {
 		log.add(ev.Index, m)
 		time.Sleep(40 * time.Millisecond)
 		return nil
-	}, framework.Concurrency(1), framework.AckWait(2*time.Second))
+	}, &framework.SubscribeOptions{Concurrency: 1, AckWait: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestFixedPrefetchStays(t *testing.T) {
 	sub, err := framework.Subscribe(t.Context(), svc, created, "fixed", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		time.Sleep(time.Millisecond)
 		return nil
-	}, framework.Prefetch(32))
+	}, &framework.SubscribeOptions{Prefetch: 32})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestAdaptivePrefetchShrinksBehindStuckHandler(t *testing.T) {
 			time.Sleep(3 * time.Second) // 1.5x AckWait
 		}
 		return nil
-	}, framework.Concurrency(1), framework.AckWait(2*time.Second))
+	}, &framework.SubscribeOptions{Concurrency: 1, AckWait: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

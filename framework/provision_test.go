@@ -59,19 +59,19 @@ func TestConsumerIncompatibleChangeIsNamed(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "order")
 	noop := func(ctx context.Context, ev orderCreated, m *framework.Message) error { return nil }
-	sub, err := framework.Subscribe(t.Context(), svc, created, "inv", noop)
+	sub, err := framework.Subscribe(t.Context(), svc, created, "inv", noop, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = sub
 	other := newService(t, srv, "order2")
-	_, err = framework.Subscribe(t.Context(), other, created, "inv", noop, framework.DeliverNew())
+	_, err = framework.Subscribe(t.Context(), other, created, "inv", noop, &framework.SubscribeOptions{DeliverNew: true})
 	if !errors.Is(err, framework.ErrIncompatibleChange) || !strings.Contains(err.Error(), "DeliverPolicy") {
 		t.Fatalf("want an incompatible DeliverPolicy error, got %v", err)
 	}
 	// A compatible change (AckWait) updates the consumer.
 	third := newService(t, srv, "order3")
-	s3, err := framework.Subscribe(t.Context(), third, created, "inv", noop, framework.AckWait(7*time.Second))
+	s3, err := framework.Subscribe(t.Context(), third, created, "inv", noop, &framework.SubscribeOptions{AckWait: 7 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,14 +85,14 @@ func TestSubscribeWithoutStreamNamesTheFix(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := newService(t, srv, "order")
 	topic := framework.MustNewTopic[orderCreated]("payments.settled.v1")
-	_, err := framework.Subscribe(t.Context(), svc, topic, "x", func(ctx context.Context, ev orderCreated, m *framework.Message) error { return nil })
+	_, err := framework.Subscribe(t.Context(), svc, topic, "x", func(ctx context.Context, ev orderCreated, m *framework.Message) error { return nil }, nil)
 	if err == nil || !strings.Contains(err.Error(), "EnsureStream") {
 		t.Fatalf("want an error pointing at EnsureStream, got %v", err)
 	}
-	if _, err := framework.Subscribe(t.Context(), svc, created, "bad.durable", func(ctx context.Context, ev orderCreated, m *framework.Message) error { return nil }); !errors.Is(err, framework.ErrInvalidSubject) {
+	if _, err := framework.Subscribe(t.Context(), svc, created, "bad.durable", func(ctx context.Context, ev orderCreated, m *framework.Message) error { return nil }, nil); !errors.Is(err, framework.ErrInvalidSubject) {
 		t.Fatalf("invalid durable accepted: %v", err)
 	}
-	if _, err := framework.Subscribe(t.Context(), svc, created, "ok", func(ctx context.Context, ev orderCreated, m *framework.Message) error { return nil }, framework.Concurrency(0)); err == nil || !strings.Contains(err.Error(), "Concurrency(0)") {
+	if _, err := framework.Subscribe(t.Context(), svc, created, "ok", func(ctx context.Context, ev orderCreated, m *framework.Message) error { return nil }, &framework.SubscribeOptions{Concurrency: -1}); err == nil || !strings.Contains(err.Error(), "Concurrency -1") {
 		t.Fatalf("invalid option accepted: %v", err)
 	}
 }

@@ -51,7 +51,7 @@ func TestPublishRefusesWhatSubscribersRefuse(t *testing.T) {
 	sub, err := framework.Subscribe(ctx, svc, created, "limits", func(context.Context, orderCreated, *framework.Message) error {
 		handled.Add(1)
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func TestRoundTripCarriesEnvelopeAndHeaders(t *testing.T) {
 		gotEv = ev
 		got <- m
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestSameEventIDIsStoredOnce(t *testing.T) {
 		count++
 		mu.Unlock()
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

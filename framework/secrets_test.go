@@ -202,7 +202,7 @@ func TestRunningServiceNeverLeaksSecrets(t *testing.T) {
 			return framework.Permanent(fmt.Errorf("bad order with config %v", svc.Config()))
 		}
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

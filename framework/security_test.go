@@ -35,7 +35,7 @@ func roundTrip(t *testing.T, cfg framework.Config, n int) {
 	if _, err := svc.EnsureStream(ctx, ordersStream); err != nil {
 		t.Fatalf("EnsureStream: %v", err)
 	}
-	sub, err := framework.Subscribe(ctx, svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error { return nil })
+	sub, err := framework.Subscribe(ctx, svc, created, "inventory", func(context.Context, orderCreated, *framework.Message) error { return nil }, nil)
 	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}

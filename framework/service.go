@@ -49,9 +49,9 @@ type Option func(*Service)
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
 // Use adds service-wide middleware for the subscriptions created from now
-// on, inside what earlier calls added; Wrap adds a subscription's own,
-// inside all of these. Middleware that needs the service's connection,
-// such as an idempotency store, joins the same way:
+// on, inside what earlier calls added; SubscribeOptions.Middleware adds a
+// subscription's own, inside all of these. Middleware that needs the
+// service's connection, such as an idempotency store, joins the same way:
 //
 //	svc, err := framework.New(ctx, cfg)
 //	idem, err := middleware.NewIdempotency(ctx, svc, middleware.IdempotencyConfig{})

@@ -93,7 +93,7 @@ func TestShutdownUnderLoadHandsBackEverythingUnfinished(t *testing.T) {
 	// while messages flow to it (an adaptive resize) can add one to the
 	// delivery count of messages in flight to the old one (see Prefetch).
 	sub1, err := framework.Subscribe(ctx, svc1, created, "worker", slow,
-		framework.Concurrency(1000), framework.Prefetch(2000), framework.Wrap(idem1.Middleware()))
+		&framework.SubscribeOptions{Concurrency: 1000, Prefetch: 2000, Middleware: []framework.Middleware{idem1.Middleware()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestShutdownUnderLoadHandsBackEverythingUnfinished(t *testing.T) {
 		}
 		done.add(ev.Index)
 		return nil
-	}, framework.Concurrency(64), framework.Wrap(idem2.Middleware()))
+	}, &framework.SubscribeOptions{Concurrency: 64, Middleware: []framework.Middleware{idem2.Middleware()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestRunCancelHandsBackHandlersThatIgnoreTheirContext(t *testing.T) {
 		started.Add(1)
 		<-release // hangs, ignoring ctx
 		return nil
-	}, framework.Concurrency(50))
+	}, &framework.SubscribeOptions{Concurrency: 50})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestRunCancelHandsBackHandlersThatIgnoreTheirContext(t *testing.T) {
 	sub2, err := framework.Subscribe(t.Context(), svc2, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		done.add(ev.Index)
 		return nil
-	}, framework.Concurrency(16))
+	}, &framework.SubscribeOptions{Concurrency: 16})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func TestSubscriptionStopHandsBackAndLeavesTheServiceRunning(t *testing.T) {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}, framework.Concurrency(4))
+	}, &framework.SubscribeOptions{Concurrency: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestSubscriptionStopHandsBackAndLeavesTheServiceRunning(t *testing.T) {
 	sub2, err := framework.Subscribe(t.Context(), svc, created, "worker", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		done.add(ev.Index)
 		return nil
-	}, framework.Concurrency(8))
+	}, &framework.SubscribeOptions{Concurrency: 8})
 	if err != nil {
 		t.Fatal(err)
 	}

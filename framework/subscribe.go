@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -20,15 +19,16 @@ import (
 // pull); it then runs until the service shuts down.
 //
 //	framework.Subscribe(ctx, svc, OrderCreated, "inventory", reserveStock,
-//		framework.Concurrency(16), framework.AckSync())
+//		&framework.SubscribeOptions{Concurrency: 16})
 //
+// opts may be nil: defaults from Config.
 // A payload that does not decode into T, or an event of another type, is
 // dead-lettered at once.
-func Subscribe[T any](ctx context.Context, svc *Service, topic *Topic[T], durable string, h TypedHandler[T], opts ...SubscribeOption) (*Subscription, error) {
+func Subscribe[T any](ctx context.Context, svc *Service, topic *Topic[T], durable string, h TypedHandler[T], opts *SubscribeOptions) (*Subscription, error) {
 	if h == nil {
 		return nil, fmt.Errorf("subscribe %s as %q: nil handler", topic.subject, durable)
 	}
-	if !topic.keyed && orderedByKey(opts) {
+	if !topic.keyed && opts != nil && (opts.OrderedByKey || opts.Partitioned) {
 		return nil, fmt.Errorf("subscribe %s as %q: OrderedByKey needs a keyed topic (declare it with framework.Keyed()): an unkeyed topic has one subject, so all its events would share one key", topic.subject, durable)
 	}
 	inner := HandlerFunc(func(ctx context.Context, m *Message) error {
@@ -38,29 +38,26 @@ func Subscribe[T any](ctx context.Context, svc *Service, topic *Topic[T], durabl
 		}
 		return h(ctx, ev, m)
 	})
-	opts = append(slices.Clip(opts), func(o *subOptions) { o.eventType = topic.eventType })
-	return svc.subscribe(ctx, topic.subject, topic.filters(), durable, inner, opts)
+	o := subOptionsFrom(svc.cfg, opts)
+	o.eventType = topic.eventType
+	return svc.subscribe(ctx, topic.subject, topic.filters(), durable, inner, o)
 }
 
 // SubscribeHandler consumes filter (wildcards allowed) with an untyped
-// Handler that reads Message.Data itself.
-func SubscribeHandler(ctx context.Context, svc *Service, filter, durable string, h Handler, opts ...SubscribeOption) (*Subscription, error) {
+// Handler that reads Message.Data itself. opts may be nil.
+func SubscribeHandler(ctx context.Context, svc *Service, filter, durable string, h Handler, opts *SubscribeOptions) (*Subscription, error) {
 	if err := wire.ValidateFilter(filter); err != nil {
 		return nil, fmt.Errorf("subscribe as %q: %w", durable, err)
 	}
 	if h == nil {
 		return nil, fmt.Errorf("subscribe %s as %q: nil handler", filter, durable)
 	}
-	return svc.subscribe(ctx, filter, []string{filter}, durable, h, opts)
+	return svc.subscribe(ctx, filter, []string{filter}, durable, h, subOptionsFrom(svc.cfg, opts))
 }
 
 // subscribe creates the subscription. subject labels it (logs, metrics,
 // span names): the topic's base subject, or an untyped filter.
-func (svc *Service) subscribe(ctx context.Context, subject string, filters []string, durable string, h Handler, opts []SubscribeOption) (_ *Subscription, err error) {
-	o := defaultSubOptions(svc.cfg)
-	for _, opt := range opts {
-		opt(&o)
-	}
+func (svc *Service) subscribe(ctx context.Context, subject string, filters []string, durable string, h Handler, o subOptions) (_ *Subscription, err error) {
 	o.owner = svc.cfg.ServiceName
 	if durable, err = consumerName(svc.cfg.ServiceName, durable, o.ephemeral); err != nil {
 		return nil, fmt.Errorf("subscribe %v: %w", filters, err)
@@ -192,13 +189,4 @@ func createConsumer(ctx context.Context, c *Conn, stream string, want jetstream.
 		return nil, fmt.Errorf("create or update consumer %s/%s (filters %v): %w", stream, name, filters, err)
 	}
 	return cons, nil
-}
-
-// orderedByKey reports whether opts ask for OrderedByKey.
-func orderedByKey(opts []SubscribeOption) bool {
-	var o subOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o.orderedByKey
 }

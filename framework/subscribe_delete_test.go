@@ -22,7 +22,7 @@ func TestDeleteConsumerRemovesOwnDurable(t *testing.T) {
 	js := svc.Conn().JS
 	done := &effects{n: map[int]int{}}
 	h := func(ctx context.Context, ev orderCreated, m *framework.Message) error { done.add(ev.Index); return nil }
-	sub, err := framework.Subscribe(t.Context(), svc, created, "reserve", h)
+	sub, err := framework.Subscribe(t.Context(), svc, created, "reserve", h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestDeleteConsumerRemovesOwnDurable(t *testing.T) {
 	if _, err := framework.Subscribe(t.Context(), svc, created, "reserve", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		again.add(ev.Index)
 		return nil
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 10*time.Second, "the new durable read the stream from the start", func() bool { return again.distinct() == n })
@@ -66,13 +66,13 @@ func TestDeleteConsumerRefusesAnotherServicesDurable(t *testing.T) {
 	inventory := newService(t, srv, "inventory")
 	billing := newService(t, srv, "billing")
 	h := func(ctx context.Context, ev orderCreated, m *framework.Message) error { return nil }
-	sub, err := framework.Subscribe(t.Context(), inventory, created, "reserve", h)
+	sub, err := framework.Subscribe(t.Context(), inventory, created, "reserve", h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// billing subscribes with the same durable name (a misconfiguration):
 	// it shares the consumer but does not become its owner.
-	sub2, err := framework.Subscribe(t.Context(), billing, created, "reserve", h)
+	sub2, err := framework.Subscribe(t.Context(), billing, created, "reserve", h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestDeleteConsumerErrors(t *testing.T) {
 func TestDeleteConsumerRefusedByPermissions(t *testing.T) {
 	srv, user, admin := leastPrivilegeServer(t, servicePermissions())
 	svc := newService(t, srv, "order", func(c *framework.Config) { *c = slowTimeoutConfig(srv, user) })
-	sub, err := framework.Subscribe(t.Context(), svc, created, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error { return nil })
+	sub, err := framework.Subscribe(t.Context(), svc, created, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error { return nil }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func consumerName(service, durable string, ephemeral bool) (string, error) {
 	case ephemeral:
 		return service + "-" + nuid.Next(), nil
 	case durable == "":
-		return "", fmt.Errorf("empty durable name: name the consumer (the instances of one service share it and split the work), or pass framework.Ephemeral() for a consumer of this subscription alone, deleted when it stops")
+		return "", fmt.Errorf("empty durable name: name the consumer (the instances of one service share it and split the work), or set SubscribeOptions.Ephemeral for a consumer of this subscription alone, deleted when it stops")
 	}
 	if err := wire.ValidateToken(durable); err != nil {
 		return "", fmt.Errorf("durable name: %w", err)

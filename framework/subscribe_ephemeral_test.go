@@ -42,7 +42,7 @@ func TestEphemeralSubscriptionsFanOutAndAreDeletedWhenStopped(t *testing.T) {
 		sub, err := framework.Subscribe(t.Context(), svc, created, "", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 			seen[i].add(ev.Index)
 			return nil
-		}, framework.Ephemeral(), framework.Concurrency(4))
+		}, &framework.SubscribeOptions{Ephemeral: true, Concurrency: 4})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +123,7 @@ func TestEphemeralSubscriptionRetriesAndDeadLetters(t *testing.T) {
 		}
 		done.add(ev.Index)
 		return nil
-	}, framework.Ephemeral(), framework.Concurrency(4))
+	}, &framework.SubscribeOptions{Ephemeral: true, Concurrency: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,17 +167,17 @@ func TestEphemeralNeedsAnEmptyDurableName(t *testing.T) {
 	h := func(ctx context.Context, ev orderCreated, m *framework.Message) error { return nil }
 	for _, tc := range []struct {
 		durable string
-		opts    []framework.SubscribeOption
+		opts    *framework.SubscribeOptions
 		want    string
 	}{
-		{"inventory", []framework.SubscribeOption{framework.Ephemeral()}, `durable name "inventory" with Ephemeral`},
-		{"", nil, "framework.Ephemeral()"},
-		{"", []framework.SubscribeOption{framework.Ephemeral(), framework.Partitioned()}, "Ephemeral with Partitioned"},
+		{"inventory", &framework.SubscribeOptions{Ephemeral: true}, `durable name "inventory" with Ephemeral`},
+		{"", nil, "SubscribeOptions.Ephemeral"},
+		{"", &framework.SubscribeOptions{Ephemeral: true, Partitioned: true}, "Ephemeral with Partitioned"},
 	} {
-		sub, err := framework.Subscribe(t.Context(), svc, createdByOrder, tc.durable, h, tc.opts...)
+		sub, err := framework.Subscribe(t.Context(), svc, createdByOrder, tc.durable, h, tc.opts)
 		if err == nil {
 			sub.Stop(t.Context())
-			t.Fatalf("durable %q with %d options: subscribed, want an error", tc.durable, len(tc.opts))
+			t.Fatalf("durable %q with options %+v: subscribed, want an error", tc.durable, tc.opts)
 		}
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("durable %q: error %q does not say %q", tc.durable, err, tc.want)
@@ -230,7 +230,7 @@ func TestEphemeralSubscriptionWithLeastPrivilege(t *testing.T) {
 			sub, err := framework.Subscribe(t.Context(), svc, created, "", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 				got.add(ev.Index)
 				return nil
-			}, framework.Ephemeral())
+			}, &framework.SubscribeOptions{Ephemeral: true})
 			if err != nil {
 				t.Fatal(err)
 			}

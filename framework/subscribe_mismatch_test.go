@@ -40,15 +40,15 @@ func TestSubscriptionMatchingNothingWarns(t *testing.T) {
 	noop := func(context.Context, orderCreated, *framework.Message) error { return nil }
 
 	// Unkeyed subscriber, keyed producer: the scaffolding guide's example.
-	if _, err := framework.Subscribe(ctx, sub, created, "payments-created", noop); err != nil {
+	if _, err := framework.Subscribe(ctx, sub, created, "payments-created", noop, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Keyed subscriber, unkeyed producer.
-	if _, err := framework.Subscribe(ctx, sub, framework.MustNewTopic[orderCreated]("orders.cancelled.v1", framework.Keyed()), "payments-cancelled", noop); err != nil {
+	if _, err := framework.Subscribe(ctx, sub, framework.MustNewTopic[orderCreated]("orders.cancelled.v1", framework.Keyed()), "payments-cancelled", noop, nil); err != nil {
 		t.Fatal(err)
 	}
 	// A subscription that matches: no warning.
-	if _, err := framework.Subscribe(ctx, sub, createdByOrder, "payments-keyed", noop); err != nil {
+	if _, err := framework.Subscribe(ctx, sub, createdByOrder, "payments-keyed", noop, nil); err != nil {
 		t.Fatal(err)
 	}
 	out := logs.String()
@@ -97,7 +97,7 @@ func TestSubscribeWithoutStreamInfoPermission(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = svc.Shutdown(context.Background()) })
 	start := time.Now()
-	sub, err := framework.Subscribe(t.Context(), svc, createdByOrder, "inventory", func(context.Context, orderCreated, *framework.Message) error { return nil })
+	sub, err := framework.Subscribe(t.Context(), svc, createdByOrder, "inventory", func(context.Context, orderCreated, *framework.Message) error { return nil }, nil)
 	if err != nil {
 		t.Fatalf("Subscribe: %v", err)
 	}

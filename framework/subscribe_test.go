@@ -74,7 +74,7 @@ func TestFanOutAndWorkSharing(t *testing.T) {
 		c   *atomic.Int64
 		inv bool
 	}{{billingSvc, "billing", &billing, false}, {invA, "inventory", &inv1, true}, {invB, "inventory", &inv2, true}} {
-		sub, err := framework.Subscribe(t.Context(), s.svc, created, s.dur, count(s.c, s.inv), framework.Concurrency(4), framework.Prefetch(8))
+		sub, err := framework.Subscribe(t.Context(), s.svc, created, s.dur, count(s.c, s.inv), &framework.SubscribeOptions{Concurrency: 4, Prefetch: 8})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +106,7 @@ func TestFanOutAndWorkSharing(t *testing.T) {
 }
 
 func TestAckModesAndConcurrencyBound(t *testing.T) {
-	for _, mode := range []framework.SubscribeOption{framework.AckSync(), framework.AckAsync()} {
+	for _, mode := range []framework.AckMode{framework.AckModeSync, framework.AckModeAsync} {
 		for _, conc := range []int{1, 8} {
 			t.Run(fmt.Sprintf("conc%d", conc), func(t *testing.T) {
 				srv := testenv.Start(t)
@@ -131,7 +131,7 @@ func TestAckModesAndConcurrencyBound(t *testing.T) {
 					mu.Unlock()
 					running.Add(-1)
 					return nil
-				}, framework.Concurrency(conc), mode)
+				}, &framework.SubscribeOptions{Concurrency: conc, AckMode: mode})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -173,7 +173,7 @@ func TestTransientErrorIsRedeliveredAfterBackoff(t *testing.T) {
 			return errors.New("database busy")
 		}
 		return nil
-	}, framework.RetryBackoff(backoff))
+	}, &framework.SubscribeOptions{RetryBackoff: backoff})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestPermanentErrorIsDeadLetteredOnceWithReason(t *testing.T) {
 	sub, err := framework.Subscribe(t.Context(), svc, created, "strict", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		calls.Add(1)
 		return framework.Permanent(fmt.Errorf("order %s: qty %d not allowed", ev.ID, ev.Qty))
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestAttemptsExhaustedAreDeadLettered(t *testing.T) {
 	sub, err := framework.Subscribe(t.Context(), svc, created, "doomed", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		calls.Add(1)
 		panic("boom") // a panic is an error like any other
-	}, framework.MaxDeliver(3), framework.RetryBackoff(framework.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}))
+	}, &framework.SubscribeOptions{MaxDeliver: 3, RetryBackoff: framework.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestMalformedPayloadIsDeadLetteredAtOnce(t *testing.T) {
 	sub, err := framework.Subscribe(t.Context(), svc, created, "parser", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		calls.Add(1)
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +342,7 @@ func TestSlowHandlerWithBoundedPrefetchIsNotRedelivered(t *testing.T) {
 		}
 		time.Sleep(150 * time.Millisecond)
 		return nil
-	}, framework.Concurrency(1), framework.Prefetch(1), framework.AckWait(600*time.Millisecond))
+	}, &framework.SubscribeOptions{Concurrency: 1, Prefetch: 1, AckWait: 600 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +366,7 @@ func TestLongHandlerGetsHeartbeats(t *testing.T) {
 		calls.Add(1)
 		time.Sleep(1500 * time.Millisecond) // 3x AckWait
 		return nil
-	}, framework.AckWait(500*time.Millisecond), framework.Prefetch(1))
+	}, &framework.SubscribeOptions{AckWait: 500 * time.Millisecond, Prefetch: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,7 +399,7 @@ func TestServiceUseWrapsLaterSubscriptions(t *testing.T) {
 		trace = append(trace, "handler")
 		mu.Unlock()
 		return nil
-	}, framework.Wrap(mark("subscription")))
+	}, &framework.SubscribeOptions{Middleware: []framework.Middleware{mark("subscription")}})
 	if err != nil {
 		t.Fatal(err)
 	}

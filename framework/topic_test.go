@@ -41,11 +41,11 @@ func TestTopicSubscriptionsFilterOneSubject(t *testing.T) {
 			return nil
 		}
 	}
-	plainSub, err := framework.Subscribe(ctx, svc, created, "plain", count(&plain, false))
+	plainSub, err := framework.Subscribe(ctx, svc, created, "plain", count(&plain, false), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyedSub, err := framework.Subscribe(ctx, svc, createdByOrder, "by-order", count(&byOrder, true))
+	keyedSub, err := framework.Subscribe(ctx, svc, createdByOrder, "by-order", count(&byOrder, true), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

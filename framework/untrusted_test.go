@@ -106,7 +106,7 @@ func TestUntrustedInputIsDeadLetteredAndTheWorkerKeepsGoing(t *testing.T) {
 		}
 		handled.Add(1)
 		return nil
-	}, framework.Concurrency(4))
+	}, &framework.SubscribeOptions{Concurrency: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,10 +119,10 @@ func runDev(ctx context.Context, out, logs io.Writer, o devOptions) error {
 	sys := &devSystem{invSvc: invSvc, orderSvc: orderSvc}
 	defer sys.shutdown(base.ShutdownTimeout)
 
-	if sys.inv, err = inventory.New(ctx, invSvc, framework.Concurrency(8)); err != nil {
+	if sys.inv, err = inventory.New(ctx, invSvc, &framework.SubscribeOptions{Concurrency: 8}); err != nil {
 		return err
 	}
-	if sys.orders, err = order.New(ctx, orderSvc, framework.Concurrency(8)); err != nil {
+	if sys.orders, err = order.New(ctx, orderSvc, &framework.SubscribeOptions{Concurrency: 8}); err != nil {
 		return err
 	}
 	if err := sys.inv.SeedStock(ctx, seedStock); err != nil {

@@ -43,7 +43,7 @@ func TestPublishCommandDeliversAJetkitEvent(t *testing.T) {
 		defer mu.Unlock()
 		got[m.Envelope.ID], events[m.Envelope.ID] = m, ev
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

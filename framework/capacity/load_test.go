@@ -130,7 +130,7 @@ func TestControlledLoad(t *testing.T) {
 			calls = append(calls, call{time.Now(), d})
 			callsMu.Unlock()
 			return nil
-		}, framework.Concurrency(concurrency), framework.Prefetch(2*concurrency))
+		}, &framework.SubscribeOptions{Concurrency: concurrency, Prefetch: 2 * concurrency})
 		return worker{svc, sub}, err
 	}
 	startWorker := func(name string) worker {

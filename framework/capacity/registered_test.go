@@ -32,7 +32,7 @@ func TestRegisteredInstances(t *testing.T) {
 		if _, err := framework.Subscribe(ctx, svc, topic, "workers", func(context.Context, parcel, *framework.Message) error {
 			time.Sleep(each) // the work
 			return nil
-		}, framework.Concurrency(2)); err != nil {
+		}, &framework.SubscribeOptions{Concurrency: 2}); err != nil {
 			t.Fatal(err)
 		}
 		instances = append(instances, svc)
@@ -113,7 +113,7 @@ func TestStallNamesTheStuckInstance(t *testing.T) {
 	if _, err := framework.Subscribe(ctx, svc, topic, "workers", func(ctx context.Context, _ parcel, _ *framework.Message) error {
 		<-release // hangs
 		return nil
-	}, framework.Concurrency(1)); err != nil {
+	}, &framework.SubscribeOptions{Concurrency: 1}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {

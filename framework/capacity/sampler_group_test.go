@@ -35,7 +35,7 @@ func TestSamplerReadsAPartitionedGroup(t *testing.T) {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}, framework.Partitioned(), framework.Concurrency(2))
+	}, &framework.SubscribeOptions{Partitioned: true, Concurrency: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

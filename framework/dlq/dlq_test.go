@@ -60,7 +60,7 @@ func TestListShowReplayPurgeRoundTrip(t *testing.T) {
 		billed[m.Envelope.ID] = append(billed[m.Envelope.ID], m.NumDelivered)
 		mu.Unlock()
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestListShowReplayPurgeRoundTrip(t *testing.T) {
 	audit, err := framework.Subscribe(ctx, svc, jobs, "audit", func(ctx context.Context, j job, m *framework.Message) error {
 		audited.Add(1)
 		return nil
-	}, framework.Wrap(idem.Middleware()))
+	}, &framework.SubscribeOptions{Middleware: []framework.Middleware{idem.Middleware()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func ExampleStore_List() {
 	issued := framework.MustNewTopic[invoice]("invoices.issued.v1")
 	if _, err := framework.Subscribe(ctx, svc, issued, "billing", func(ctx context.Context, ev invoice, m *framework.Message) error {
 		return framework.Permanent(errors.New("unknown customer"))
-	}); err != nil {
+	}, nil); err != nil {
 		panic(err)
 	}
 	if _, err := issued.Publish(ctx, svc, invoice{ID: "i-1"}); err != nil {

@@ -185,7 +185,7 @@ func TestReplayDoesNotChaseItsOwnDeadLetters(t *testing.T) {
 	}
 	sub, err := framework.Subscribe(ctx, svc, jobs, "broken", func(ctx context.Context, j job, m *framework.Message) error {
 		return framework.Permanent(errors.New("still broken"))
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,7 +127,7 @@ func TestNewMessageMatchesARealDelivery(t *testing.T) {
 	_, err = framework.Subscribe(ctx, svc, placed, "parity", func(_ context.Context, _ orderPlaced, m *framework.Message) error {
 		got <- m
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

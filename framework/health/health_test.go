@@ -87,7 +87,7 @@ func TestReadyzFollowsTheServer(t *testing.T) {
 	if _, err := framework.Subscribe(t.Context(), svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		handled.Add(1)
 		return nil
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(health.New(svc))
@@ -130,7 +130,7 @@ func TestReadyzReasons(t *testing.T) {
 	svc := newService(t, srv)
 	if _, err := framework.Subscribe(t.Context(), svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		return nil
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	var failing atomic.Bool
@@ -198,7 +198,7 @@ func TestMetricsEndpointWithPrometheusExporter(t *testing.T) {
 	if _, err := framework.Subscribe(ctx, svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		handled.Add(1)
 		return nil
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := orderTopic.Publish(ctx, svc, orderCreated{ID: "o-1"}); err != nil {
@@ -242,7 +242,7 @@ func TestReadyzShowsOwnedPartitions(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := framework.Subscribe(t.Context(), svc, topic, "courier",
-			func(context.Context, orderCreated, *framework.Message) error { return nil }, framework.Partitioned()); err != nil {
+			func(context.Context, orderCreated, *framework.Message) error { return nil }, &framework.SubscribeOptions{Partitioned: true}); err != nil {
 			t.Fatal(err)
 		}
 		ts := httptest.NewServer(health.New(svc))

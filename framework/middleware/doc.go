@@ -15,7 +15,7 @@
 //	             deadline (RetryPolicy.AttemptTimeout) and its panics
 //	             recovered into a *framework.PanicError with the stack, so
 //	             a timeout or panic is retried like any error
-//	your middleware (Service.Use, then framework.Wrap), then the handler
+//	your middleware (Service.Use, then SubscribeOptions.Middleware), then the handler
 //
 // Retry's is the one recover on this path (the dispatcher's own is only the
 // net for chains without Retry). A panic in the handler unwinds through

@@ -111,7 +111,8 @@ const (
 //	if err != nil {
 //		return err
 //	}
-//	framework.Subscribe(ctx, svc, orderCreated, "billing", charge, framework.Wrap(idem.Middleware()))
+//	framework.Subscribe(ctx, svc, orderCreated, "billing", charge,
+//		&framework.SubscribeOptions{Middleware: []framework.Middleware{idem.Middleware()}})
 func NewIdempotency(ctx context.Context, svc *framework.Service, cfg IdempotencyConfig) (*Idempotency, error) {
 	if cfg.Bucket == "" {
 		cfg.Bucket = "jetkit-idempotency"

@@ -51,7 +51,7 @@ func TestIdempotencySameEventTwiceAndForcedRedeliveryRunOnce(t *testing.T) {
 	sub, err := framework.SubscribeHandler(t.Context(), svc, "jobs.>", "worker", framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {
 		runs.add(m.Envelope.ID)
 		return nil
-	}), framework.Wrap(loseFirstAck, idem.Middleware()), framework.Concurrency(4))
+	}), &framework.SubscribeOptions{Concurrency: 4, Middleware: []framework.Middleware{loseFirstAck, idem.Middleware()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestIdempotencyTwoInstancesRacing(t *testing.T) {
 		idem := newIdempotency(t, svc, middleware.IdempotencyConfig{})
 		idems = append(idems, idem)
 		sub, err := framework.SubscribeHandler(t.Context(), svc, "jobs.>", "worker", handler,
-			framework.Wrap(idem.Middleware()), framework.Concurrency(8), framework.Prefetch(8))
+			&framework.SubscribeOptions{Concurrency: 8, Prefetch: 8, Middleware: []framework.Middleware{idem.Middleware()}})
 		if err != nil {
 			t.Fatal(err)
 		}

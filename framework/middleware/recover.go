@@ -15,7 +15,7 @@ import (
 // instead of an unwinding panic. Put it innermost:
 //
 //	framework.Subscribe(ctx, svc, orderCreated, "billing", charge,
-//		framework.Wrap(myMetrics, middleware.Recover()))
+//		&framework.SubscribeOptions{Middleware: []framework.Middleware{myMetrics, middleware.Recover()}})
 func Recover() framework.Middleware {
 	return func(next framework.Handler) framework.Handler {
 		return framework.HandlerFunc(func(ctx context.Context, m *framework.Message) error {

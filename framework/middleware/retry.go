@@ -136,7 +136,8 @@ type retryKey struct{}
 //		AttemptTimeout: 5 * time.Second,
 //		NonRetryable:   func(err error) bool { return errors.Is(err, ErrUnknownCustomer) },
 //	})
-//	framework.Subscribe(ctx, svc, orderCreated, "billing", charge, framework.Wrap(retry))
+//	framework.Subscribe(ctx, svc, orderCreated, "billing", charge,
+//		&framework.SubscribeOptions{Middleware: []framework.Middleware{retry}})
 //
 // Retry panics if the policy is invalid (see Validate), like
 // regexp.MustCompile: a broken policy is a programming error found at

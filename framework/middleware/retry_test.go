@@ -35,7 +35,7 @@ func TestRetrySucceedsAfterKFailuresWithBackoff(t *testing.T) {
 			return errFlaky
 		}
 		return nil
-	}), framework.Wrap(middleware.Retry(policy)))
+	}), &framework.SubscribeOptions{Middleware: []framework.Middleware{middleware.Retry(policy)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestRetryNonRetryableAndPermanentAreDeadLetteredWithoutRetry(t *testing.T) 
 			return errBadInput
 		}
 		return framework.Permanent(errors.New("marked permanent"))
-	}), framework.Wrap(middleware.Retry(policy)), framework.MaxDeliver(5))
+	}), &framework.SubscribeOptions{MaxDeliver: 5, Middleware: []framework.Middleware{middleware.Retry(policy)}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,7 +151,7 @@ func consumeRound(b *testing.B, srv *testenv.Server, obs observe.Observer, conc,
 				close(done)
 			}
 			return nil
-		}, framework.Concurrency(conc))
+		}, &framework.SubscribeOptions{Concurrency: conc})
 	if err != nil {
 		b.Fatal(err)
 	}

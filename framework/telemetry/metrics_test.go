@@ -85,7 +85,7 @@ func TestMetricsForSuccessRetryAndDeadLetter(t *testing.T) {
 		}
 		time.Sleep(2 * time.Millisecond) // some work, so durations are above the first bucket
 		return nil
-	}, framework.Concurrency(3))
+	}, &framework.SubscribeOptions{Concurrency: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestMetricsCountHandlersPastMaxHandlerTime(t *testing.T) {
 			return ctx.Err()
 		}
 		return nil
-	}, framework.AckWait(200*time.Millisecond), framework.MaxHandlerTime(300*time.Millisecond))
+	}, &framework.SubscribeOptions{AckWait: 200 * time.Millisecond, MaxHandlerTime: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func TestPartitionOwnedMetric(t *testing.T) {
 	}
 	topic := framework.MustNewTopic[orderCreated]("parcels.sent.v1", framework.Keyed())
 	sub, err := framework.Subscribe(t.Context(), r.svc, topic, "courier",
-		func(context.Context, orderCreated, *framework.Message) error { return nil }, framework.Partitioned())
+		func(context.Context, orderCreated, *framework.Message) error { return nil }, &framework.SubscribeOptions{Partitioned: true})
 	if err != nil {
 		t.Fatal(err)
 	}

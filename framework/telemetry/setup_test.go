@@ -175,7 +175,7 @@ func TestSetupExportsOTLPByDefault(t *testing.T) {
 	if _, err := framework.Subscribe(ctx, svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		close(done)
 		return nil
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := orderTopic.Publish(ctx, svc, orderCreated{ID: "o-1"}, framework.WithKey("o-1")); err != nil {
@@ -230,7 +230,7 @@ func TestTypedNilObserverIsHarmless(t *testing.T) {
 	if _, err := framework.Subscribe(t.Context(), svc, orderTopic, "inventory", func(ctx context.Context, ev orderCreated, m *framework.Message) error {
 		close(done)
 		return nil
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := orderTopic.Publish(context.Background(), svc, orderCreated{ID: "o-1"}, framework.WithKey("o-1")); err != nil {

@@ -83,7 +83,7 @@ func TestFrameworkLogsCarryTheProcessSpan(t *testing.T) {
 			return errors.New("not yet")
 		}
 		return nil
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := orderTopic.Publish(context.Background(), r.svc, orderCreated{ID: "o-1"}, framework.WithKey("o-1")); err != nil {

@@ -118,7 +118,7 @@ func TestOneTraceAcrossTwoHops(t *testing.T) {
 		stockID = ack.EventID
 		mu.Unlock()
 		return err
-	}, framework.Wrap(mw))
+	}, &framework.SubscribeOptions{Middleware: []framework.Middleware{mw}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestOneTraceAcrossTwoHops(t *testing.T) {
 		record("shipping", ctx)
 		close(done)
 		return nil
-	}, framework.Wrap(mw))
+	}, &framework.SubscribeOptions{Middleware: []framework.Middleware{mw}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func TestRawClientTraceparentJoinsTrace(t *testing.T) {
 		log.InfoContext(ctx, "reserving", "order", ev.ID)
 		handled <- trace.SpanContextFromContext(ctx)
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestFailuresAreSpanEvents(t *testing.T) {
 			return errors.New("inventory db unavailable")
 		}
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

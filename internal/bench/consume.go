@@ -163,10 +163,7 @@ func (e *env) jetkitConsume(ctx context.Context, r consumeRun) (measurement, err
 	k := newCounter(r.n)
 	handled := make(chan struct{})
 	var count atomic.Int64
-	opts := []framework.SubscribeOption{framework.FromStream(r.stream), framework.Concurrency(r.concurrency), framework.AckAsync()}
-	if r.sync {
-		opts[2] = framework.AckSync()
-	}
+	opts := e.subOpts(framework.SubscribeOptions{Stream: r.stream, Concurrency: r.concurrency, AckMode: ackMode(r.sync)})
 	cpu := startCPU()
 	sub, err := framework.Subscribe(ctx, svc, topic, durable, func(ctx context.Context, ev Event, m *framework.Message) error {
 		k.begin()
@@ -177,7 +174,7 @@ func (e *env) jetkitConsume(ctx context.Context, r consumeRun) (measurement, err
 			close(handled)
 		}
 		return nil
-	}, e.subOpts(opts...)...)
+	}, opts)
 	if err != nil {
 		return measurement{}, fmt.Errorf("jetkit subscribe %s: %w", r.stream, err)
 	}
@@ -199,12 +196,18 @@ func (e *env) jetkitConsume(ctx context.Context, r consumeRun) (measurement, err
 	return cpu.measure(r.n, k.rate()), nil
 }
 
-// subOpts adds the bench-wide subscription options to opts.
-func (e *env) subOpts(opts ...framework.SubscribeOption) []framework.SubscribeOption {
-	if e.opts.Prefetch > 0 {
-		opts = append(opts, framework.Prefetch(e.opts.Prefetch))
+// subOpts adds the bench-wide subscription options to o.
+func (e *env) subOpts(o framework.SubscribeOptions) *framework.SubscribeOptions {
+	o.Prefetch = e.opts.Prefetch // 0: adaptive
+	return &o
+}
+
+// ackMode is the ack mode of a run: sync or async.
+func ackMode(sync bool) framework.AckMode {
+	if sync {
+		return framework.AckModeSync
 	}
-	return opts
+	return framework.AckModeAsync
 }
 
 func (e *env) nextSeq() int {

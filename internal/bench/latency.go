@@ -182,7 +182,7 @@ func (e *env) jetkitE2E(ctx context.Context, total int) (*latencies, error) {
 	_, err = framework.Subscribe(ctx, svc, topic, "jetkit_e2e", func(ctx context.Context, ev Event, m *framework.Message) error {
 		l.record(ev.SentNs)
 		return nil
-	}, e.subOpts(framework.FromStream(stream), framework.DeliverNew(), framework.Concurrency(1), framework.AckAsync())...)
+	}, e.subOpts(framework.SubscribeOptions{Stream: stream, DeliverNew: true, Concurrency: 1, AckMode: framework.AckModeAsync}))
 	if err != nil {
 		return nil, fmt.Errorf("jetkit subscribe %s: %w", stream, err)
 	}

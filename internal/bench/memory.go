@@ -192,7 +192,7 @@ func (e *env) jetkitMemory(ctx context.Context, stream, subject string, n int) (
 		k.begin()
 		k.settled()
 		return nil
-	}, e.subOpts(framework.FromStream(stream))...)
+	}, e.subOpts(framework.SubscribeOptions{Stream: stream}))
 	if err != nil {
 		s.finish(0)
 		return memoryProfile{}, fmt.Errorf("jetkit subscribe %s: %w", stream, err)

@@ -70,7 +70,7 @@ type Options struct {
 	Backlog int
 	// Scenarios to run (names from AllScenarios); empty runs all.
 	Scenarios []string
-	// Prefetch sets jetkit's Prefetch on every subscription; 0 keeps the
+	// Prefetch sets SubscribeOptions.Prefetch on every subscription; 0 keeps the
 	// framework's default.
 	Prefetch int
 	// Middleware is the jetkit middleware installed on every subscription,

@@ -105,16 +105,8 @@ func (e *env) jetkitKeyedConsume(ctx context.Context, r keyedRun) (measurement, 
 	defer e.deleteConsumer(r.stream, durable)
 	k := newCounter(r.count)
 	var hot atomic.Int64
-	opts := []framework.SubscribeOption{framework.FromStream(r.stream), framework.Concurrency(orderedConcurrency), framework.AckAsync()}
-	if r.sync {
-		opts[2] = framework.AckSync()
-	}
-	if r.ordered {
-		opts = append(opts, framework.OrderedByKey())
-	}
-	if r.maxAckPending > 0 {
-		opts = append(opts, framework.MaxAckPending(r.maxAckPending))
-	}
+	opts := e.subOpts(framework.SubscribeOptions{Stream: r.stream, Concurrency: orderedConcurrency, AckMode: ackMode(r.sync),
+		OrderedByKey: r.ordered, MaxAckPending: r.maxAckPending})
 	cpu := startCPU()
 	_, err = framework.Subscribe(ctx, svc, topic, durable, func(ctx context.Context, ev Event, m *framework.Message) error {
 		k.begin()
@@ -127,7 +119,7 @@ func (e *env) jetkitKeyedConsume(ctx context.Context, r keyedRun) (measurement, 
 		}
 		k.settled()
 		return nil
-	}, e.subOpts(opts...)...)
+	}, opts)
 	if err != nil {
 		return measurement{}, fmt.Errorf("jetkit subscribe %s: %w", r.stream, err)
 	}

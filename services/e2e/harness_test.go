@@ -59,7 +59,7 @@ func newSystem(t *testing.T, o sysOptions) *system {
 	t.Helper()
 	s := &system{t: t, srv: testenv.Start(t), mws: o.middleware, ackWait: o.ackWait}
 	s.orderSvc = s.framework("order")
-	orders, err := order.New(context.Background(), s.orderSvc, framework.Concurrency(8))
+	orders, err := order.New(context.Background(), s.orderSvc, &framework.SubscribeOptions{Concurrency: 8})
 	if err != nil {
 		t.Fatalf("order.New: %v", err)
 	}
@@ -103,7 +103,7 @@ func (s *system) startInventory() {
 	s.t.Helper()
 	s.invGen++
 	s.invSvc = s.framework("inventory")
-	inv, err := inventory.New(context.Background(), s.invSvc, framework.Concurrency(8))
+	inv, err := inventory.New(context.Background(), s.invSvc, &framework.SubscribeOptions{Concurrency: 8})
 	if err != nil {
 		s.t.Fatalf("inventory.New: %v", err)
 	}
@@ -121,7 +121,7 @@ func (s *system) startInventory() {
 func (s *system) addInventoryInstance() *framework.Service {
 	s.t.Helper()
 	svc := s.framework("inventory")
-	if _, err := inventory.New(context.Background(), svc, framework.Concurrency(8)); err != nil {
+	if _, err := inventory.New(context.Background(), svc, &framework.SubscribeOptions{Concurrency: 8}); err != nil {
 		s.t.Fatalf("inventory.New: %v", err)
 	}
 	return svc

@@ -16,7 +16,7 @@ import (
 func newHTTP(t *testing.T) *httptest.Server {
 	t.Helper()
 	svc := testenv.NewService(t, testenv.Start(t).Config("inventory"))
-	inv, err := inventory.New(context.Background(), svc)
+	inv, err := inventory.New(context.Background(), svc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestStockBadInput(t *testing.T) {
 // has none. Following the cursors lists every SKU once, in order.
 func TestStockPages(t *testing.T) {
 	svc := testenv.NewService(t, testenv.Start(t).Config("inventory"))
-	inv, err := inventory.New(context.Background(), svc)
+	inv, err := inventory.New(context.Background(), svc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

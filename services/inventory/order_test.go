@@ -24,7 +24,7 @@ func TestOrderEventsAreHandledInOrder(t *testing.T) {
 	const orders, stock = 150, 1000
 	srv := testenv.Start(t)
 	svc := testenv.NewService(t, srv.Config("inventory"))
-	inv, err := New(context.Background(), svc, framework.Concurrency(16))
+	inv, err := New(context.Background(), svc, &framework.SubscribeOptions{Concurrency: 16})
 	if err != nil {
 		t.Fatal(err)
 	}

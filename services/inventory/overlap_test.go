@@ -23,7 +23,7 @@ import (
 func TestLateReleaseChangesNothing(t *testing.T) {
 	srv := testenv.Start(t)
 	svc := testenv.NewService(t, srv.Config("inventory"))
-	inv, err := New(context.Background(), svc)
+	inv, err := New(context.Background(), svc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

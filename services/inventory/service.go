@@ -4,7 +4,7 @@
 // released exactly once when an order is cancelled (orders.cancelled.v1).
 //
 //	svc, _ := framework.New(ctx, cfg)
-//	inv, _ := inventory.New(ctx, svc, framework.Concurrency(8))
+//	inv, _ := inventory.New(ctx, svc, &framework.SubscribeOptions{Concurrency: 8})
 //	http.ListenAndServe(":8082", inv.Handler())
 //
 // Every stock change is a revision-checked KV update retried on conflict;
@@ -56,15 +56,15 @@ type Service struct {
 // consuming orders on svc: one subscription, partitioned by order id
 // (framework.Partitioned) between the instances, so that an order's events
 // are handled by one instance in the order they were published while
-// different orders run in parallel. opts add to it (concurrency, ack mode,
-// middleware). svc.Shutdown stops it and hands its partitions over.
-func New(ctx context.Context, svc *framework.Service, opts ...framework.SubscribeOption) (*Service, error) {
+// different orders run in parallel. opts (nil for the defaults) set the
+// rest (concurrency, ack mode, middleware). svc.Shutdown stops it and hands its partitions over.
+func New(ctx context.Context, svc *framework.Service, opts *framework.SubscribeOptions) (*Service, error) {
 	return newService(ctx, svc, nil, opts)
 }
 
 // newService is New with a seam for tests: wrap, if not nil, wraps both
 // buckets (to inject crashes between writes).
-func newService(ctx context.Context, svc *framework.Service, wrap func(jetstream.KeyValue) jetstream.KeyValue, opts []framework.SubscribeOption) (*Service, error) {
+func newService(ctx context.Context, svc *framework.Service, wrap func(jetstream.KeyValue) jetstream.KeyValue, opts *framework.SubscribeOptions) (*Service, error) {
 	if err := events.Declare(ctx, svc, events.InventoryStream); err != nil {
 		return nil, err
 	}
@@ -79,8 +79,12 @@ func newService(ctx context.Context, svc *framework.Service, wrap func(jetstream
 	if wrap != nil {
 		s.stock, s.reservations = wrap(s.stock), wrap(s.reservations)
 	}
-	opts = append([]framework.SubscribeOption{framework.Partitioned()}, opts...)
-	if _, err := framework.SubscribeHandler(ctx, svc, OrdersFilter, Durable, framework.HandlerFunc(s.handleOrder), opts...); err != nil {
+	o := framework.SubscribeOptions{}
+	if opts != nil {
+		o = *opts
+	}
+	o.Partitioned = true
+	if _, err := framework.SubscribeHandler(ctx, svc, OrdersFilter, Durable, framework.HandlerFunc(s.handleOrder), &o); err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	return s, nil

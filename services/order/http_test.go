@@ -32,7 +32,7 @@ func newRig(t *testing.T) *rig {
 	cfg.RetryInitial = 20 * time.Millisecond
 	cfg.RetryMax = 200 * time.Millisecond
 	svc := testenv.NewService(t, cfg)
-	orders, err := order.New(context.Background(), svc)
+	orders, err := order.New(context.Background(), svc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

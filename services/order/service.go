@@ -3,7 +3,7 @@
 // the reservation saga with the inventory service.
 //
 //	svc, _ := framework.New(ctx, cfg)
-//	orders, _ := order.New(ctx, svc, framework.Concurrency(8))
+//	orders, _ := order.New(ctx, svc, &framework.SubscribeOptions{Concurrency: 8})
 //	http.ListenAndServe(":8081", orders.Handler())
 //
 // It publishes orders.created.v1 and orders.cancelled.v1 and consumes
@@ -43,9 +43,10 @@ type Service struct {
 
 // New declares the streams (reconciling ORDERS, which it owns, and
 // checking INVENTORY) and the orders bucket and starts consuming the
-// inventory's answers on svc. opts apply to both subscriptions.
+// inventory's answers on svc. opts (nil for the defaults) apply to both
+// subscriptions.
 // svc.Shutdown stops them.
-func New(ctx context.Context, svc *framework.Service, opts ...framework.SubscribeOption) (*Service, error) {
+func New(ctx context.Context, svc *framework.Service, opts *framework.SubscribeOptions) (*Service, error) {
 	if err := events.Declare(ctx, svc, events.OrdersStream); err != nil {
 		return nil, err
 	}
@@ -54,10 +55,10 @@ func New(ctx context.Context, svc *framework.Service, opts ...framework.Subscrib
 		return nil, err
 	}
 	s := &Service{svc: svc, log: svc.Logger(), orders: kv}
-	if _, err := framework.Subscribe(ctx, svc, events.InventoryReservedTopic, ReservedDurable, s.onReserved, opts...); err != nil {
+	if _, err := framework.Subscribe(ctx, svc, events.InventoryReservedTopic, ReservedDurable, s.onReserved, opts); err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
-	if _, err := framework.Subscribe(ctx, svc, events.InventoryRejectedTopic, RejectedDurable, s.onRejected, opts...); err != nil {
+	if _, err := framework.Subscribe(ctx, svc, events.InventoryRejectedTopic, RejectedDurable, s.onRejected, opts); err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
 	return s, nil

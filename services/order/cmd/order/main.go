@@ -70,7 +70,7 @@ func run(ctx context.Context) error {
 		Logger: slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr,
 			&slog.HandlerOptions{ReplaceAttr: telemetry.ReplaceDurations}))),
 		Start: func(ctx context.Context, svc *framework.Service, probes ...health.Option) (http.Handler, error) {
-			orders, err := order.New(ctx, svc)
+			orders, err := order.New(ctx, svc, nil)
 			if err != nil {
 				return nil, err
 			}
