@@ -8,7 +8,7 @@ import (
 )
 
 // Backoff is jetkit's one retry-delay vocabulary, used for redeliveries
-// (RetryBackoff, from Config.RetryInitial and RetryMax by default), for
+// (SubscribeOptions.RetryBackoff, from Config.RetryInitial and RetryMax by default), for
 // publish resends (PublishRetry.Backoff) and for in-process retries
 // (middleware.RetryPolicy.Backoff). The n-th retry waits
 // Initial·Multiplierⁿ⁻¹, capped at Max, spread by ±Jitter so that a burst of
