@@ -42,8 +42,14 @@ func TestHandedBackMessagesAreNotDeadLetteredForMaxDeliver(t *testing.T) {
 	defer cancel()
 	_ = first.Shutdown(ctx)
 	close(release)
-	if st := sub.Stats(); st.HandedBack != n || st.DeadLettered != 0 {
-		t.Fatalf("first instance: %+v, want all %d handed back", st, n)
+	// NumAckPending counts a message once the server queues it to send:
+	// under load some may not have reached the client when it shut down.
+	// The server redelivers those at once (it finds nobody listening),
+	// without counting the failed delivery; the rest are handed back.
+	if st := sub.Stats(); st.HandedBack < 1 || st.HandedBack > n || st.Acked != 0 || st.DeadLettered != 0 {
+		t.Fatalf("first instance: %+v, want what it held handed back, nothing settled otherwise", st)
+	} else if st.HandedBack < n {
+		t.Logf("%d of %d messages were still on their way to the first instance when it shut down", n-st.HandedBack, n)
 	}
 
 	second := newService(t, srv, "inventory")
