@@ -146,6 +146,9 @@ func (s *Subscription) resize(prefetch int, received uint64, urgent bool) {
 		from = old.prefetch
 		s.retire(old, prefetch < old.prefetch)
 		s.pull = nil
+		if s.opts.concurrency == 1 {
+			s.awaitStrandedDeliveries()
+		}
 	}
 	if s.stopped() {
 		return // shutdown has begun: no new pull
@@ -158,7 +161,9 @@ func (s *Subscription) resize(prefetch int, received uint64, urgent bool) {
 		return
 	}
 	s.pull = p
-	s.tuner.resizedAt.Store(received)
+	// The next look judges the new size by its own deliveries, not by
+	// what the old pull held and the workers handled since the decision.
+	s.tuner.resizedAt.Store(max(received, s.stats.received.Load()))
 	s.log.Debug("prefetch resized", "from", from, "to", prefetch, "urgent", urgent,
 		"avg_handler", time.Duration(s.avgHandler.Load()), "avg_bytes", s.tuner.avgBytes.Load())
 }
@@ -202,6 +207,43 @@ func (s *Subscription) retire(old *pull, shrinking bool) {
 			for _, m := range held[i:] {
 				s.handBack(m)
 			}
+			return
+		}
+	}
+}
+
+// strandedWait bounds how long a resize at concurrency 1 waits for the
+// server to settle what it sent to the retired pull.
+const strandedWait = 250 * time.Millisecond
+
+// awaitStrandedDeliveries runs between retiring a pull and starting the
+// next at concurrency 1, where stream order is kept. A message the server
+// sent to the old pull just as that pull unsubscribed never reaches the
+// client; the server notices nobody received it and queues it for
+// immediate redelivery, ahead of newer messages, but only if that happens
+// before the next pull's request is served: otherwise the newer messages
+// overtake it. So it waits, for at most strandedWait, until the server
+// has no delivery outstanding beyond what the worker holds now (with
+// other instances sharing the consumer, theirs count too, and the wait
+// runs its full length).
+func (s *Subscription) awaitStrandedDeliveries() {
+	ctx, cancel := context.WithTimeout(context.Background(), strandedWait)
+	defer cancel()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		info, err := s.consumer.Info(ctx)
+		if err != nil {
+			return
+		}
+		if held, _ := s.running(time.Now()); info.NumAckPending <= held {
+			return
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		case <-s.stopping:
 			return
 		}
 	}

@@ -62,11 +62,13 @@ type SubscribeOptions struct {
 	// size if lower, and follows the measured handler time and payload
 	// size, so that a buffered message waits at most a quarter of AckWait
 	// for a worker, and the buffer holds at most 4096 messages (or
-	// 2×concurrency if more). A resize replaces the pull subscription: at
-	// concurrency 1 order is kept, nothing is handed back, and messages the
-	// server had in flight to the old pull come back at once with their
-	// delivery count one higher. Fixed, jetkit still measures handler time
-	// and logs a warning naming a safe value when the bound is at risk.
+	// 2×concurrency if more). A resize replaces the pull subscription:
+	// nothing is handed back, messages the server had in flight to the old
+	// pull come back at once with their delivery count one higher, and at
+	// concurrency 1 order is kept (the next pull starts once the server has
+	// queued those for redelivery, ahead of newer messages; it waits at most
+	// 250ms for that). Fixed, jetkit still measures handler time and logs a
+	// warning naming a safe value when the bound is at risk.
 	Prefetch int
 
 	// RetryBackoff sets the redelivery delays after transient failures;
