@@ -70,7 +70,7 @@ type Sample struct {
 	// them when the consumer stalls.
 	Busy []BusyInstance `json:"busy,omitempty"`
 	// Partitions is the partition count when the sample reads a
-	// partitioned consumer group (framework.Partitioned): the consumer
+	// partitioned consumer group (framework.SubscribeOptions.Partitioned): the consumer
 	// name is the group's durable, and the counts and sequences above are
 	// sums over its partitions' consumers (<durable>-p<N>), which mean
 	// something only as they move between samples; OldestSeq is the

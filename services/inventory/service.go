@@ -54,10 +54,11 @@ type Service struct {
 // New declares the streams (reconciling INVENTORY, which it owns, and
 // checking ORDERS) and buckets the inventory needs and starts
 // consuming orders on svc: one subscription, partitioned by order id
-// (framework.Partitioned) between the instances, so that an order's events
-// are handled by one instance in the order they were published while
-// different orders run in parallel. opts (nil for the defaults) set the
-// rest (concurrency, ack mode, middleware). svc.Shutdown stops it and hands its partitions over.
+// (SubscribeOptions.Partitioned) between the instances, so that an order's
+// events are handled by one instance in the order they were published
+// while different orders run in parallel. opts (nil for the defaults) set
+// the rest (concurrency, ack mode, middleware). svc.Shutdown stops it and
+// hands its partitions over.
 func New(ctx context.Context, svc *framework.Service, opts *framework.SubscribeOptions) (*Service, error) {
 	return newService(ctx, svc, nil, opts)
 }
