@@ -21,8 +21,8 @@ import (
 //	framework.Subscribe(ctx, svc, OrderCreated, "inventory", reserveStock,
 //		&framework.SubscribeOptions{Concurrency: 16})
 //
-// opts may be nil: defaults from Config.
-// A payload that does not decode into T, or an event of another type, is
+// opts may be nil, for the defaults (see SubscribeOptions). A payload
+// that does not decode into T, or an event of another type, is
 // dead-lettered at once.
 func Subscribe[T any](ctx context.Context, svc *Service, topic *Topic[T], durable string, h TypedHandler[T], opts *SubscribeOptions) (*Subscription, error) {
 	if h == nil {
