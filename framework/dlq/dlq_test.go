@@ -192,28 +192,8 @@ func TestListShowReplayPurgeRoundTrip(t *testing.T) {
 }
 
 func TestPurgeEverythingAndBadFilter(t *testing.T) {
-	srv := testenv.Start(t)
 	ctx := context.Background()
-	conn, err := framework.Connect(ctx, srv.Config("dlq-purge"), quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DEADLETTER", Subjects: []string{wire.DeadLetterSubjectPrefix + ".>"}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []string{"a", "b", "b"} {
-		h := nats.Header{}
-		h.Set(wire.HeaderDLQReason, dlq.ReasonMaxDeliver)
-		h.Set(wire.HeaderDLQSubject, "x.y")
-		if _, err := conn.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("S", c), Header: h}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	store, err := dlq.Open(ctx, conn.JS, "DEADLETTER")
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, store := syntheticDeadLetters(t, "S", dlq.ReasonMaxDeliver, "x.y", "a", "b", "b")
 	if _, err := store.List(ctx, dlq.Filter{Consumer: "a.b"}, 0); err == nil {
 		t.Fatal("a consumer filter with a dot must be rejected")
 	}
@@ -232,28 +212,9 @@ func TestPurgeEverythingAndBadFilter(t *testing.T) {
 // (<durable>-p<N>); a filter on the group's durable selects them, and no
 // other consumer whose name merely starts like it.
 func TestConsumerFilterSelectsAGroupsPartitions(t *testing.T) {
-	srv := testenv.Start(t)
 	ctx := context.Background()
-	conn, err := framework.Connect(ctx, srv.Config("dlq-group"), quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DEADLETTER", Subjects: []string{wire.DeadLetterSubjectPrefix + ".>"}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []string{"inventory", "inventory-p0", "other", "inventory-p3", "inventory-px", "inventory-p", "inventoryx", "inventory-p01", "inventory-p2"} {
-		h := nats.Header{}
-		h.Set(wire.HeaderDLQReason, dlq.ReasonPermanent)
-		h.Set(wire.HeaderDLQSubject, "orders.created.v1.o-1")
-		if _, err := conn.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject("ORDERS", c), Header: h}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	store, err := dlq.Open(ctx, conn.JS, "DEADLETTER")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, store := syntheticDeadLetters(t, "ORDERS", dlq.ReasonPermanent, "orders.created.v1.o-1",
+		"inventory", "inventory-p0", "other", "inventory-p3", "inventory-px", "inventory-p", "inventoryx", "inventory-p01", "inventory-p2")
 	got, err := store.List(ctx, dlq.Filter{Stream: "ORDERS", Consumer: "inventory"}, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -268,4 +229,35 @@ func TestConsumerFilterSelectsAGroupsPartitions(t *testing.T) {
 	if got, _ := store.List(ctx, dlq.Filter{Consumer: "inventory-p3"}, 0); len(got) != 1 || got[0].Seq != 4 {
 		t.Errorf("entries of consumer inventory-p3: %v, want the one at sequence 4", got)
 	}
+}
+
+// syntheticDeadLetters declares DEADLETTER on an embedded server and
+// writes one dead letter of stream with reason and original subject per
+// consumer, in order (sequences 1, 2, ...); it returns the connection
+// (closed when t ends) and the store over them.
+func syntheticDeadLetters(t *testing.T, stream, reason, subject string, consumers ...string) (*framework.Conn, *dlq.Store) {
+	t.Helper()
+	srv := testenv.Start(t)
+	ctx := context.Background()
+	conn, err := framework.Connect(ctx, srv.Config("dlq-synthetic"), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	if _, err := conn.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "DEADLETTER", Subjects: []string{wire.DeadLetterSubjectPrefix + ".>"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range consumers {
+		h := nats.Header{}
+		h.Set(wire.HeaderDLQReason, reason)
+		h.Set(wire.HeaderDLQSubject, subject)
+		if _, err := conn.JS.PublishMsg(ctx, &nats.Msg{Subject: wire.DeadLetterSubject(stream, c), Header: h}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := dlq.Open(ctx, conn.JS, "DEADLETTER")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, store
 }
